@@ -1,0 +1,5 @@
+"""harmonic-nas: hardware-aware multimodal neural architecture search."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

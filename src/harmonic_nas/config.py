@@ -1,0 +1,250 @@
+"""The experiment file: pydantic models, YAML in, validated, resolved copy saved in the run dir.
+
+One place per fact: the paper's defaults live here (fusion C=192, L=16, multiplier 2, 25 epochs,
+arch lr 3e-4, weight lr 1e-4 -> 1e-6 with cosine warm restarts, dropout 0.1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harmonic_nas.errors import ConfigError
+from harmonic_nas.utils.io import atomic_write_text
+
+CONFIG_SCHEMA_VERSION = 1
+
+ModalityKind = Literal["image", "audio", "text", "vector"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Strict):
+    """Which dataset, where it lives (real datasets) and its builder options."""
+
+    name: str = "av-digits"
+    path: Path | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModalityConfig(_Strict):
+    """One modality: its backbone preset and the input shape the backbone sees (C, H, W) or (D,)."""
+
+    preset: str
+    shape: tuple[int, ...]
+    kind: ModalityKind | None = None
+
+    @field_validator("shape")
+    @classmethod
+    def _positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or any(s <= 0 for s in v):
+            raise ValueError("every dimension must be a positive integer")
+        return v
+
+
+class DeviceConfig(_Strict):
+    """The target device and how its lookup table is made (profiling) or found (registry)."""
+
+    name: str = "host"
+    backend: Literal["onnxruntime", "torch"] = "onnxruntime"
+    threads: int = Field(1, ge=1)
+    warmup: int = Field(10, ge=0)
+    repeats: int = Field(50, ge=1)
+    power_w: float = Field(15.0, gt=0, description="constant-power model when no energy sensor exists")
+    energy_source: Literal["auto", "rapl", "nvml", "jetson-ina3221", "model"] = "auto"
+    fallback_predictor: bool = False
+
+
+class PretrainConfig(_Strict):
+    """Supernet training: sandwich rule + in-place distillation, cosine LR with warm-up."""
+
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(3e-3, gt=0)
+    weight_decay: float = Field(3e-5, ge=0)
+    warmup_epochs: int = Field(1, ge=0)
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    n_random: int = Field(2, ge=0, description="random subnets per step besides max and min")
+    distill: bool = True
+    bn_recalib_batches: int = Field(20, ge=0)
+    reorder_channels: bool = True
+
+
+class FusionConfig(_Strict):
+    """Inner tier (DARTS over BM-NAS cells). Defaults are the paper's."""
+
+    C: int = Field(192, ge=1)
+    L: int = Field(16, ge=1)
+    multiplier: int = Field(2, ge=1)
+    epochs: int = Field(25, ge=1)
+    retrain_epochs: int = Field(25, ge=1)
+    batch_size: int = Field(96, ge=1)
+    arch_lr: float = Field(3e-4, gt=0)
+    arch_weight_decay: float = Field(1e-3, ge=0)
+    weight_lr: float = Field(1e-4, gt=0)
+    weight_lr_min: float = Field(1e-6, ge=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    restart_period: int = Field(5, ge=1, description="T_0 of the cosine warm restarts, in epochs")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    fusion_points: int = Field(4, ge=1, description="feature maps taken from each CNN backbone")
+    ops: tuple[str, ...] = ("Sum", "ScaleDotAttn", "LinearGLU", "ConcatFC", "SE1", "CatConvMish")
+    lambda_lat: float = Field(0.1, ge=0)
+    lambda_energy: float = Field(0.1, ge=0)
+    threshold: float = Field(0.5, gt=0, lt=1, description="multilabel decision threshold")
+    cells: int = Field(2, ge=1, le=8, description="used by `harmonic-nas fusion`")
+    nodes: int = Field(2, ge=1, le=8, description="used by `harmonic-nas fusion`")
+
+    @model_validator(mode="after")
+    def _check(self) -> FusionConfig:
+        side = round(self.L**0.5)
+        if side * side != self.L:
+            raise ValueError(f"L must be a perfect square (feature maps are pooled to sqrt(L)^2), got {self.L}")
+        if self.weight_lr_min > self.weight_lr:
+            raise ValueError("weight_lr_min must not exceed weight_lr")
+        return self
+
+
+class SearchConfig(_Strict):
+    """Outer tier (NSGA-II on an Optuna study)."""
+
+    strategy: Literal["nsga2", "random", "accuracy-only"] = "nsga2"
+    population: int = Field(16, description="NSGA-II population size (>= 2)")
+    generations: int = Field(4, ge=1)
+    crossover_prob: float = Field(0.9, ge=0, le=1)
+    mutation_prob: float | None = Field(None, ge=0, le=1)
+    cells: tuple[int, int] = (1, 4)
+    nodes: tuple[int, int] = (1, 4)
+    latency_budget_ms: float | None = Field(None, gt=0)
+    energy_budget_mj: float | None = Field(None, gt=0)
+    storage: str | None = None
+    study_name: str | None = None
+    workers: int = Field(1, ge=1)
+    test_seeds: int = Field(1, ge=1)
+    heartbeat_s: int = Field(30, ge=1)
+
+    @field_validator("population")
+    @classmethod
+    def _population(cls, v: int) -> int:
+        if v < 2:
+            raise ValueError("population must be at least 2 (NSGA-II needs parents to cross)")
+        return v
+
+    @field_validator("cells", "nodes")
+    @classmethod
+    def _range(cls, v: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = v
+        if not 1 <= lo <= hi <= 8:
+            raise ValueError("must be [low, high] with 1 <= low <= high <= 8")
+        return v
+
+    @property
+    def budget(self) -> int:
+        """Total number of candidates evaluated (population x generations)."""
+        return self.population * self.generations
+
+
+class ExperimentConfig(_Strict):
+    """The whole experiment file."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    run_dir: Path = Path("runs")
+    seed: int = 0
+    dataset: DatasetConfig = DatasetConfig()
+    modalities: dict[str, ModalityConfig]
+    device: DeviceConfig = DeviceConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    fusion: FusionConfig = FusionConfig()
+    search: SearchConfig = SearchConfig()
+
+    @field_validator("modalities")
+    @classmethod
+    def _two_or_more(cls, v: dict[str, ModalityConfig]) -> dict[str, ModalityConfig]:
+        if len(v) < 1:
+            raise ValueError("at least one modality is required")
+        return v
+
+    @property
+    def run_path(self) -> Path:
+        """``<run_dir>/<name>``: where every artifact of this experiment goes."""
+        return self.run_dir / self.name
+
+    def section_hash(self, *sections: str) -> str:
+        """A short content hash of some sections (plus the seed), to tell if an artifact is stale."""
+        data = self.model_dump(mode="json")
+        payload = {s: data[s] for s in sections}
+        payload["seed"] = self.seed
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "<root>"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        msg = f"unknown key '{loc}'; remove it or check its spelling"
+    elif kind == "missing":
+        msg = f"missing required key '{loc}'"
+    else:
+        given = first.get("input")
+        shown = repr(given) if not isinstance(given, dict | list) else type(given).__name__
+        msg = f"'{loc}': {first['msg']} (got {shown})"
+    more = len(exc.errors()) - 1
+    suffix = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"invalid config {source}: {msg}{suffix}"
+
+
+def parse_config(data: Any, source: str = "<dict>") -> ExperimentConfig:
+    """Validate a mapping into an :class:`ExperimentConfig` (one-line ConfigError on failure)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"invalid config {source}: the top level must be a mapping of keys")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+
+
+def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read and validate a YAML experiment file. ``overrides`` are merged at the top level."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}; pass the path of a YAML experiment file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config {path} is not valid YAML{where}; fix the syntax") from None
+    if overrides and isinstance(data, dict):
+        data = {**data, **overrides}
+    return parse_config(data, str(path))
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The resolved config as YAML (every default spelled out)."""
+    data = cfg.model_dump(mode="json")
+    return yaml.safe_dump({"schema_version": CONFIG_SCHEMA_VERSION, **data}, sort_keys=False)
+
+
+def save_resolved(cfg: ExperimentConfig) -> Path:
+    """Write the resolved config to ``<run>/config.yaml`` atomically and return its path."""
+    return atomic_write_text(cfg.run_path / "config.yaml", dump_config(cfg))
+
+
+def load_run_config(run: Path | str) -> ExperimentConfig:
+    """Load the resolved config saved in a run directory."""
+    path = Path(run) / "config.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"{run} is not a run directory (no config.yaml); run `harmonic-nas run CONFIG` first"
+        )
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict):
+        data.pop("schema_version", None)
+    return parse_config(data, str(path))
