@@ -57,7 +57,9 @@ class DeviceConfig(_Strict):
     threads: int = Field(1, ge=1)
     warmup: int = Field(10, ge=0)
     repeats: int = Field(50, ge=1)
-    power_w: float = Field(15.0, gt=0, description="constant-power model when no energy sensor exists")
+    power_w: float = Field(
+        15.0, gt=0, description="constant-power model when no energy sensor exists"
+    )
     energy_source: Literal["auto", "rapl", "nvml", "jetson-ina3221", "model"] = "auto"
     fallback_predictor: bool = False
 
@@ -105,7 +107,9 @@ class FusionConfig(_Strict):
     def _check(self) -> FusionConfig:
         side = round(self.L**0.5)
         if side * side != self.L:
-            raise ValueError(f"L must be a perfect square (feature maps are pooled to sqrt(L)^2), got {self.L}")
+            raise ValueError(
+                f"L must be a perfect square (feature maps are pooled to sqrt(L)^2), got {self.L}"
+            )
         if self.weight_lr_min > self.weight_lr:
             raise ValueError("weight_lr_min must not exceed weight_lr")
         return self

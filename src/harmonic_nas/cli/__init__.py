@@ -25,7 +25,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Hardware-aware multimodal neural architecture search (Harmonic-NAS and beyond)."""
@@ -51,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print("interrupted")
         return 130
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -43,7 +43,9 @@ def atomic_write_json(path: Path, obj: Any, *, schema_version: int | None = None
     """Write ``obj`` as indented JSON; if ``schema_version`` is given it is stored in the object."""
     if schema_version is not None:
         obj = {"schema_version": schema_version, **obj}
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    return atomic_write_text(
+        path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    )
 
 
 def atomic_torch_save(path: Path, obj: Any) -> Path:
