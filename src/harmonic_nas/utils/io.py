@@ -31,7 +31,11 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
-    return _atomic(path, lambda tmp: tmp.write_bytes(data))
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    return _atomic(path, write)
 
 
 def atomic_write_text(path: Path, text: str) -> Path:
@@ -50,7 +54,11 @@ def atomic_write_json(path: Path, obj: Any, *, schema_version: int | None = None
 
 def atomic_torch_save(path: Path, obj: Any) -> Path:
     """``torch.save`` atomically. Only save tensors and plain containers (weights_only loadable)."""
-    return _atomic(path, lambda tmp: torch.save(obj, tmp))
+
+    def write(tmp: Path) -> None:
+        torch.save(obj, tmp)
+
+    return _atomic(path, write)
 
 
 def read_json(path: Path, *, schema_version: int | None = None, what: str = "file") -> Any:
