@@ -10,7 +10,9 @@ import torch
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every test session shares one tmp dataset cache; never the user's ~/.cache."""
     monkeypatch.setenv("HARMONIC_NAS_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 

@@ -170,8 +170,8 @@ class ExperimentConfig(_Strict):
     @field_validator("modalities")
     @classmethod
     def _two_or_more(cls, v: dict[str, ModalityConfig]) -> dict[str, ModalityConfig]:
-        if len(v) < 1:
-            raise ValueError("at least one modality is required")
+        if len(v) < 2:
+            raise ValueError("a multimodal search needs at least two modalities")
         return v
 
     @property
