@@ -2,12 +2,89 @@
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import typer
+from rich.markdown import Markdown
 
-from harmonic_nas.cli._common import console, load_cfg
-from harmonic_nas.config import save_resolved
+from harmonic_nas.cli._common import console, load_cfg, rich_progress
+from harmonic_nas.config import ExperimentConfig, save_resolved
+
+
+def _stage(name: str) -> None:
+    console.rule(f"[bold]{name}")
+
+
+def _best_model_id(pareto: Path) -> str:
+    """The accuracy-best member of the Pareto set (ties: lowest latency)."""
+    members = json.loads(pareto.read_text())["members"]
+    best = max(members, key=lambda m: (m["val_metric"], -m["latency_ms"]))
+    return str(best["id"])
+
+
+def run_pipeline(cfg: ExperimentConfig, *, export_format: str = "onnx") -> Path:
+    """data -> pretrain -> profile -> search -> baselines -> report -> export; returns report path."""
+    from harmonic_nas.data import load_dataset
+    from harmonic_nas.hardware.registry import get_lut
+    from harmonic_nas.pretrain import pretrain_supernet
+    from harmonic_nas.results import export, pareto_markdown, report
+    from harmonic_nas.search import run_search
+    from harmonic_nas.search.baselines import run_baselines
+
+    start = time.perf_counter()
+    save_resolved(cfg)
+    _stage("1/6 data")
+    with rich_progress(transient=True) as progress:
+        ds = load_dataset(cfg, progress=progress)
+    sizes = ", ".join(f"{s} {len(ds.split(s))}" for s in ("train", "val", "test"))
+    mods = ", ".join(f"{m.name} {tuple(m.shape)}" for m in ds.modalities)
+    console.print(f"{ds.name}: {ds.task}, {ds.num_classes} classes; {mods}; {sizes}")
+
+    _stage("2/6 pretrain supernets")
+    for modality in cfg.modalities:
+        with rich_progress(transient=True) as progress:
+            res = pretrain_supernet(cfg, ds, modality, progress=progress)
+        console.print(
+            f"{modality}: {res.status} ({res.preset}); val {res.metric} "
+            f"max subnet {res.max_metric:.4f}, min subnet {res.min_metric:.4f}"
+        )
+
+    _stage(f"3/6 device cost table ({cfg.device.name})")
+    with rich_progress(transient=True) as progress:
+        lut = get_lut(cfg, progress=progress)
+    console.print(f"{len(lut.entries)} layers, energy source {lut.energy_source}")
+
+    _stage("4/6 search")
+    from harmonic_nas.cli.search import search_progress
+
+    with search_progress() as progress:
+        summary = run_search(cfg, progress=progress)
+    console.print(
+        f"{summary.n_complete}/{summary.budget} candidates complete, {summary.n_failed} failed; "
+        f"front of {summary.front_size}; hypervolume {summary.hypervolume:.4f}"
+    )
+    with search_progress() as progress:
+        run_baselines(cfg, progress=progress)
+
+    _stage("5/6 report")
+    with rich_progress(transient=True) as progress:
+        html = report(cfg.run_path, progress=progress)
+    console.print(Markdown(pareto_markdown(cfg.run_path)))
+
+    _stage("6/6 export")
+    assert summary.pareto_path is not None
+    model_id = _best_model_id(summary.pareto_path)
+    with rich_progress(transient=True) as progress:
+        exp = export(cfg.run_path, model_id, export_format, progress=progress)
+    lut_note = f" (LUT predicts {exp.lut_latency_ms:.3f} ms)" if exp.lut_latency_ms else ""
+    console.print(
+        f"{model_id} -> {exp.model_path}; max |onnx - torch| {exp.max_abs_diff:.2e}; "
+        f"measured {exp.latency_ms:.3f} ms here{lut_note}"
+    )
+    console.print(f"\nreport: [bold]{html}[/bold]   ({time.perf_counter() - start:.0f} s in all)")
+    return html
 
 
 def register(app: typer.Typer) -> None:
@@ -16,8 +93,13 @@ def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_cmd(
         config: Path = typer.Argument(..., help="experiment YAML file, e.g. configs/quick.yaml"),
+        export_format: str = typer.Option(
+            "onnx", "--export-format", help="format of the exported best model: onnx | torchscript"
+        ),
     ) -> None:
-        """Run the whole pipeline: data -> pretrain -> profile -> search -> report -> export."""
-        cfg = load_cfg(config)
-        path = save_resolved(cfg)
-        console.print(f"resolved config saved to {path}")
+        """Run the whole pipeline: data -> pretrain -> profile -> search -> report -> export.
+
+        Every stage is skipped when its artifact exists and matches the config, so rerunning the
+        same command resumes where it stopped.
+        """
+        run_pipeline(load_cfg(config), export_format=export_format)

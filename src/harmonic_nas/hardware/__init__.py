@@ -1,1 +1,88 @@
-"""hardware stage."""
+"""Hardware stage: per-layer latency/energy lookup tables (LUTs) and the cost model.
+
+- :func:`lut_key` builds a layer's key (the published Harmonic-NAS format where one exists);
+- :class:`LUT` is the table (JSON, schema-versioned); :class:`CostModel` costs layers and
+  architectures from it, with an optional fallback predictor for missing keys;
+- :func:`profile_device` measures the configured search space on this machine (ONNX Runtime or
+  torch), with energy from RAPL / NVML / Jetson INA3221 or a constant-power model;
+- :func:`import_reference_lut` converts the published tables; :func:`get_lut` is the device
+  registry; :func:`validate_lut` measures how wrong the LUT is on random architectures.
+"""
+
+from __future__ import annotations
+
+from harmonic_nas.hardware.cost import ArchCost, Cost, CostModel, FallbackPredictor
+from harmonic_nas.hardware.energy import (
+    ConstantPowerModel,
+    EnergyMeter,
+    Ina3221Meter,
+    NvmlMeter,
+    RaplMeter,
+    list_energy_sources,
+    make_energy_meter,
+    register_energy_source,
+)
+from harmonic_nas.hardware.keys import lut_key, parse_key
+from harmonic_nas.hardware.lut import (
+    LUT,
+    LUT_SCHEMA_VERSION,
+    DeviceInfo,
+    EnergyStats,
+    LatencyStats,
+    LUTEntry,
+    OpCosts,
+)
+from harmonic_nas.hardware.profiler import profile_device, profile_layers
+from harmonic_nas.hardware.reference import import_reference_lut
+from harmonic_nas.hardware.registry import (
+    DeviceEntry,
+    cache_dir,
+    get_lut,
+    install_lut,
+    installed_path,
+    list_devices,
+    register_device,
+    run_lut_path,
+)
+from harmonic_nas.hardware.space import live_graph, space_layer_specs
+from harmonic_nas.hardware.validate import ValidationResult, save_validation, validate_lut
+
+__all__ = [
+    "LUT",
+    "LUT_SCHEMA_VERSION",
+    "ArchCost",
+    "ConstantPowerModel",
+    "Cost",
+    "CostModel",
+    "DeviceEntry",
+    "DeviceInfo",
+    "EnergyMeter",
+    "EnergyStats",
+    "FallbackPredictor",
+    "Ina3221Meter",
+    "LUTEntry",
+    "LatencyStats",
+    "NvmlMeter",
+    "OpCosts",
+    "RaplMeter",
+    "ValidationResult",
+    "cache_dir",
+    "get_lut",
+    "import_reference_lut",
+    "install_lut",
+    "installed_path",
+    "list_devices",
+    "list_energy_sources",
+    "live_graph",
+    "lut_key",
+    "make_energy_meter",
+    "parse_key",
+    "profile_device",
+    "profile_layers",
+    "register_device",
+    "register_energy_source",
+    "run_lut_path",
+    "save_validation",
+    "space_layer_specs",
+    "validate_lut",
+]

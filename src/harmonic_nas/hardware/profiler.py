@@ -1,0 +1,496 @@
+"""On-device profiling: time (and meter) every distinct layer of the configured search space.
+
+Each layer runs alone at batch size 1 with the chosen backend -- ONNX Runtime (the layer is
+exported to ONNX in memory and timed in an ``InferenceSession``) or eager PyTorch -- with pinned
+threads, ``warmup`` untimed runs and ``repeats`` timed ones; the LUT keeps mean/std/count/median
+and the 10th percentile, which the cost model uses.
+
+What makes the sum of per-layer costs match a whole model (measured by ``lut validate``):
+
+* **Per-call overhead.** A standalone call costs the layer's compute plus a fixed dispatch cost
+  (input feed, output fetch, session bookkeeping: ~5-10 us with ONNX Runtime here), which a whole
+  model pays once, not once per layer; summing raw layer times over-predicts a 20-layer model by
+  ~20 x that. The profiler times a trivial one-op model alongside the layers, stores every layer
+  net of it and records it as the LUT's per-model ``overhead`` (added once per model).
+* **Dead layers.** The fused model uses backbone features only up to its deepest live fusion
+  point, and a genotype can leave nodes/cells unread; an exported graph drops them. The cost model
+  leaves them out for graph backends (:func:`~harmonic_nas.hardware.space.live_graph`).
+* **Shared machine.** Other processes slow most runs down by a varying amount, so the median
+  drifts with the load (the same models re-timed: Kendall tau ~0.8); a low percentile estimates
+  the uncontended latency reproducibly (tau ~0.99). Layers are also timed round-robin in bursts
+  (:func:`interleaved_latencies`) so that a slow phase hits every layer alike, and a fixed
+  reference model is timed with them: its latency (``meta.reference_ms``) lets a later validation
+  tell machine-speed drift from model error.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import platform
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from harmonic_nas.backbones import LayerSpec, build_layer
+from harmonic_nas.errors import ConfigError
+from harmonic_nas.hardware.energy import ConstantPowerModel, EnergyMeter, make_energy_meter
+from harmonic_nas.hardware.keys import lut_key
+from harmonic_nas.hardware.lut import (
+    LUT,
+    DeviceInfo,
+    EnergyStats,
+    LatencyStats,
+    LUTEntry,
+    now_iso,
+)
+from harmonic_nas.utils.progress import ProgressFn, no_progress
+from harmonic_nas.utils.seeding import torch_generator
+
+if TYPE_CHECKING:
+    from harmonic_nas.config import ExperimentConfig
+
+logger = logging.getLogger(__name__)
+
+Runner = Callable[[], object]
+
+#: minimum length of one energy-measurement window with a real sensor (RAPL updates ~1 kHz)
+ENERGY_WINDOW_S = 0.05
+ENERGY_WINDOWS = 3
+#: timing rounds (samples of every layer are spread over the whole measurement)
+ROUNDS = 10
+#: layers built and timed together
+CHUNK = 64
+
+
+# --- modules to time ----------------------------------------------------------------------------
+
+
+class _Trivial(nn.Module):
+    """One cheap op on a one-element tensor: what a call costs besides the layer's compute."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(x)
+
+
+class FusionReshape(nn.Module):
+    """A fusion point's path into the fusion network: pool to sqrt(L)^2, then project to (C, L)
+    (the modules :class:`~harmonic_nas.fusion.MultimodalNet` uses)."""
+
+    def __init__(self, shape: tuple[int, ...], C: int, L: int) -> None:
+        super().__init__()
+        from harmonic_nas.fusion import PointPool, PointProjection
+        from harmonic_nas.fusion.points import pooled_shape
+
+        self.pool = PointPool(tuple(shape), L)
+        self.proj = PointProjection(pooled_shape(tuple(shape), L), C, L, 0.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(self.pool(x))
+
+
+class CellNorm(nn.Module):
+    """A fusion cell's output: ``LayerNorm(last node + x)`` (as FixedCell)."""
+
+    def __init__(self, C: int, L: int) -> None:
+        super().__init__()
+        self.ln = nn.LayerNorm([C, L])
+
+    def forward(self, node: Tensor, x: Tensor) -> Tensor:
+        return self.ln(node + x)
+
+
+class FusionHead(nn.Module):
+    """The fusion network's output: concat of the last ``multiplier`` states -> LayerNorm -> ReLU
+    -> Linear (as :class:`~harmonic_nas.fusion.FixedFusionNet`)."""
+
+    def __init__(self, multiplier: int, C: int, L: int, n_classes: int) -> None:
+        super().__init__()
+        self.ln = nn.LayerNorm([multiplier * C, L])
+        self.classifier = nn.Linear(multiplier * C * L, n_classes)
+
+    def forward(self, *states: Tensor) -> Tensor:
+        out = torch.relu(self.ln(torch.cat(states, dim=1)))
+        return self.classifier(out.flatten(1))
+
+
+class _Reference(nn.Module):
+    """A fixed small CNN timed alongside the layers: its latency measures how fast the machine
+    was during a measurement, so a later validation can tell drift from model error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from harmonic_nas.backbones.ops import MBConv
+
+        self.blocks = nn.Sequential(
+            MBConv(16, 24, kernel=5, stride=2, expand=4),
+            MBConv(24, 24, kernel=3, expand=6),
+            MBConv(24, 24, kernel=7, expand=3),
+        )
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.blocks(x).mean(dim=(2, 3)))
+
+
+def reference_runner(backend: str, threads: int) -> Runner:
+    """The drift reference (:class:`_Reference`, fixed weights) as a runner."""
+    gen = torch_generator("reference")
+    module = _Reference().eval()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    return make_runner(module, (torch.randn((1, 16, 14, 14), generator=gen),), backend, threads)
+
+
+def build_module(spec: LayerSpec, *, seed: int = 0) -> tuple[nn.Module, tuple[Tensor, ...]]:
+    """A standalone module computing ``spec`` (eval mode) and example inputs at batch size 1."""
+    gen = torch_generator("profile", seed, lut_key(spec))
+    if spec.kind in ("conv", "mbconv", "linear", "maxout"):
+        module = build_layer(spec)
+        inputs: tuple[Tensor, ...] = (torch.randn((1, *spec.input_shape), generator=gen),)
+    elif spec.kind == "fusion_op":
+        from harmonic_nas.fusion import build_op
+        from harmonic_nas.hardware.space import CELL_NORM
+
+        module = (
+            CellNorm(spec.C, spec.L) if spec.op == CELL_NORM else build_op(spec.op, spec.C, spec.L)
+        )
+        inputs = tuple(torch.randn((1, spec.C, spec.L), generator=gen) for _ in range(2))
+    elif spec.kind == "fusion_reshape":
+        module = FusionReshape(spec.input_shape, spec.C, spec.L)
+        inputs = (torch.randn((1, *spec.input_shape), generator=gen),)
+    elif spec.kind == "fusion_head":
+        mult = spec.input_shape[0] // spec.C
+        module = FusionHead(mult, spec.C, spec.input_shape[1], spec.out_ch)
+        inputs = tuple(
+            torch.randn((1, spec.C, spec.input_shape[1]), generator=gen) for _ in range(mult)
+        )
+    else:
+        raise ConfigError(f"cannot profile a layer of kind {spec.kind!r}")
+    return module.eval(), inputs
+
+
+# --- backends -----------------------------------------------------------------------------------
+
+
+@contextmanager
+def torch_threads(n: int) -> Any:
+    """Pin torch's intra-op threads for the block."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def export_onnx(module: nn.Module, inputs: tuple[Tensor, ...]) -> bytes:
+    """The module as an in-memory ONNX model (TorchScript-based exporter: no onnxscript needed)."""
+    buf = io.BytesIO()
+    names = [f"x{i}" for i in range(len(inputs))]
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            inputs,
+            buf,  # type: ignore[arg-type]
+            input_names=names,
+            output_names=["y"],
+            opset_version=17,
+            dynamo=False,
+        )
+    return buf.getvalue()
+
+
+def ort_session(model: bytes, threads: int) -> Any:
+    """An ONNX Runtime CPU session with pinned threads and full graph optimisation."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+def make_runner(
+    module: nn.Module, inputs: tuple[Tensor, ...], backend: str, threads: int
+) -> Runner:
+    """A zero-argument callable running one inference of ``module`` on ``inputs``."""
+    module = module.eval()
+    if backend == "torch":
+
+        def run_torch() -> object:
+            with torch.inference_mode():
+                return module(*inputs)
+
+        return run_torch
+    if backend == "onnxruntime":
+        sess = ort_session(export_onnx(module, inputs), threads)
+        # inputs the graph does not use are pruned by the exporter: feed the remaining ones
+        feed = {i.name: inputs[int(i.name[1:])].numpy() for i in sess.get_inputs()}
+
+        def run_ort() -> object:
+            return sess.run(None, feed)
+
+        return run_ort
+    raise ConfigError(f"unknown backend {backend!r}; use onnxruntime or torch")
+
+
+def time_runner(run: Runner, warmup: int, repeats: int) -> list[float]:
+    """``repeats`` individual latencies in ms after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        run()
+    out = []
+    clock = time.perf_counter_ns
+    for _ in range(repeats):
+        t0 = clock()
+        run()
+        out.append((clock() - t0) / 1e6)
+    return out
+
+
+def interleaved_latencies(
+    runners: Sequence[Runner],
+    warmup: int,
+    repeats: int,
+    *,
+    rounds: int = ROUNDS,
+    on_round: Callable[[int], None] | None = None,
+) -> list[list[float]]:
+    """``repeats`` latencies (ms) of each runner, taken round-robin in ``rounds`` bursts.
+
+    On a shared machine the speed drifts (other processes, a busy SMT sibling, frequency);
+    spreading every runner's samples over the whole measurement makes those phases hit all
+    runners alike instead of inflating whichever layer happened to run during one.
+    """
+    for run in runners:
+        for _ in range(warmup):
+            run()
+    samples: list[list[float]] = [[] for _ in runners]
+    rounds = max(1, min(rounds, repeats))
+    clock = time.perf_counter_ns
+    for r in range(rounds):
+        burst = repeats // rounds + (1 if r < repeats % rounds else 0)
+        for run, out in zip(runners, samples, strict=True):
+            for _ in range(burst):
+                t0 = clock()
+                run()
+                out.append((clock() - t0) / 1e6)
+        if on_round is not None:
+            on_round(r + 1)
+    return samples
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Raw statistics of one runner."""
+
+    latency: LatencyStats
+    energy: EnergyStats
+
+    def entry(self) -> LUTEntry:
+        return LUTEntry(self.latency, self.energy)
+
+
+def latency_stats(samples: Sequence[float]) -> LatencyStats:
+    """mean/std/count/median and the 10th percentile (the value the cost model uses)."""
+    arr = np.asarray(samples, dtype=np.float64)
+    return LatencyStats(
+        mean=float(arr.mean()),
+        std=float(arr.std()),
+        count=len(arr),
+        median=float(np.median(arr)),
+        p10=float(np.percentile(arr, 10)),
+    )
+
+
+def measure_energy(run: Runner, meter: EnergyMeter, lat: LatencyStats, repeats: int) -> EnergyStats:
+    """Energy per inference: from the meter over windows of many runs, or the power model."""
+    if isinstance(meter, ConstantPowerModel):
+        p = meter.power_w
+        return EnergyStats(p * lat.value, p * lat.std, lat.count)
+    per_window = max(repeats, math.ceil(ENERGY_WINDOW_S * 1000.0 / max(lat.value, 1e-6)))
+    values = []
+    for _ in range(ENERGY_WINDOWS):
+        meter.start()
+        for _ in range(per_window):
+            run()
+        values.append(meter.stop() / per_window)
+    return EnergyStats(float(np.mean(values)), float(np.std(values)), len(values))
+
+
+def _net(m: Measurement, overhead: Measurement) -> LUTEntry:
+    """A layer's cost net of the per-call overhead (never below 0)."""
+    lat, o = m.latency, overhead.latency
+    en, oe = m.energy, overhead.energy
+
+    def net(a: float | None, b: float | None) -> float | None:
+        return None if a is None or b is None else max(a - b, 0.0)
+
+    return LUTEntry(
+        LatencyStats(
+            mean=max(lat.mean - o.mean, 0.0),
+            std=lat.std,
+            count=lat.count,
+            median=net(lat.median, o.median),
+            p10=net(lat.p10, o.p10),
+        ),
+        EnergyStats(max(en.mean - oe.mean, 0.0), en.std, en.count),
+    )
+
+
+def trivial_runner(backend: str, threads: int) -> Runner:
+    """A trivial one-op model: what one call costs besides a layer's compute."""
+    return make_runner(_Trivial(), (torch.zeros(1),), backend, threads)
+
+
+def host_description(backend: str, threads: int) -> str:
+    """A one-line description of this machine and backend."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    if backend == "onnxruntime":
+        import onnxruntime as ort
+
+        version = f"onnxruntime {ort.__version__}"
+    else:
+        version = f"torch {torch.__version__}"
+    return f"{platform.node()}: {cpu}, {version}, {threads} thread(s)"
+
+
+def profile_layers(
+    specs: Sequence[LayerSpec],
+    *,
+    device: str = "host",
+    backend: str = "onnxruntime",
+    threads: int = 1,
+    warmup: int = 10,
+    repeats: int = 50,
+    meter: EnergyMeter | None = None,
+    progress: ProgressFn = no_progress,
+    seed: int = 0,
+    chunk: int = CHUNK,
+) -> LUT:
+    """Measure ``specs`` (distinct keys) on this machine and return a LUT for ``device``.
+
+    Layers are built (and exported, for ONNX Runtime) in chunks of ``chunk``; within a chunk
+    they are timed round-robin together with the trivial overhead model
+    (:func:`interleaved_latencies`). Entries are stored net of the per-call overhead, which
+    becomes the LUT's per-model ``overhead``.
+    """
+    if repeats < 1:
+        raise ConfigError("repeats must be >= 1")
+    meter = meter or ConstantPowerModel()
+    started = time.perf_counter()
+    uniq: dict[str, LayerSpec] = {}
+    for s in specs:
+        uniq.setdefault(lut_key(s), s)
+    keys = list(uniq)
+    raw: dict[str, Measurement] = {}
+    overhead_samples: list[float] = []
+    reference_samples: list[float] = []
+    task = f"profiling {device} ({backend})"
+    total = len(keys)
+    progress(task, 0, total)
+    done = 0
+    with torch_threads(threads):
+        trivial = trivial_runner(backend, threads)
+        reference = reference_runner(backend, threads)
+        for lo in range(0, len(keys), chunk):
+            part = keys[lo : lo + chunk]
+            runners = []
+            for key in part:
+                module, inputs = build_module(uniq[key], seed=seed)
+                runners.append(make_runner(module, inputs, backend, threads))
+            lat = interleaved_latencies([trivial, reference, *runners], warmup, repeats)
+            overhead_samples += lat[0]
+            reference_samples += lat[1]
+            for key, run, samples in zip(part, runners, lat[2:], strict=True):
+                stats = latency_stats(samples)
+                raw[key] = Measurement(stats, measure_energy(run, meter, stats, repeats))
+                done += 1
+                progress(task, done, total)
+            del runners
+        if not overhead_samples:
+            overhead_samples = time_runner(trivial, warmup, repeats)
+        o_lat = latency_stats(overhead_samples)
+        overhead = Measurement(o_lat, measure_energy(trivial, meter, o_lat, repeats))
+    entries = {k: _net(m, overhead) for k, m in raw.items()}
+    elapsed = time.perf_counter() - started
+    logger.info("profiled %d layers in %.1f s", len(entries), elapsed)
+    return LUT(
+        device=DeviceInfo(
+            name=device,
+            description=host_description(backend, threads),
+            backend=backend,
+            threads=threads,
+        ),
+        energy_source=meter.label,
+        entries=entries,
+        created=now_iso(),
+        overhead=overhead.entry(),
+        meta={
+            "profiling_time_s": round(elapsed, 2),
+            "warmup": warmup,
+            "repeats": repeats,
+            "call_overhead_ms": overhead.latency.value,
+            "entries_net_of_call_overhead": True,
+            "latency_statistic": "p10",
+            "reference_ms": latency_stats(reference_samples).value if reference_samples else None,
+        },
+    )
+
+
+def profile_device(
+    cfg: ExperimentConfig,
+    *,
+    device: str | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
+    only_keys: set[str] | None = None,
+    n_classes: int | None = None,
+    progress: ProgressFn = no_progress,
+) -> LUT:
+    """Profile every distinct layer of ``cfg``'s search space on this machine.
+
+    ``backend`` / ``threads`` override ``cfg.device``; ``only_keys`` restricts to those keys
+    (completing an existing table).
+    """
+    from harmonic_nas.hardware.space import space_layer_specs
+
+    d = cfg.device
+    specs = space_layer_specs(cfg, n_classes)
+    if only_keys is not None:
+        specs = [s for s in specs if lut_key(s) in only_keys]
+    meter = make_energy_meter(d.energy_source, power_w=d.power_w)
+    lut = profile_layers(
+        specs,
+        device=device or d.name,
+        backend=backend or d.backend,
+        threads=threads or d.threads,
+        warmup=d.warmup,
+        repeats=d.repeats,
+        meter=meter,
+        progress=progress,
+        seed=cfg.seed,
+    )
+    lut.meta["config"] = cfg.name
+    return lut
