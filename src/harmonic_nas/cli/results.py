@@ -1,9 +1,134 @@
-"""CLI commands of the results stage."""
+"""CLI commands of the results stage: ``report``, ``export``, ``predict``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
+from rich.table import Table
+
+from harmonic_nas.cli._common import console, rich_progress
+
+if TYPE_CHECKING:
+    from harmonic_nas.results._predict import Prediction
+
+
+def _prob_table(pred: Prediction, top: int, width: int) -> Table:
+    """One row per sample: every class as a column when they fit the terminal, else the top k."""
+    names = pred.class_names
+    col = [max(len(n), 6) + 3 for n in names]
+    sample_w = max([len(s) for s in pred.samples] + [6]) + 3
+    wide = sample_w + 14 + sum(col) + 2 <= width
+    kind = "sigmoid" if pred.task == "multilabel" else "softmax"
+    table = Table(title=f"class probabilities ({kind}, {len(pred.samples)} samples)")
+    table.add_column("sample", no_wrap=True)
+    table.add_column("prediction", style="bold")
+    if wide:
+        for n in names:
+            table.add_column(n, justify="right", no_wrap=True)
+    else:
+        table.add_column(f"top {min(top, len(names))} classes")
+    for sample, row, chosen in zip(pred.samples, pred.probabilities, pred.predicted, strict=True):
+        label = ", ".join(chosen) if chosen else "(none)"
+        if wide:
+            best = int(row.argmax())
+            cells = [
+                f"[bold]{p:.4f}[/bold]" if j == best else f"{p:.4f}" for j, p in enumerate(row)
+            ]
+            table.add_row(sample, label, *cells)
+        else:
+            order = row.argsort()[::-1][:top]
+            table.add_row(sample, label, ", ".join(f"{names[j]} {row[j]:.4f}" for j in order))
+    return table
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the app."""
+
+    @app.command("report")
+    def report_cmd(
+        run: Path = typer.Argument(..., help="run directory, e.g. runs/quick"),
+    ) -> None:
+        """Write RUN/report.html (self-contained) and RUN/figures/*.png; print the Pareto table."""
+        from harmonic_nas.results import pareto_markdown, report
+
+        with rich_progress(transient=True) as progress:
+            path = report(run, progress=progress)
+        console.print(pareto_markdown(run), markup=False, highlight=False, soft_wrap=True)
+        console.print(f"report: {path}", markup=False, highlight=False, soft_wrap=True)
+
+    @app.command("export")
+    def export_cmd(
+        run: Path = typer.Argument(..., help="run directory, e.g. runs/quick"),
+        model: str = typer.Option(..., "--model", "-m", help="Pareto model id, e.g. t0007"),
+        fmt: str = typer.Option(
+            "torchscript", "--format", "-f", help="torchscript (model.pt) or onnx (model.onnx)"
+        ),
+        samples: int = typer.Option(
+            64, min=1, help="test samples used to check the file against PyTorch"
+        ),
+        repeats: int = typer.Option(50, min=50, help="timed runs at batch size 1 (>= 50)"),
+        tolerance: float = typer.Option(1e-4, min=0.0, help="max abs difference allowed"),
+    ) -> None:
+        """Export a Pareto model as one standalone file (+ preprocess.json), checked and timed."""
+        from harmonic_nas.results import export
+
+        with rich_progress(transient=True) as progress:
+            res = export(
+                run,
+                model,
+                fmt,
+                samples=samples,
+                repeats=repeats,
+                tolerance=tolerance,
+                progress=progress,
+            )
+        table = Table(title=f"export of {res.model_id} ({res.format})", show_header=False)
+        table.add_column("what", style="bold")
+        table.add_column("value")
+        table.add_row("model file", str(res.model_path))
+        table.add_row("preprocessing", str(res.preprocess_path))
+        check = "onnxruntime vs PyTorch" if res.format == "onnx" else "TorchScript vs PyTorch"
+        table.add_row(
+            "max abs diff",
+            f"{res.max_abs_diff:.2e} ({check}, {res.n_checked} test samples, "
+            f"tolerance {res.tolerance:g})",
+        )
+        table.add_row(
+            "measured latency",
+            f"{res.latency_ms:.3f} ms median, {res.latency_p90_ms:.3f} ms p90 "
+            f"(batch 1, {res.repeats} runs, {res.threads} thread(s), this machine)",
+        )
+        lut = "–" if res.lut_latency_ms is None else f"{res.lut_latency_ms:.3f} ms"
+        if res.lut_latency_paper_ms is not None:
+            lut += f" (backbones + fusion ops: {res.lut_latency_paper_ms:.3f} ms)"
+        table.add_row(f"LUT prediction ({res.device})", lut)
+        if res.unused_modalities:
+            table.add_row(
+                "unused modalities",
+                ", ".join(res.unused_modalities)
+                + " (no fusion cell reads them; still accepted as inputs)",
+            )
+        console.print(table)
+
+    @app.command("predict")
+    def predict_cmd(
+        model: Path = typer.Argument(
+            ..., help="exported model.pt / model.onnx (or the directory holding it)"
+        ),
+        inputs: list[Path] = typer.Option(
+            ...,
+            "--input",
+            "-i",
+            help=".npz with one array per modality (N samples or one); repeat for more files",
+        ),
+        top: int = typer.Option(
+            3, min=1, help="classes shown per sample when all of them do not fit the terminal"
+        ),
+    ) -> None:
+        """Run an exported model on samples and print class probabilities."""
+        from harmonic_nas.results import predict
+
+        pred = predict(model, inputs)
+        console.print(_prob_table(pred, top, console.width))

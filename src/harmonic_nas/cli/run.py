@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import typer
-from rich.markdown import Markdown
 
 from harmonic_nas.cli._common import console, load_cfg, rich_progress
 from harmonic_nas.config import ExperimentConfig, save_resolved
@@ -71,7 +70,7 @@ def run_pipeline(cfg: ExperimentConfig, *, export_format: str = "onnx") -> Path:
     _stage("5/6 report")
     with rich_progress(transient=True) as progress:
         html = report(cfg.run_path, progress=progress)
-    console.print(Markdown(pareto_markdown(cfg.run_path)))
+    console.print(pareto_markdown(cfg.run_path), markup=False, highlight=False, soft_wrap=True)
 
     _stage("6/6 export")
     assert summary.pareto_path is not None
@@ -83,7 +82,8 @@ def run_pipeline(cfg: ExperimentConfig, *, export_format: str = "onnx") -> Path:
         f"{model_id} -> {exp.model_path}; max |onnx - torch| {exp.max_abs_diff:.2e}; "
         f"measured {exp.latency_ms:.3f} ms here{lut_note}"
     )
-    console.print(f"\nreport: [bold]{html}[/bold]   ({time.perf_counter() - start:.0f} s in all)")
+    console.print(f"finished in {time.perf_counter() - start:.0f} s")
+    console.print(f"report: {html}", markup=False, highlight=False, soft_wrap=True)
     return html
 
 

@@ -1,0 +1,319 @@
+"""Reading a run directory's artifacts for the results stage, defensively and with one-line errors.
+
+Only the files the contract fixes are read: ``config.yaml``, ``candidates.json``, ``pareto.json``,
+``hypervolume.json``, ``baselines.json``, ``supernets/<modality>.json``,
+``luts/<device>.validation.json`` and ``models/<id>/{arch.json, weights.pt}``. The search outputs
+are required (a report of a run that has not been searched is meaningless); everything else is
+optional and shown as "not run" when absent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harmonic_nas.config import ExperimentConfig, load_run_config
+from harmonic_nas.errors import HarmonicError, StageMissingError
+from harmonic_nas.utils.io import read_json
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+class UnknownModelError(HarmonicError):
+    """A model id that is not in the run's Pareto set (the message lists the valid ids)."""
+
+
+@dataclass(frozen=True)
+class ParetoMember:
+    """One model of the final Pareto set, as ``pareto.json`` describes it."""
+
+    id: str
+    trial: int | None
+    arch: dict[str, Any]
+    val_metric: float | None
+    test_metric: float | None
+    test_metric_std: float | None
+    latency_ms: float | None
+    energy_mj: float | None
+    latency_paper_ms: float | None
+    energy_paper_mj: float | None
+    params: int | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], index: int) -> ParetoMember:
+        trial = _int(data.get("trial"))
+        ident = data.get("id")
+        if not isinstance(ident, str) or not ident:
+            ident = f"t{trial:04d}" if trial is not None else f"m{index}"
+        arch = data.get("arch")
+        return cls(
+            id=ident,
+            trial=trial,
+            arch=arch if isinstance(arch, dict) else {},
+            val_metric=_float(data.get("val_metric")),
+            test_metric=_float(data.get("test_metric")),
+            test_metric_std=_float(data.get("test_metric_std")),
+            latency_ms=_float(data.get("latency_ms")),
+            energy_mj=_float(data.get("energy_mj")),
+            latency_paper_ms=_float(data.get("latency_paper_ms")),
+            energy_paper_mj=_float(data.get("energy_paper_mj")),
+            params=_int(data.get("params")),
+        )
+
+
+@dataclass(frozen=True)
+class StrategyFront:
+    """The finished search of another strategy (``run/search-<strategy>/``), for comparison."""
+
+    strategy: str
+    members: list[ParetoMember]
+    n_candidates: int
+    n_complete: int
+
+
+@dataclass(frozen=True)
+class RunArtifacts:
+    """Everything the report needs from one finished run."""
+
+    run: Path
+    config: ExperimentConfig
+    pareto: dict[str, Any]
+    members: list[ParetoMember]
+    candidates: list[dict[str, Any]]
+    objectives: list[str]
+    hypervolume: dict[str, Any] | None = None
+    baselines: list[dict[str, Any]] | None = None
+    supernets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    validations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    other_strategies: dict[str, StrategyFront] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.pareto.get("run") or self.config.name)
+
+    @property
+    def device(self) -> str:
+        return str(self.pareto.get("device") or self.config.device.name)
+
+    @property
+    def metric(self) -> str:
+        return str(self.pareto.get("metric") or "accuracy")
+
+    @property
+    def task(self) -> str:
+        return str(self.pareto.get("task") or "classification")
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.config.modalities)
+
+    def member(self, model_id: str) -> ParetoMember:
+        """The Pareto member ``model_id`` (UnknownModelError listing the valid ids otherwise)."""
+        for m in self.members:
+            if m.id == model_id:
+                return m
+        raise UnknownModelError(
+            f"unknown model id '{model_id}' in {self.run}; valid ids: "
+            + (", ".join(m.id for m in self.members) or "(the Pareto set is empty)")
+        )
+
+
+def _float(v: Any) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if f == f else None  # NaN -> None
+
+
+def _int(v: Any) -> int | None:
+    f = _float(v)
+    return None if f is None else round(f)
+
+
+def require_run_config(run: Path) -> ExperimentConfig:
+    """The resolved config of ``run`` (StageMissingError if ``run`` is not a run directory)."""
+    run = Path(run)
+    if not run.is_dir():
+        raise StageMissingError(
+            f"run directory not found: {run}; pass a run directory such as runs/<name> "
+            "(created by `harmonic-nas run CONFIG`)"
+        )
+    if not (run / "config.yaml").is_file():
+        raise StageMissingError(
+            f"{run} is not a run directory (no config.yaml); run `harmonic-nas run CONFIG` first"
+        )
+    return load_run_config(run)
+
+
+def _missing_stage(run: Path, cfg: ExperimentConfig) -> StageMissingError:
+    """The earliest pipeline stage whose artifact is missing, with the command that makes it."""
+    for modality in cfg.modalities:
+        sup = run / "supernets"
+        if not (sup / f"{modality}.json").is_file() and not (sup / f"{modality}.pt").is_file():
+            return StageMissingError(
+                f"{run} has no finished search: stage 'pretrain' is missing "
+                f"(no supernets/{modality}.pt); run `harmonic-nas pretrain CONFIG` "
+                "(or `harmonic-nas run CONFIG`) first"
+            )
+    if not (run / "candidates.json").is_file():
+        return StageMissingError(
+            f"{run} has no finished search: stage 'search' is missing (no candidates.json); "
+            "run `harmonic-nas search CONFIG` (or `harmonic-nas run CONFIG`) first"
+        )
+    return StageMissingError(
+        f"{run} has no finished search: the search was not finalised (no pareto.json); "
+        "run `harmonic-nas search CONFIG` again to finish it (or `harmonic-nas run CONFIG`)"
+    )
+
+
+def _read_versioned(path: Path, what: str) -> Any:
+    """Read a JSON artifact; a wrong schema version is tolerated with a warning (defensive)."""
+    obj = read_json(path, what=what)
+    if not isinstance(obj, dict):
+        raise HarmonicError(f"{what} {path} must be a JSON object; regenerate it")
+    found = obj.get("schema_version")
+    if found not in (None, SCHEMA_VERSION):
+        logger.warning("%s %s has schema_version %r (expected %d)", what, path, found, 1)
+    return obj
+
+
+def load_run(run: Path | str) -> RunArtifacts:
+    """Read every artifact of a finished run (StageMissingError naming the missing stage)."""
+    run = Path(run)
+    cfg = require_run_config(run)
+    if not (run / "pareto.json").is_file() or not (run / "candidates.json").is_file():
+        raise _missing_stage(run, cfg)
+
+    pareto = _read_versioned(run / "pareto.json", "Pareto set")
+    raw_members = pareto.get("members")
+    if not isinstance(raw_members, list):
+        raise HarmonicError(
+            f"Pareto set {run / 'pareto.json'} has no 'members' list; rerun `harmonic-nas search`"
+        )
+    members = [
+        ParetoMember.from_json(m, i) for i, m in enumerate(raw_members) if isinstance(m, dict)
+    ]
+
+    cand_obj = _read_versioned(run / "candidates.json", "candidate list")
+    candidates = [c for c in cand_obj.get("candidates") or [] if isinstance(c, dict)]
+    objectives = [str(o) for o in cand_obj.get("objectives") or []] or [
+        "val_metric",
+        "latency_ms",
+        "energy_mj",
+    ]
+
+    hypervolume = None
+    if (run / "hypervolume.json").is_file():
+        hypervolume = _read_versioned(run / "hypervolume.json", "hypervolume history")
+
+    baselines = None
+    if (run / "baselines.json").is_file():
+        b = _read_versioned(run / "baselines.json", "baselines")
+        baselines = [x for x in b.get("baselines") or [] if isinstance(x, dict)]
+
+    supernets: dict[str, dict[str, Any]] = {}
+    for modality in cfg.modalities:
+        path = run / "supernets" / f"{modality}.json"
+        if path.is_file():
+            try:
+                supernets[modality] = _read_versioned(path, f"supernet metrics of '{modality}'")
+            except HarmonicError as exc:
+                logger.warning("skipping supernet curves of %s: %s", modality, exc)
+
+    validations: dict[str, dict[str, Any]] = {}
+    luts = run / "luts"
+    if luts.is_dir():
+        for path in sorted(luts.glob("*.validation.json")):
+            device = path.name[: -len(".validation.json")]
+            try:
+                obj = read_json(path, what="cost-model validation")
+            except HarmonicError as exc:
+                logger.warning("skipping %s: %s", path, exc)
+                continue
+            validations[device] = obj if isinstance(obj, dict) else {"records": obj}
+
+    others: dict[str, StrategyFront] = {}
+    for sub in sorted(run.glob("search-*")):
+        if not (sub / "pareto.json").is_file():
+            continue
+        try:
+            front = _read_versioned(sub / "pareto.json", "Pareto set")
+            cands = (
+                _read_versioned(sub / "candidates.json", "candidate list")
+                if (sub / "candidates.json").is_file()
+                else {}
+            )
+        except HarmonicError as exc:
+            logger.warning("skipping %s: %s", sub, exc)
+            continue
+        rows = [c for c in cands.get("candidates") or [] if isinstance(c, dict)]
+        name = str(front.get("strategy") or sub.name[len("search-") :])
+        others[name] = StrategyFront(
+            strategy=name,
+            members=[
+                ParetoMember.from_json(m, i)
+                for i, m in enumerate(front.get("members") or [])
+                if isinstance(m, dict)
+            ],
+            n_candidates=len(rows),
+            n_complete=sum(1 for c in rows if str(c.get("state", "")).upper() == "COMPLETE"),
+        )
+
+    return RunArtifacts(
+        run=run,
+        config=cfg,
+        pareto=pareto,
+        members=members,
+        candidates=candidates,
+        objectives=objectives,
+        hypervolume=hypervolume,
+        baselines=baselines,
+        supernets=supernets,
+        validations=validations,
+        other_strategies=others,
+    )
+
+
+def model_dir(run: Path | str, model_id: str) -> Path:
+    """``run/models/<id>`` of a finalised Pareto model (UnknownModelError / StageMissingError)."""
+    run = Path(run)
+    cfg = require_run_config(run)
+    models = run / "models"
+    if not (run / "pareto.json").is_file():
+        raise _missing_stage(run, cfg)
+    available = (
+        sorted(p.name for p in models.iterdir() if (p / "arch.json").is_file())
+        if models.is_dir()
+        else []
+    )
+    if model_id not in available:
+        pareto = read_json(run / "pareto.json", what="Pareto set")
+        ids = [
+            str(m.get("id"))
+            for m in (pareto.get("members") or [])
+            if isinstance(m, dict) and m.get("id")
+        ]
+        if model_id in ids:
+            raise StageMissingError(
+                f"model '{model_id}' is in the Pareto set but {models / model_id} has no "
+                "arch.json; run `harmonic-nas search CONFIG` again to finalise the models"
+            )
+        valid = sorted(set(available) | set(ids))
+        raise UnknownModelError(
+            f"unknown model id '{model_id}' in {run}; valid ids: "
+            + (", ".join(valid) or "(none: the Pareto set is empty)")
+        )
+    path = models / model_id
+    if not (path / "weights.pt").is_file():
+        raise StageMissingError(
+            f"model '{model_id}' has no weights ({path / 'weights.pt'} missing); "
+            "run `harmonic-nas search CONFIG` again to finalise the models"
+        )
+    return path

@@ -1,0 +1,348 @@
+"""Running an exported model (``model.pt`` TorchScript or ``model.onnx``) on samples from ``.npz`` files.
+
+This is the user's smoke test of a deployable file: it needs only the model file and the
+``preprocess.json`` written beside it by ``harmonic-nas export`` (the TorchScript file also carries
+a copy inside, so it works on its own).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harmonic_nas.errors import DataError, HarmonicError, StageMissingError
+
+logger = logging.getLogger(__name__)
+
+PREPROCESS_NAME = "preprocess.json"
+PREPROCESS_SCHEMA_VERSION = 1
+MODEL_FILES = {"torchscript": "model.pt", "onnx": "model.onnx"}
+
+
+class ModelFileError(HarmonicError):
+    """An exported model file is missing, unreadable, or lacks its preprocessing metadata."""
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One model input: modality name, per-sample shape (without batch) and dtype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    kind: str = ""
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """An exported model and its preprocessing metadata, callable on a batch of numpy inputs."""
+
+    path: Path
+    format: str
+    meta: dict[str, Any]
+    _runner: Any
+
+    @property
+    def inputs(self) -> list[InputSpec]:
+        return [
+            InputSpec(
+                str(i["name"]),
+                tuple(int(s) for s in i["shape"]),
+                str(i.get("dtype", "float32")),
+                str(i.get("kind", "")),
+            )
+            for i in self.meta["inputs"]
+        ]
+
+    @property
+    def task(self) -> str:
+        return str(self.meta.get("task", "classification"))
+
+    @property
+    def class_names(self) -> list[str]:
+        names = self.meta.get("class_names")
+        n = int(self.meta.get("num_classes", len(names or [])))
+        if isinstance(names, list) and len(names) == n:
+            return [str(c) for c in names]
+        return [f"class {i}" for i in range(n)]
+
+    def run(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """One forward pass on float32 batches, one per modality in input order -> logits.
+
+        An ONNX graph may lack the input of a modality the fused network never reads (the
+        exporter prunes it); that array is then simply not fed.
+        """
+        names = [i.name for i in self.inputs]
+        out: np.ndarray = self._runner(dict(zip(names, arrays, strict=True)))
+        return out
+
+    def logits(self, inputs: Mapping[str, np.ndarray], batch_size: int = 64) -> np.ndarray:
+        """Raw outputs ``(N, num_classes)`` for batched inputs (already checked by the caller)."""
+        names = [i.name for i in self.inputs]
+        n = int(next(iter(inputs.values())).shape[0])
+        outs = []
+        for start in range(0, n, batch_size):
+            chunk = [np.ascontiguousarray(inputs[k][start : start + batch_size]) for k in names]
+            outs.append(self.run(chunk))
+        return np.concatenate(outs, axis=0) if outs else np.zeros((0, len(self.class_names)))
+
+
+def _torchscript_runner(path: Path) -> tuple[Any, dict[str, Any] | None]:
+    import torch
+
+    extra = {PREPROCESS_NAME: ""}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except (RuntimeError, ValueError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(
+            f"{path} is not a TorchScript model ({exc.__class__.__name__}); "
+            "export it again with `harmonic-nas export RUN --model ID --format torchscript`"
+        ) from None
+    module.eval()
+    embedded = json.loads(extra[PREPROCESS_NAME]) if extra[PREPROCESS_NAME] else None
+
+    def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.inference_mode():
+            out = module(*[torch.from_numpy(a) for a in feeds.values()])
+        return out.detach().cpu().numpy()
+
+    return run, embedded
+
+
+def _onnx_runner(path: Path, threads: int = 0) -> tuple[Any, dict[str, Any] | None]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise ModelFileError(
+            f"{path} is not a valid ONNX model ({exc.__class__.__name__}); "
+            "export it again with `harmonic-nas export RUN --model ID --format onnx`"
+        ) from None
+    names = [i.name for i in session.get_inputs()]
+    meta = session.get_modelmeta().custom_metadata_map
+    embedded = json.loads(meta[PREPROCESS_NAME]) if PREPROCESS_NAME in meta else None
+
+    def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
+        missing = [n for n in names if n not in feeds]
+        if missing:
+            raise ModelFileError(
+                f"{path} takes an input '{missing[0]}' that its preprocess.json does not list; "
+                "export the model again"
+            )
+        out = session.run(None, {n: feeds[n] for n in names})[0]
+        return np.asarray(out)
+
+    return run, embedded
+
+
+def resolve_model_path(path: Path | str) -> Path:
+    """A model file, or a model directory holding ``model.pt`` / ``model.onnx``."""
+    p = Path(path)
+    if p.is_dir():
+        for fname in MODEL_FILES.values():
+            if (p / fname).is_file():
+                return p / fname
+        raise StageMissingError(
+            f"{p} holds no exported model (model.pt or model.onnx); run "
+            "`harmonic-nas export RUN --model ID` first"
+        )
+    if not p.is_file():
+        raise StageMissingError(
+            f"model file not found: {p}; export one with `harmonic-nas export RUN --model ID`"
+        )
+    return p
+
+
+def load_exported(path: Path | str, *, threads: int = 0) -> ExportedModel:
+    """Open ``model.pt`` / ``model.onnx`` (or a directory holding one) with its preprocessing."""
+    p = resolve_model_path(path)
+    if p.suffix == ".onnx":
+        fmt = "onnx"
+        runner, embedded = _onnx_runner(p, threads)
+    elif p.suffix in (".pt", ".pth", ".torchscript"):
+        fmt = "torchscript"
+        runner, embedded = _torchscript_runner(p)
+    else:
+        raise ModelFileError(
+            f"unknown model file type {p.suffix!r} ({p}); pass a model.pt (TorchScript) or "
+            "model.onnx written by `harmonic-nas export`"
+        )
+    beside = p.parent / PREPROCESS_NAME
+    if beside.is_file():
+        try:
+            meta = json.loads(beside.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            raise ModelFileError(f"{beside} is not valid JSON; export the model again") from None
+    elif embedded is not None:
+        meta = embedded
+    else:
+        raise ModelFileError(
+            f"no {PREPROCESS_NAME} beside {p}; keep the file `harmonic-nas export` wrote next "
+            "to the model"
+        )
+    if not isinstance(meta, dict) or not isinstance(meta.get("inputs"), list):
+        raise ModelFileError(f"{beside} has no 'inputs' list; export the model again")
+    return ExportedModel(path=p, format=fmt, meta=meta, _runner=runner)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def check_inputs(
+    arrays: Mapping[str, Any], specs: Sequence[InputSpec], source: str = "input"
+) -> dict[str, np.ndarray]:
+    """Validate per-modality arrays against the model's inputs; add a batch dim to single samples.
+
+    Raises a one-line :class:`DataError` for a missing or unknown modality, a wrong shape,
+    a non-numeric array, or modalities with different sample counts.
+    """
+    expected = [s.name for s in specs]
+    unknown = [k for k in arrays if k not in expected]
+    if unknown:
+        raise DataError(
+            f"{source}: unknown modality '{unknown[0]}'; this model takes "
+            + ", ".join(f"'{n}'" for n in expected)
+        )
+    missing = [n for n in expected if n not in arrays]
+    if missing:
+        raise DataError(
+            f"{source}: modality '{missing[0]}' is missing; this model takes one array per "
+            "modality: " + ", ".join(f"'{n}'" for n in expected)
+        )
+    out: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for spec in specs:
+        a = np.asarray(arrays[spec.name])
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+            raise DataError(
+                f"{source}: modality '{spec.name}' has non-numeric dtype {a.dtype}; "
+                f"give {spec.dtype} values"
+            )
+        if tuple(a.shape) == spec.shape:
+            a = a[None]
+        elif tuple(a.shape[1:]) != spec.shape:
+            raise DataError(
+                f"{source}: modality '{spec.name}' has shape {tuple(a.shape)}; expected "
+                f"{spec.shape} for one sample or (N, {', '.join(map(str, spec.shape))}) for N"
+            )
+        if not np.all(np.isfinite(a)):
+            raise DataError(f"{source}: modality '{spec.name}' contains NaN or infinite values")
+        out[spec.name] = a.astype(spec.dtype, copy=False)
+        counts[spec.name] = int(a.shape[0])
+    if len(set(counts.values())) > 1:
+        raise DataError(
+            f"{source}: modalities have different numbers of samples "
+            + ", ".join(f"{k}={v}" for k, v in counts.items())
+            + "; give the same N for every modality"
+        )
+    return out
+
+
+def read_npz(path: Path | str, specs: Sequence[InputSpec]) -> dict[str, np.ndarray]:
+    """Read and validate one ``.npz`` of inputs (one array per modality name)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"input file not found: {p}; pass an .npz with one array per modality")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise DataError(
+            f"{p} is not a readable .npz ({exc.__class__.__name__}); save inputs with "
+            "numpy.savez(path, image=..., audio=...)"
+        ) from None
+    return check_inputs(arrays, specs, source=str(p))
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Class probabilities of every sample (softmax; sigmoid for multilabel models)."""
+
+    probabilities: np.ndarray  # (N, K)
+    class_names: list[str]
+    task: str
+    threshold: float
+    samples: list[str]  # "file.npz[i]" per row
+
+    @property
+    def predicted(self) -> list[list[str]]:
+        """Per sample: the top class, or every class over the threshold (multilabel)."""
+        if self.task == "multilabel":
+            return [
+                [self.class_names[j] for j in np.flatnonzero(row >= self.threshold)]
+                for row in self.probabilities
+            ]
+        return [[self.class_names[int(np.argmax(row))]] for row in self.probabilities]
+
+
+def probabilities(logits: np.ndarray, task: str) -> np.ndarray:
+    """Softmax over classes, or an element-wise sigmoid for multilabel outputs (float64)."""
+    z = np.asarray(logits, dtype=np.float64)
+    if task == "multilabel":
+        return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)))  # sigmoid without overflow
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict(
+    model: Path | str | ExportedModel,
+    inputs: Mapping[str, Any] | Path | str | Sequence[Path | str],
+) -> Prediction:
+    """Class probabilities of an exported model on samples.
+
+    ``inputs`` is a mapping ``{modality: array}`` (``(N, *shape)`` or one sample ``shape``), or one
+    or more ``.npz`` files holding such arrays; samples of several files are concatenated.
+    """
+    m = model if isinstance(model, ExportedModel) else load_exported(model)
+    specs = m.inputs
+    batches: list[dict[str, np.ndarray]] = []
+    samples: list[str] = []
+    if isinstance(inputs, Mapping):
+        arrays = check_inputs(inputs, specs)
+        batches.append(arrays)
+        n = len(next(iter(arrays.values())))
+        samples.extend(f"input[{i}]" for i in range(n))
+    else:
+        files = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+        if not files:
+            raise DataError("no input file given; pass --input FILE.npz")
+        for f in files:
+            arrays = read_npz(f, specs)
+            batches.append(arrays)
+            n = len(next(iter(arrays.values())))
+            samples.extend(f"{Path(f).name}[{i}]" for i in range(n))
+    merged = {s.name: np.concatenate([b[s.name] for b in batches], axis=0) for s in specs}
+    logits = m.logits(merged)
+    names = m.class_names
+    if logits.ndim != 2 or logits.shape[1] != len(names):
+        raise ModelFileError(
+            f"{m.path} returned outputs of shape {logits.shape} but its metadata lists "
+            f"{len(names)} classes; export the model again"
+        )
+    return Prediction(
+        probabilities=probabilities(logits, m.task),
+        class_names=names,
+        task=m.task,
+        threshold=float(m.meta.get("threshold") or 0.5),
+        samples=samples,
+    )

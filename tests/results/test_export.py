@@ -1,0 +1,261 @@
+"""Export to TorchScript and ONNX: round trip, parity on real test inputs, metadata, bad ids."""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from harmonic_nas.cli import main
+from harmonic_nas.config import load_run_config
+from harmonic_nas.data import load_dataset
+from harmonic_nas.errors import StageMissingError
+from harmonic_nas.fusion import ArchSpec
+from harmonic_nas.results import (
+    ExportError,
+    UnknownModelError,
+    build_model,
+    export,
+    load_exported,
+    load_model,
+    predict,
+)
+
+from .conftest import build_random_model
+
+
+def _first_id(run: Path) -> str:
+    return json.loads((run / "pareto.json").read_text())["members"][0]["id"]
+
+
+def _test_split(run: Path) -> dict[str, torch.Tensor]:
+    return load_dataset(load_run_config(run)).split("test").inputs
+
+
+def test_load_model_restores_the_saved_weights(model_run: Path) -> None:
+    pareto = json.loads((model_run / "pareto.json").read_text())
+    mid = pareto["members"][1]["id"]
+    model, arch = load_model(model_run, mid)
+    reference = build_random_model(ArchSpec.from_json(pareto["members"][1]["arch"]), seed=1)
+    x = _test_split(model_run)
+    inputs = [x[m][:8] for m in arch.modalities]
+    with torch.inference_mode():
+        assert torch.equal(model(*inputs), reference(*inputs))
+    assert not model.training
+
+
+def test_torchscript_export_round_trip(model_run: Path) -> None:
+    mid = _first_id(model_run)
+    res = export(model_run, mid, "torchscript")
+    d = model_run / "models" / mid
+    assert res.model_path == d / "model.pt" and res.model_path.is_file()
+    assert res.max_abs_diff <= 1e-6
+    assert res.n_checked == 30  # the whole (tiny) test split
+    assert res.repeats >= 50 and res.latency_ms > 0 and res.latency_p90_ms >= res.latency_ms
+    pareto = json.loads((model_run / "pareto.json").read_text())["members"][0]
+    assert res.lut_latency_ms == pytest.approx(pareto["latency_ms"])
+    assert res.lut_latency_paper_ms == pytest.approx(pareto["latency_paper_ms"])
+    assert not list(d.glob(".*tmp*"))  # no temporary left behind
+
+    # export -> load -> same outputs as the in-memory model, on real test inputs, any batch size
+    model, arch = load_model(model_run, mid)
+    x = _test_split(model_run)
+    inputs = [x[m] for m in arch.modalities]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.jit.load(str(res.model_path))
+    with torch.inference_mode():
+        expected = model(*inputs)
+        assert torch.allclose(loaded(*inputs), expected, atol=1e-6, rtol=0)
+        assert torch.allclose(loaded(*[t[:1] for t in inputs]), expected[:1], atol=1e-6, rtol=0)
+
+    # the file is standalone: preprocess.json travels inside it too
+    extra = {"preprocess.json": "", "arch.json": ""}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.load(str(res.model_path), _extra_files=extra)
+    assert json.loads(extra["arch.json"]) == arch.to_json()
+    assert json.loads(extra["preprocess.json"])["input_order"] == ["image", "audio"]
+
+    record = json.loads((d / "export.json").read_text())
+    assert record["torchscript"]["max_abs_diff"] == res.max_abs_diff
+
+
+def test_preprocess_metadata(model_run: Path) -> None:
+    mid = _first_id(model_run)
+    export(model_run, mid, "torchscript")
+    meta = json.loads((model_run / "models" / mid / "preprocess.json").read_text())
+    assert meta["input_order"] == ["image", "audio"]
+    assert meta["inputs"] == [
+        {"name": "image", "kind": "image", "shape": [1, 28, 28], "dtype": "float32"},
+        {"name": "audio", "kind": "audio", "shape": [1, 20, 20], "dtype": "float32"},
+    ]
+    assert meta["task"] == "classification" and meta["num_classes"] == 10
+    assert meta["class_names"][:3] == ["zero", "one", "two"]
+    assert meta["output"] == {"name": "logits", "shape": [10], "activation": "softmax"}
+    assert meta["threshold"] is None
+    assert set(meta["normalization"]) == {"image", "audio"}
+    assert meta["normalization"]["audio"]["std"] > 0
+    assert meta["model_files"] == {"torchscript": "model.pt", "onnx": "model.onnx"}
+
+
+def test_onnx_parity_with_onnxruntime(model_run: Path) -> None:
+    import onnxruntime as ort
+
+    mid = _first_id(model_run)
+    res = export(model_run, mid, "onnx")
+    assert res.model_path == model_run / "models" / mid / "model.onnx"
+    assert res.max_abs_diff <= 1e-4
+    onnx.checker.check_model(str(res.model_path))
+    proto = onnx.load(str(res.model_path))
+    assert [i.name for i in proto.graph.input] == ["image", "audio"]
+    assert any(p.key == "preprocess.json" for p in proto.metadata_props)
+
+    # independent check: onnxruntime vs the PyTorch model on every test sample
+    model, arch = load_model(model_run, mid)
+    x = _test_split(model_run)
+    sess = ort.InferenceSession(str(res.model_path), providers=["CPUExecutionProvider"])
+    feeds = {m: x[m].numpy() for m in arch.modalities}
+    got = sess.run(None, feeds)[0]
+    with torch.inference_mode():
+        expected = model(*[x[m] for m in arch.modalities]).numpy()
+    assert got.shape == expected.shape == (30, 10)
+    assert float(np.max(np.abs(got - expected))) <= 1e-4
+
+
+def test_export_fails_loudly_above_tolerance(model_run: Path) -> None:
+    mid = _first_id(model_run)
+    with pytest.raises(ExportError, match=r"differs from the PyTorch model by .* > tolerance 0"):
+        export(model_run, mid, "onnx", tolerance=0.0)
+    assert not (model_run / "models" / mid / "model.onnx").exists()
+    assert not list((model_run / "models" / mid).glob(".*tmp*"))
+
+
+def test_predict_on_exported_files(model_run: Path, tmp_path: Path) -> None:
+    mid = _first_id(model_run)
+    pt = export(model_run, mid, "torchscript").model_path
+    ox = export(model_run, mid, "onnx").model_path
+    x = _test_split(model_run)
+    npz = tmp_path / "batch.npz"
+    np.savez(npz, image=x["image"][:5].numpy(), audio=x["audio"][:5].numpy())
+    a, b = predict(pt, npz), predict(ox, [npz])
+    assert a.probabilities.shape == (5, 10)
+    np.testing.assert_allclose(a.probabilities.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-4)
+    model, _ = load_model(model_run, mid)
+    with torch.inference_mode():
+        ref = torch.softmax(model(x["image"][:5], x["audio"][:5]), dim=1).numpy()
+    np.testing.assert_allclose(a.probabilities, ref, atol=1e-5)
+    assert a.class_names[0] == "zero"
+    assert a.predicted == [[a.class_names[int(i)]] for i in ref.argmax(axis=1)]
+    # a directory works too (model.pt first)
+    assert load_exported(pt.parent).format == "torchscript"
+
+
+def test_cli_export_and_predict(
+    model_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mid = _first_id(model_run)
+    assert main(["export", str(model_run), "--model", mid, "--format", "onnx"]) == 0
+    out = capsys.readouterr().out
+    assert "max abs diff" in out and "measured latency" in out and "LUT prediction" in out
+    x = _test_split(model_run)
+    one = tmp_path / "one.npz"
+    np.savez(one, image=x["image"][0].numpy(), audio=x["audio"][0].numpy())  # no batch dim
+    model = model_run / "models" / mid / "model.onnx"
+    assert main(["predict", str(model), "--input", str(one), "--input", str(one)]) == 0
+    out = capsys.readouterr().out
+    assert len(re.findall(r"one\.npz\[0\]", out)) == 2
+    pred = predict(model, one)
+    top = [pred.class_names[j] for j in np.argsort(pred.probabilities[0])[::-1][:3]]
+    assert all(name in out for name in top)  # 10 classes do not fit 80 columns: top 3
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_unknown_model_id_lists_valid_ids(
+    model_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ids = [m["id"] for m in json.loads((model_run / "pareto.json").read_text())["members"]]
+    with pytest.raises(UnknownModelError, match="unknown model id 'nope'"):
+        export(model_run, "nope")
+    assert main(["export", str(model_run), "--model", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("error: unknown model id 'nope'")
+    assert all(i in err for i in ids)
+
+
+def test_export_without_finished_search(fake_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (fake_run / "pareto.json").unlink()
+    assert main(["export", str(fake_run), "--model", "t0001"]) == 2
+    err = capsys.readouterr().err
+    assert "no pareto.json" in err and "harmonic-nas search" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_export_member_without_weights(model_run: Path) -> None:
+    mid = _first_id(model_run)
+    (model_run / "models" / mid / "weights.pt").unlink()
+    with pytest.raises(StageMissingError, match="has no weights"):
+        export(model_run, mid)
+
+
+def test_unknown_format(model_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", str(model_run), "--model", _first_id(model_run), "-f", "tflite"]) == 2
+    assert "unknown export format 'tflite'" in capsys.readouterr().err
+
+
+def test_build_model_needs_a_genotype(model_run: Path) -> None:
+    pareto = json.loads((model_run / "pareto.json").read_text())
+    arch = ArchSpec.from_json(pareto["members"][0]["arch"]).with_genotype(None)
+    with pytest.raises(Exception, match="no fusion genotype"):
+        build_model(arch)
+
+
+def test_modality_read_by_no_fusion_cell(model_run: Path, tmp_path: Path) -> None:
+    """A genotype may read only one backbone: ONNX prunes the other input, yet every modality is
+    still accepted (and ignored) by predict, and the export says so."""
+    from harmonic_nas.fusion import CellGenotype, FusionGenotype, NodeGenotype
+    from harmonic_nas.utils.io import atomic_torch_save
+
+    mid = _first_id(model_run)
+    d = model_run / "models" / mid
+    arch = ArchSpec.load(d / "arch.json")
+    only_image = FusionGenotype(
+        cells=(CellGenotype(inputs=(0, 1), nodes=(NodeGenotype("Sum", (0, 1)),)),),
+        multiplier=1,
+    )
+    arch = ArchSpec(
+        modalities=arch.modalities,
+        cells=1,
+        nodes=1,
+        genotype=only_image,
+        C=arch.C,
+        L=arch.L,
+        fusion_points=arch.fusion_points,
+        n_classes=arch.n_classes,
+    )
+    model = build_random_model(arch, seed=5)
+    arch.save(d / "arch.json")
+    atomic_torch_save(d / "weights.pt", dict(model.state_dict()))
+
+    res = export(model_run, mid, "onnx")
+    assert res.unused_modalities == ("audio",) and res.max_abs_diff <= 1e-4
+    assert [i.name for i in onnx.load(str(res.model_path)).graph.input] == ["image"]
+    meta = json.loads((d / "preprocess.json").read_text())
+    assert meta["unused_inputs"] == ["audio"] and meta["input_order"] == ["image", "audio"]
+    x = _test_split(model_run)
+    pred = predict(
+        res.model_path, {"image": x["image"][:4].numpy(), "audio": x["audio"][:4].numpy()}
+    )
+    with torch.inference_mode():
+        ref = torch.softmax(model(x["image"][:4], x["audio"][:4]), 1).numpy()
+    np.testing.assert_allclose(pred.probabilities, ref, atol=1e-5)

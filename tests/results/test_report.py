@@ -1,0 +1,256 @@
+"""The HTML report and the Markdown Pareto table, from a small finished run."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from harmonic_nas.cli import main
+from harmonic_nas.errors import StageMissingError
+from harmonic_nas.results import load_run, pareto_markdown, report
+from harmonic_nas.results._plots import front_2d, validation_stats
+from harmonic_nas.results._validation import validation_pairs, validation_summary
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _embedded_images(page: str) -> list[bytes]:
+    return [
+        base64.b64decode(m)
+        for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    ]
+
+
+def test_report_is_self_contained_with_every_figure(fake_run: Path) -> None:
+    path = report(fake_run)
+    assert path == fake_run / "report.html"
+    page = path.read_text(encoding="utf-8")
+    art = load_run(fake_run)
+
+    # offline: no external resource of any kind
+    assert not re.search(r"(src|href)=[\"'](https?:)?//", page)
+    assert "http://" not in page and "https://" not in page
+    assert "<script src" not in page and "<link" not in page
+
+    figures = sorted(p.name for p in (fake_run / "figures").glob("*.png"))
+    expected = {
+        "pareto_acc_latency.png",
+        "pareto_acc_energy.png",
+        "pareto_latency_energy.png",
+        "hypervolume.png",
+        "supernets.png",
+        "cost_validation_host.png",
+        *(f"arch_{m.id}.png" for m in art.members),
+    }
+    assert set(figures) == expected
+    images = _embedded_images(page)
+    assert len(images) == len(expected)
+    on_disk = {(fake_run / "figures" / f).read_bytes() for f in figures}
+    for img in images:
+        assert img.startswith(PNG_MAGIC)
+        assert img in on_disk  # the page embeds exactly the PNGs it saved
+
+
+def test_report_tables(fake_run: Path) -> None:
+    page = report(fake_run).read_text(encoding="utf-8")
+    art = load_run(fake_run)
+    assert len(art.members) >= 2
+    for m in art.members:
+        assert f"★ {m.id}" in page  # highlighted in the candidates table
+        assert f"{m.val_metric:.4f}" in page
+    # the sortable table of all candidates: one row per candidate, inline sorting script
+    table = page.split('id="candidates"')[1]
+    assert table.count("<tr") == len(art.candidates) + 1
+    assert "FAIL" in table and "over the 5 ms budget" in table
+    assert "table.sortable" in page and "addEventListener('click'" in page
+    assert "late fusion (max)" in page  # baselines
+    assert "MAPE" in page and "Spearman" in page  # cost-model validation
+    assert "not run" not in page
+
+
+def test_pareto_markdown_lists_every_member(fake_run: Path) -> None:
+    art = load_run(fake_run)
+    md = pareto_markdown(fake_run)
+    lines = md.splitlines()
+    assert lines[0] == "| id | val accuracy | test accuracy | latency ms | energy mJ | params |"
+    assert len(lines) == 2 + len(art.members)
+    first = art.members[0]
+    assert lines[2].startswith(f"| {first.id} | {first.val_metric:.4f} | ")
+    assert f"{first.latency_ms:.3f}" in lines[2] and str(first.params) in lines[2]
+    assert "±" in lines[2]
+
+
+def test_report_says_not_run_for_optional_stages(fake_run: Path) -> None:
+    report(fake_run)
+    for rel in (
+        "hypervolume.json",
+        "baselines.json",
+        "supernets/image.json",
+        "supernets/audio.json",
+        "luts/host.validation.json",
+    ):
+        (fake_run / rel).unlink()
+    page = report(fake_run).read_text(encoding="utf-8")
+    for what in (
+        "Baselines: not run",
+        "Hypervolume history: not run",
+        "Supernet training curves: not run",
+        "Cost-model validation: not run",
+    ):
+        assert what in page
+    assert not (fake_run / "figures" / "cost_validation_host.png").exists()  # stale one removed
+    assert len(_embedded_images(page)) == 3 + len(load_run(fake_run).members)
+
+
+def test_report_shows_unknown_validation_layout_as_is(fake_run: Path) -> None:
+    (fake_run / "luts" / "host.validation.json").write_text(
+        json.dumps({"schema_version": 1, "device": "host", "mape": 0.12, "notes": "few archs"})
+    )
+    page = report(fake_run).read_text(encoding="utf-8")
+    section = page.split('id="validation"')[1].split("</section>")[0]
+    assert "No predicted/measured pairs" in section
+    assert "mape" in section and "0.12" in section and "few archs" in section
+
+
+def test_cli_report_prints_table_and_path(
+    fake_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(fake_run)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == f"report: {fake_run / 'report.html'}"
+    assert pareto_markdown(fake_run) in out  # raw Markdown, ready to paste
+
+
+# --------------------------------------------------------------------------- missing stages
+
+
+@pytest.mark.parametrize(
+    ("remove", "needle"),
+    [
+        (["pareto.json"], "not finalised (no pareto.json); run `harmonic-nas search CONFIG`"),
+        (["pareto.json", "candidates.json"], "stage 'search' is missing"),
+        (["pareto.json", "candidates.json", "supernets"], "stage 'pretrain' is missing"),
+        (["config.yaml"], "is not a run directory (no config.yaml)"),
+    ],
+)
+def test_missing_stage_is_one_line_exit_2(
+    fake_run: Path, remove: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    for rel in remove:
+        p = fake_run / rel
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    with pytest.raises(StageMissingError, match=re.escape(needle)):
+        report(fake_run)
+    assert main(["report", str(fake_run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and needle in err
+    assert len(err.splitlines()) == 1
+    assert not (fake_run / "report.html").exists()
+
+
+def test_missing_run_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert "run directory not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def test_front_2d_min_max() -> None:
+    pts = [(1.0, 0.5), (2.0, 0.9), (1.5, 0.4), (3.0, 0.95), (2.5, 0.8)]
+    # latency (min) vs accuracy (max): 1.0/0.5, 2.0/0.9, 3.0/0.95
+    assert front_2d(pts, max_x=False, max_y=True) == [0, 1, 3]
+    # both minimised: only (1.0, 0.5) and (1.5, 0.4)
+    assert front_2d(pts, max_x=False, max_y=False) == [0, 2]
+
+
+def test_validation_pairs_from_nested_records_and_arrays() -> None:
+    nested = {
+        "archs": [
+            {
+                "id": i,
+                "predicted": {"latency_ms": p, "energy_mj": 2 * p},
+                "measured": {"latency_ms": m, "energy_mj": 2 * m},
+            }
+            for i, (p, m) in enumerate([(1.0, 1.1), (2.0, 1.8), (3.0, 3.3)])
+        ]
+    }
+    pairs = validation_pairs(nested)
+    assert pairs["latency"] == ([1.0, 2.0, 3.0], [1.1, 1.8, 3.3])
+    assert pairs["energy"] == ([2.0, 4.0, 6.0], [2.2, 3.6, 6.6])
+    arrays = {"lut_latency_ms": [1, 2], "measured_latency_ms": [1.5, 2.5], "n": 2}
+    assert validation_pairs(arrays) == {"latency": ([1.0, 2.0], [1.5, 2.5])}
+    assert validation_pairs({"what": "nothing"}) == {}
+    rows = dict(validation_summary({"a": {"b": 1.23456}, "c": [1, 2]}))
+    assert rows == {"a.b": "1.235", "c": "list of 2"}
+
+
+def test_validation_stats() -> None:
+    s = validation_stats([1.0, 2.0, 4.0], [1.0, 2.0, 5.0])
+    assert s["mape_pct"] == pytest.approx(100 * (0.2 / 3))
+    assert s["spearman"] == pytest.approx(1.0) and s["kendall_tau"] == pytest.approx(1.0)
+    swapped = validation_stats([1.0, 3.0, 2.0], [1.0, 2.0, 3.0])
+    assert swapped["kendall_tau"] == pytest.approx(1 / 3)
+
+
+def test_validation_pairs_from_the_hardware_layout() -> None:
+    """``lut validate`` writes samples with predicted_ms/measured_ms plus the arch and its keys."""
+    arch = {"modalities": {"image": {"preset": "avmnist", "shape": [1, 28, 28]}}, "C": 8, "L": 4}
+    obj = {
+        "schema_version": 1,
+        "device": "host",
+        "summary": {
+            "samples": 2,
+            "mape_pct": 4.0,
+            "kendall_tau": 1.0,
+            "drift_corrected": {"mape_pct": 3.0},
+        },
+        "samples": [
+            {"predicted_ms": 1.0, "measured_ms": 1.1, "arch": arch, "predicted_keys": ["k"]},
+            {"predicted_ms": 2.0, "measured_ms": 1.9, "arch": arch, "predicted_keys": []},
+        ],
+    }
+    assert validation_pairs(obj) == {"latency": ([1.0, 2.0], [1.1, 1.9])}
+    rows = dict(validation_summary(obj))
+    assert rows["summary.mape_pct"] == "4" and rows["summary.drift_corrected.mape_pct"] == "3"
+    assert rows["samples"] == "list of 2"
+
+
+def test_report_of_a_real_search_run(tmp_path: Path) -> None:
+    """The real search machinery (synthetic problem: no training) writes the artifacts; the report
+    reads them as they are, including another strategy's front and undrawable genotypes."""
+    from harmonic_nas.config import parse_config
+    from harmonic_nas.search import run_search
+    from harmonic_nas.search.synthetic import SyntheticFactory
+
+    cfg = parse_config(
+        {
+            "name": "syn",
+            "run_dir": str(tmp_path),
+            "seed": 7,
+            "modalities": {
+                "image": {"preset": "avmnist", "shape": [1, 28, 28]},
+                "audio": {"preset": "avmnist", "shape": [1, 20, 20]},
+            },
+            "search": {"population": 4, "generations": 2},
+        }
+    )
+    run_search(cfg, problem=SyntheticFactory(tiny=True))
+    run_search(cfg, problem=SyntheticFactory(tiny=True), strategy="random")
+    art = load_run(cfg.run_path)
+    assert art.members and set(art.other_strategies) == {"random"}
+    page = report(cfg.run_path).read_text(encoding="utf-8")
+    strategies = page.split("<h3>Search strategies</h3>")[1].split("</table>")[0]
+    assert "nsga2 (this run)" in strategies and "<td>random</td>" in strategies
+    for m in art.members:
+        assert f"★ {m.id}" in page
+    # the synthetic problem's genotypes are placeholders: each diagram says why it is missing
+    assert page.count("diagram unavailable") == len(art.members)
+    assert "Supernet training curves: not run" in page
+    assert len(_embedded_images(page)) == 4  # 3 projections + hypervolume
