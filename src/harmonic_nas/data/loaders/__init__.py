@@ -1,0 +1,7 @@
+"""Loaders of real datasets from a user path; importing this package registers them."""
+
+from __future__ import annotations
+
+from harmonic_nas.data.loaders import avmnist, mmimdb, npz, soundmnist
+
+__all__ = ["avmnist", "mmimdb", "npz", "soundmnist"]
