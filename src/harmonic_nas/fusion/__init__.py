@@ -1,1 +1,77 @@
-"""fusion stage."""
+"""Inner tier: differentiable (DARTS) fusion search over frozen backbone features (BM-NAS cells).
+
+Public API: the operator registry, genotypes, ARCH.json, feature cache, search and retraining,
+the deployable :class:`MultimodalNet`, costing specs and the genotype diagram.
+"""
+
+from __future__ import annotations
+
+from harmonic_nas.fusion.arch import ARCH_SCHEMA_VERSION, ArchSpec, ModalityArch
+from harmonic_nas.fusion.cache import (
+    CachedSplit,
+    FeatureCache,
+    FeatureSplit,
+    LiveSplit,
+    compute_feature_cache,
+    live_feature_source,
+    probe_feature_shapes,
+)
+from harmonic_nas.fusion.draw import draw_genotype
+from harmonic_nas.fusion.genotype import (
+    MAX_CELLS,
+    MAX_NODES,
+    CellGenotype,
+    FusionGenotype,
+    NodeGenotype,
+)
+from harmonic_nas.fusion.model import MultimodalNet, fusion_layer_specs, point_refs
+from harmonic_nas.fusion.network import FixedFusionNet, SearchNetwork
+from harmonic_nas.fusion.ops import build_op, check_ops, list_ops, register_op
+from harmonic_nas.fusion.points import PointPool, PointProjection, fusion_point_indices
+from harmonic_nas.fusion.search import (
+    FusionResult,
+    OpCosts,
+    evaluate,
+    metric,
+    search_fusion,
+    train_fixed,
+    weighted_f1,
+)
+
+__all__ = [
+    "ARCH_SCHEMA_VERSION",
+    "MAX_CELLS",
+    "MAX_NODES",
+    "ArchSpec",
+    "CachedSplit",
+    "CellGenotype",
+    "FeatureCache",
+    "FeatureSplit",
+    "FixedFusionNet",
+    "FusionGenotype",
+    "FusionResult",
+    "LiveSplit",
+    "ModalityArch",
+    "MultimodalNet",
+    "NodeGenotype",
+    "OpCosts",
+    "PointPool",
+    "PointProjection",
+    "SearchNetwork",
+    "build_op",
+    "check_ops",
+    "compute_feature_cache",
+    "draw_genotype",
+    "evaluate",
+    "fusion_layer_specs",
+    "fusion_point_indices",
+    "list_ops",
+    "live_feature_source",
+    "metric",
+    "point_refs",
+    "probe_feature_shapes",
+    "register_op",
+    "search_fusion",
+    "train_fixed",
+    "weighted_f1",
+]

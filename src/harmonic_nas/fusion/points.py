@@ -1,0 +1,112 @@
+"""Fusion points: which backbone features feed the fusion network, and how they become (B, C, L).
+
+A CNN backbone returns its feature maps ``[stem, block_1, ..., block_N]``; a Maxout/vector backbone
+returns its hidden layers ``(B, D)``. From each backbone we take K of them
+(:func:`fusion_point_indices`) and turn each into a ``(B, C, L)`` tensor in two parts:
+
+1. a parameter-free **pool** (:class:`PointPool`): adaptive max-pool of a map to ``sqrt(L) x sqrt(L)``;
+   identity for a vector. Its output is what the feature cache stores (it does not depend on
+   trained weights, so the cache is exact);
+2. a trainable **projection** (:class:`PointProjection`): for a map, 1x1 conv to C channels, BN,
+   ReLU, dropout, flattened to ``(B, C, L)``; for a vector ``(B, D)`` (no spatial structure to
+   pool), ``Linear(D, C*L)``, BN, ReLU, dropout, reshaped to ``(B, C, L)`` -- the L positions become
+   L learned views of the hidden layer, so attention-style operators still see a sequence.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from harmonic_nas.fusion.ops import Dropout
+
+logger = logging.getLogger(__name__)
+
+
+def fusion_point_indices(n_feature_maps: int, k: int) -> list[int]:
+    """Indices (ascending) of the K feature maps used as fusion points.
+
+    Following Harmonic-NAS: start at the last map and step back by ``max(1, (n - 1) // k)``
+    through ``[stem, blocks...]``. With ``k >= n`` every map is used.
+    """
+    if n_feature_maps < 1:
+        raise ValueError("a backbone must return at least one feature map")
+    if k < 1:
+        raise ValueError("fusion_points must be >= 1")
+    k = min(k, n_feature_maps)
+    step = max(1, (n_feature_maps - 1) // k)
+    return sorted(n_feature_maps - 1 - i * step for i in range(k))
+
+
+def pooled_shape(feature_shape: tuple[int, ...], L: int) -> tuple[int, ...]:
+    """Shape (without batch) of a fusion point after :class:`PointPool`."""
+    side = math.isqrt(L)
+    if len(feature_shape) == 3:
+        return (feature_shape[0], side, side)
+    if len(feature_shape) == 1:
+        return feature_shape
+    raise ValueError(
+        f"a fusion point must be a map (C, H, W) or a vector (D,), got {feature_shape}"
+    )
+
+
+class PointPool(nn.Module):
+    """Adaptive max-pool of a (B, C, H, W) map to (B, C, s, s), with static slices.
+
+    Identical to ``F.adaptive_max_pool2d`` but written as fixed slices (separable max over rows,
+    then columns) so that tracing and ONNX export work for any H, W (ONNX has no adaptive pool
+    when H is not a multiple of s). Vectors (B, D) pass through.
+    """
+
+    def __init__(self, feature_shape: tuple[int, ...], L: int) -> None:
+        super().__init__()
+        self.side = math.isqrt(L)
+        self.is_map = len(feature_shape) == 3
+        h, w = (feature_shape[1], feature_shape[2]) if self.is_map else (1, 1)
+        s = self.side
+        self.rows = [((i * h) // s, -(-((i + 1) * h) // s)) for i in range(s)]
+        self.cols = [((j * w) // s, -(-((j + 1) * w) // s)) for j in range(s)]
+        self.identity_hw = self.is_map and h == s and w == s
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.is_map or self.identity_hw:
+            return x
+        r = torch.stack([x[:, :, a:b, :].amax(dim=2) for a, b in self.rows], dim=2)
+        return torch.stack([r[:, :, :, a:b].amax(dim=3) for a, b in self.cols], dim=3)
+
+
+def pool_point(x: Tensor, L: int) -> Tensor:
+    """The cache's pooling (functional form of :class:`PointPool`)."""
+    if x.dim() == 4:
+        side = math.isqrt(L)
+        return F.adaptive_max_pool2d(x, side)
+    if x.dim() == 2:
+        return x
+    raise ValueError(f"a fusion point must be (B, C, H, W) or (B, D), got {tuple(x.shape)}")
+
+
+class PointProjection(nn.Module):
+    """Pooled fusion point -> (B, C, L): 1x1 conv (maps) or Linear (vectors), BN, ReLU, dropout."""
+
+    def __init__(self, pooled: tuple[int, ...], C: int, L: int, dropout: float) -> None:
+        super().__init__()
+        self.C = C
+        self.L = L
+        self.is_map = len(pooled) == 3
+        self.proj: nn.Module
+        self.bn: nn.Module
+        if self.is_map:
+            self.proj = nn.Conv2d(pooled[0], C, 1, bias=False)
+            self.bn = nn.BatchNorm2d(C)
+        else:
+            self.proj = nn.Linear(pooled[0], C * L, bias=False)
+            self.bn = nn.BatchNorm1d(C * L)
+        self.dropout = Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.dropout(F.relu(self.bn(self.proj(x))))
+        return out.reshape(out.shape[0], self.C, self.L)

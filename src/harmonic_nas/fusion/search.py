@@ -1,0 +1,471 @@
+"""Bilevel, first-order DARTS fusion search with a hardware term, then retraining of the genotype.
+
+* Network weights learn on train: Adam, cosine annealing with warm restarts
+  (``weight_lr -> weight_lr_min``, period ``restart_period`` epochs), gradient clipping at 5.
+* Architecture weights learn on val: Adam(``arch_lr``, betas (0.5, 0.999), ``arch_weight_decay``),
+  one step per weight step, each on a FRESH val batch from a persistent, reshuffling iterator.
+* Architecture loss = task loss + lambda_lat * E[lat] + lambda_energy * E[energy], where
+  ``E[c] = sum over nodes of sum_k softmax(gamma)_k * (c_k - min c) / (max c - min c)``: the
+  expected fusion-operator cost on the device, in units of that device's operator-cost range.
+* Each epoch the network is scored on val in eval mode; the genotype is taken at the BEST epoch.
+* The genotype's discrete :class:`FixedFusionNet` is then retrained from scratch and scored on val
+  (best retraining epoch kept): that model's metric is the reported one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from harmonic_nas.config import FusionConfig
+from harmonic_nas.errors import GenomeError, LUTError
+from harmonic_nas.fusion.cache import FeatureCache, FeatureSplit, Task
+from harmonic_nas.fusion.genotype import MAX_CELLS, MAX_NODES, FusionGenotype
+from harmonic_nas.fusion.network import FixedFusionNet, SearchNetwork
+from harmonic_nas.fusion.ops import check_ops
+from harmonic_nas.utils.device import default_device
+from harmonic_nas.utils.progress import ProgressFn, no_progress
+from harmonic_nas.utils.seeding import derive_seed, torch_generator
+
+logger = logging.getLogger(__name__)
+
+OpCosts = Mapping[str, tuple[float, float]]
+"""op name -> (latency_ms, energy_mj) of that fusion operator at this C, L on the device."""
+
+GRAD_CLIP = 5.0
+
+
+@dataclass
+class FusionResult:
+    """Outcome of one inner-tier run. ``net`` is the retrained discrete network (eval mode)."""
+
+    genotype: FusionGenotype
+    val_metric: float
+    net: FixedFusionNet
+    history: list[dict[str, Any]]
+    best_epoch: int
+    params: int
+    search_val_metric: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+@contextlib.contextmanager
+def _scoped_rng(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's RNG for dropout/init inside this block only; the caller's state is restored."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+class _Batches:
+    """Shuffled minibatch indices, reshuffled by a private generator at each pass."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device):
+        self.n, self.bs, self.gen, self.device = n, max(1, batch_size), generator, device
+
+    def epoch(self) -> Iterator[Tensor]:
+        perm = torch.randperm(self.n, generator=self.gen).to(self.device)
+        for start in range(0, self.n, self.bs):
+            idx = perm[start : start + self.bs]
+            if len(idx) >= 2 or self.n < 2:  # BN needs two samples; drop a lone remainder
+                yield idx
+
+    def __len__(self) -> int:
+        full, rest = divmod(self.n, self.bs)
+        return full + (1 if rest >= 2 else 0)
+
+
+class _CyclingBatches:
+    """A persistent iterator over val batches: every ``next`` is a new batch; reshuffles at the end."""
+
+    def __init__(self, batches: _Batches) -> None:
+        self.batches = batches
+        self._it = batches.epoch()
+
+    def __next__(self) -> Tensor:
+        try:
+            return next(self._it)
+        except StopIteration:
+            self._it = self.batches.epoch()
+            return next(self._it)
+
+    def __iter__(self) -> _CyclingBatches:
+        return self
+
+
+def task_loss(logits: Tensor, labels: Tensor, task: Task) -> Tensor:
+    """Cross-entropy (classification) or BCE with logits (multilabel)."""
+    if task == "multilabel":
+        return F.binary_cross_entropy_with_logits(logits, labels.float())
+    return F.cross_entropy(logits, labels)
+
+
+def weighted_f1(scores: Tensor, labels: Tensor, threshold: float) -> float:
+    """Support-weighted F1 over classes (sklearn ``average='weighted'``), ``scores`` in [0, 1]."""
+    pred = scores >= threshold
+    true = labels > 0.5
+    tp = (pred & true).sum(0).double()
+    fp = (pred & ~true).sum(0).double()
+    fn = (~pred & true).sum(0).double()
+    denom = 2 * tp + fp + fn
+    f1 = torch.where(denom > 0, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp))
+    support = true.sum(0).double()
+    if support.sum() == 0:
+        return 0.0
+    return float((f1 * support).sum() / support.sum())
+
+
+def metric(logits: Tensor, labels: Tensor, task: Task, threshold: float = 0.5) -> float:
+    """Accuracy (classification) or weighted F1 at ``threshold`` (multilabel)."""
+    if task == "multilabel":
+        return weighted_f1(torch.sigmoid(logits), labels, threshold)
+    return float((logits.argmax(1) == labels).double().mean())
+
+
+@torch.no_grad()
+def evaluate(
+    net: nn.Module,
+    split: FeatureSplit,
+    task: Task,
+    *,
+    threshold: float = 0.5,
+    batch_size: int = 512,
+    select: Sequence[int] | None = None,
+) -> tuple[float, float]:
+    """(loss, metric) of ``net`` on a feature split, in eval mode (mode restored afterwards)."""
+    was = net.training
+    net.eval()
+    n = len(split)
+    device = split.labels.device
+    logits = []
+    for start in range(0, n, batch_size):
+        idx = torch.arange(start, min(start + batch_size, n), device=device)
+        pts = split.batch(idx)
+        if select is not None:
+            pts = [pts[i] for i in select]
+        logits.append(net(pts))
+    net.train(was)
+    out = torch.cat(logits)
+    return float(task_loss(out, split.labels, task)), metric(out, split.labels, task, threshold)
+
+
+def _cost_vectors(
+    op_costs: OpCosts | None, ops: Sequence[str], need: bool, C: int, L: int
+) -> tuple[Tensor, Tensor] | None:
+    """Per-op costs normalised to [0, 1] by the device's op-cost range (lat, energy)."""
+    if op_costs is None:
+        if need:
+            raise LUTError(
+                "lambda_lat/lambda_energy > 0 needs fusion operator costs; pass op_costs from the "
+                "device LUT (or set both lambdas to 0)"
+            )
+        return None
+    missing = [o for o in ops if o not in op_costs]
+    if missing:
+        raise LUTError(
+            f"the LUT has no cost for fusion operator(s) {missing} at C={C}, L={L}; profile them "
+            "(`harmonic-nas profile`) or change fusion.C/L/ops"
+        )
+    lat = torch.tensor([float(op_costs[o][0]) for o in ops], dtype=torch.float32)
+    en = torch.tensor([float(op_costs[o][1]) for o in ops], dtype=torch.float32)
+
+    def norm(v: Tensor) -> Tensor:
+        rng = float(v.max() - v.min())
+        return (v - v.min()) / rng if rng > 0 else torch.zeros_like(v)
+
+    return norm(lat), norm(en)
+
+
+def _check_structure(cells: int, nodes: int, ops: Sequence[str]) -> None:
+    if not 1 <= cells <= MAX_CELLS:
+        raise GenomeError(f"fusion cells must be in 1..{MAX_CELLS}, got {cells}")
+    if not 1 <= nodes <= MAX_NODES:
+        raise GenomeError(f"fusion nodes must be in 1..{MAX_NODES}, got {nodes}")
+    check_ops(list(ops))
+
+
+def _weight_optim(
+    params: Iterator[nn.Parameter] | list[nn.Parameter], fcfg: FusionConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    opt = torch.optim.Adam(params, lr=fcfg.weight_lr, weight_decay=fcfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=fcfg.restart_period, eta_min=fcfg.weight_lr_min
+    )
+    return opt, sched
+
+
+def _step(
+    opt: torch.optim.Optimizer, params: list[nn.Parameter], loss: Tensor, clip: float | None
+) -> None:
+    """Gradients of ``loss`` for ``params`` only (the other group gets none), then one step."""
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    if clip is not None:
+        nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], clip)
+    opt.step()
+
+
+def _count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+# --------------------------------------------------------------------------------------------
+# search
+
+
+def search_fusion(
+    cache: FeatureCache,
+    fcfg: FusionConfig,
+    *,
+    cells: int,
+    nodes: int,
+    task: Task | None = None,
+    n_classes: int | None = None,
+    op_costs: OpCosts | None = None,
+    seed: int = 0,
+    device: torch.device | None = None,
+    progress: ProgressFn = no_progress,
+) -> FusionResult:
+    """Search the fusion genotype on cached features, retrain it, score it on val.
+
+    ``op_costs`` (op -> (latency_ms, energy_mj) at ``fcfg.C, fcfg.L``) feeds the hardware term;
+    it is required when ``fcfg.lambda_lat`` or ``fcfg.lambda_energy`` is positive.
+    """
+    device = device or cache.device or default_device()
+    task = task or cache.task
+    n_classes = n_classes or cache.n_classes
+    ops = list(fcfg.ops)
+    _check_structure(cells, nodes, ops)
+    if fcfg.L != cache.L:
+        raise GenomeError(
+            f"the feature cache was pooled for L={cache.L} but fusion.L={fcfg.L}; recompute it"
+        )
+    need_cost = fcfg.lambda_lat > 0 or fcfg.lambda_energy > 0
+    costs = _cost_vectors(op_costs, ops, need_cost, fcfg.C, fcfg.L)
+    train, val = cache.split("train"), cache.split("val")
+    t0 = time.perf_counter()
+    history: list[dict[str, Any]] = []
+    with _scoped_rng(derive_seed(seed, "fusion-search"), device):
+        net = SearchNetwork(
+            cache.point_shapes,
+            C=fcfg.C,
+            L=fcfg.L,
+            cells=cells,
+            nodes=nodes,
+            multiplier=fcfg.multiplier,
+            ops=ops,
+            n_classes=n_classes,
+            dropout=fcfg.dropout,
+            generator=torch_generator(seed, "fusion-arch-init"),
+        ).to(device)
+        lat_vec = costs[0].to(device) if costs is not None else None
+        en_vec = costs[1].to(device) if costs is not None else None
+        arch_params = net.arch_parameters()
+        weight_params = list(net.weight_parameters())
+        w_opt, w_sched = _weight_optim(weight_params, fcfg)
+        a_opt = torch.optim.Adam(
+            arch_params,
+            lr=fcfg.arch_lr,
+            betas=(0.5, 0.999),
+            weight_decay=fcfg.arch_weight_decay,
+        )
+        train_batches = _Batches(len(train), fcfg.batch_size, torch_generator(seed, "ft"), device)
+        val_iter = _CyclingBatches(
+            _Batches(len(val), fcfg.batch_size, torch_generator(seed, "fv"), device)
+        )
+        best_metric, best_epoch = -math.inf, -1
+        best_genotype = net.genotype()
+        steps_per_epoch = len(train_batches)
+        total = fcfg.epochs * steps_per_epoch
+        step = 0
+        for epoch in range(fcfg.epochs):
+            net.train()
+            loss_sum, seen = 0.0, 0
+            for idx in train_batches.epoch():
+                # architecture step on a fresh val batch
+                vidx = next(val_iter)
+                v_loss = task_loss(net(val.batch(vidx)), val.labels[vidx], task)
+                if lat_vec is not None and en_vec is not None:
+                    w = net.op_weights()
+                    v_loss = (
+                        v_loss
+                        + fcfg.lambda_lat * (w @ lat_vec).sum()
+                        + fcfg.lambda_energy * (w @ en_vec).sum()
+                    )
+                _step(a_opt, arch_params, v_loss, None)
+                # weight step on train
+                loss = task_loss(net(train.batch(idx)), train.labels[idx], task)
+                _step(w_opt, weight_params, loss, GRAD_CLIP)
+                loss_sum += float(loss.detach()) * len(idx)
+                seen += len(idx)
+                step += 1
+                progress("fusion search", step, total)
+            lr = w_opt.param_groups[0]["lr"]
+            w_sched.step()
+            val_loss, val_metric = evaluate(
+                net, val, task, threshold=fcfg.threshold, batch_size=max(fcfg.batch_size, 256)
+            )
+            genotype = net.genotype()
+            with torch.no_grad():
+                w = net.op_weights()
+                exp_lat = float((w @ lat_vec).sum()) if lat_vec is not None else 0.0
+                exp_en = float((w @ en_vec).sum()) if en_vec is not None else 0.0
+            history.append(
+                {
+                    "phase": "search",
+                    "epoch": epoch,
+                    "train_loss": loss_sum / max(seen, 1),
+                    "val_loss": val_loss,
+                    "val_metric": val_metric,
+                    "lr": lr,
+                    "expected_latency": exp_lat,
+                    "expected_energy": exp_en,
+                    "genotype": genotype.to_json(),
+                }
+            )
+            logger.debug("search epoch %d val %.4f %s", epoch, val_metric, genotype)
+            if val_metric > best_metric:
+                best_metric, best_epoch, best_genotype = val_metric, epoch, genotype
+    t1 = time.perf_counter()
+    fixed, val_metric, retrain_hist = _train_fixed(
+        cache,
+        best_genotype,
+        fcfg,
+        task=task,
+        n_classes=n_classes,
+        seed=seed,
+        device=device,
+        progress=progress,
+    )
+    t2 = time.perf_counter()
+    history.extend(retrain_hist)
+    return FusionResult(
+        genotype=best_genotype,
+        val_metric=val_metric,
+        net=fixed,
+        history=history,
+        best_epoch=best_epoch,
+        params=_count(fixed),
+        search_val_metric=best_metric,
+        timings={"search_s": t1 - t0, "retrain_s": t2 - t1},
+    )
+
+
+def train_fixed(
+    cache: FeatureCache,
+    genotype: FusionGenotype,
+    fcfg: FusionConfig,
+    *,
+    task: Task | None = None,
+    n_classes: int | None = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    device: torch.device | None = None,
+    progress: ProgressFn = no_progress,
+) -> tuple[FixedFusionNet, float]:
+    """Train the discrete network of ``genotype`` from scratch on train; keep its best val epoch.
+
+    Returns ``(net in eval mode, val metric of that net)``. ``epochs`` defaults to
+    ``fcfg.retrain_epochs``.
+    """
+    net, val_metric, _ = _train_fixed(
+        cache,
+        genotype,
+        fcfg,
+        task=task,
+        n_classes=n_classes,
+        seed=seed,
+        epochs=epochs,
+        device=device,
+        progress=progress,
+    )
+    return net, val_metric
+
+
+def _train_fixed(
+    cache: FeatureCache,
+    genotype: FusionGenotype,
+    fcfg: FusionConfig,
+    *,
+    task: Task | None,
+    n_classes: int | None,
+    seed: int,
+    epochs: int | None = None,
+    device: torch.device | None,
+    progress: ProgressFn,
+) -> tuple[FixedFusionNet, float, list[dict[str, Any]]]:
+    device = device or cache.device or default_device()
+    task = task or cache.task
+    n_classes = n_classes or cache.n_classes
+    epochs = epochs or fcfg.retrain_epochs
+    train, val = cache.split("train"), cache.split("val")
+    history: list[dict[str, Any]] = []
+    with _scoped_rng(derive_seed(seed, "fusion-retrain"), device):
+        net = FixedFusionNet(
+            cache.point_shapes,
+            genotype,
+            C=fcfg.C,
+            L=fcfg.L,
+            n_classes=n_classes,
+            dropout=fcfg.dropout,
+        ).to(device)
+        used = net.used_points
+        params = list(net.parameters())
+        opt, sched = _weight_optim(params, fcfg)
+        batches = _Batches(len(train), fcfg.batch_size, torch_generator(seed, "fr"), device)
+        best_metric, best_state = -math.inf, None
+        total = epochs * len(batches)
+        step = 0
+        for epoch in range(epochs):
+            net.train()
+            loss_sum, seen = 0.0, 0
+            for idx in batches.epoch():
+                pts = train.batch(idx)
+                loss = task_loss(net([pts[i] for i in used]), train.labels[idx], task)
+                _step(opt, params, loss, GRAD_CLIP)
+                loss_sum += float(loss.detach()) * len(idx)
+                seen += len(idx)
+                step += 1
+                progress("fusion retrain", step, total)
+            lr = opt.param_groups[0]["lr"]
+            sched.step()
+            val_loss, val_metric = evaluate(
+                net,
+                val,
+                task,
+                threshold=fcfg.threshold,
+                batch_size=max(fcfg.batch_size, 256),
+                select=used,
+            )
+            history.append(
+                {
+                    "phase": "retrain",
+                    "epoch": epoch,
+                    "train_loss": loss_sum / max(seen, 1),
+                    "val_loss": val_loss,
+                    "val_metric": val_metric,
+                    "lr": lr,
+                }
+            )
+            if val_metric > best_metric:
+                best_metric = val_metric
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    net.eval()
+    return net, float(best_metric), history
