@@ -69,7 +69,7 @@ class PretrainConfig(_Strict):
 
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(64, ge=1)
-    lr: float = Field(3e-3, gt=0)
+    lr: float = Field(5e-3, gt=0)
     weight_decay: float = Field(3e-5, ge=0)
     warmup_epochs: int = Field(1, ge=0)
     label_smoothing: float = Field(0.1, ge=0, lt=1)
@@ -77,6 +77,13 @@ class PretrainConfig(_Strict):
     distill: bool = True
     bn_recalib_batches: int = Field(20, ge=0)
     reorder_channels: bool = True
+    full_epochs: int | None = Field(
+        None, ge=0, description="epochs training the max subnet alone first (None: warmup_epochs)"
+    )
+    distill_weight: float = Field(
+        0.5, ge=0, le=1, description="share of in-place distillation in the non-max subnets' loss"
+    )
+    threads: int | None = Field(None, ge=1, description="torch CPU threads while pretraining")
 
 
 class FusionConfig(_Strict):

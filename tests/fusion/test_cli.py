@@ -11,7 +11,6 @@ import pytest
 import harmonic_nas.data
 import harmonic_nas.hardware.registry
 import harmonic_nas.pretrain
-from conftest import OP_COSTS, make_dataset
 from harmonic_nas.backbones import build_supernet
 from harmonic_nas.cli import main
 from harmonic_nas.config import load_config
@@ -19,6 +18,7 @@ from harmonic_nas.fusion import ArchSpec
 from harmonic_nas.hardware.keys import lut_key
 from harmonic_nas.hardware.lut import LUT, DeviceInfo, LUTEntry
 from harmonic_nas.hardware.space import space_layer_specs
+from tests.fusion.conftest import OP_COSTS, make_dataset
 
 CONFIG = """
 name: fus

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_backbones, make_dataset, small_fcfg
 from harmonic_nas.backbones import build_supernet
 from harmonic_nas.backbones.genome import BackboneGenome
 from harmonic_nas.errors import GenomeError
@@ -26,6 +25,7 @@ from harmonic_nas.fusion import (
     probe_feature_shapes,
     search_fusion,
 )
+from tests.fusion.conftest import make_backbones, make_dataset, small_fcfg
 
 CPU = torch.device("cpu")
 
@@ -192,8 +192,8 @@ def test_draw_genotype(searched: tuple, tmp_path: Path) -> None:
 
 
 def test_three_modalities_end_to_end() -> None:
-    from conftest import TinyMLP
     from harmonic_nas.data.types import ModalitySpec, Split
+    from tests.fusion.conftest import TinyMLP
 
     ds = make_dataset(n_train=64, n_val=32)
     g = torch.Generator().manual_seed(1)

@@ -12,7 +12,6 @@ import torch
 from torch import Tensor
 
 import harmonic_nas.fusion as fusion_pkg
-from conftest import OP_COSTS, make_backbones, make_dataset, small_fcfg
 from harmonic_nas.errors import DataError, GenomeError, LUTError
 from harmonic_nas.fusion import (
     FixedFusionNet,
@@ -27,6 +26,7 @@ from harmonic_nas.fusion import (
 from harmonic_nas.fusion import search as search_module
 from harmonic_nas.fusion.cache import FeatureCache
 from harmonic_nas.fusion.network import MixedOp, SearchCell
+from tests.fusion.conftest import OP_COSTS, make_backbones, make_dataset, small_fcfg
 
 CPU = torch.device("cpu")
 

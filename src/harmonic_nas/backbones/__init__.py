@@ -1,1 +1,48 @@
-"""backbones stage."""
+"""Backbones: elastic MobileNetV3 supernets (OFA style) + presets, genomes, subnet extraction,
+and the Maxout MLP for text/vector modalities."""
+
+from __future__ import annotations
+
+from harmonic_nas.backbones.elastic import (
+    ElasticMobileNetV3,
+    count_subnets,
+    sample_genome,
+    validate_genome,
+)
+from harmonic_nas.backbones.factory import Supernet, build_supernet
+from harmonic_nas.backbones.genome import BackboneGenome
+from harmonic_nas.backbones.layers import LayerKind, LayerSpec
+from harmonic_nas.backbones.maxout import MaxoutMLP
+from harmonic_nas.backbones.ops import build_layer, make_divisible
+from harmonic_nas.backbones.presets import (
+    MaxoutPreset,
+    MobileNetV3Preset,
+    Preset,
+    get_preset,
+    list_presets,
+    register_preset,
+)
+from harmonic_nas.backbones.static import StaticBackbone, mbv3_layer_specs
+
+__all__ = [
+    "BackboneGenome",
+    "ElasticMobileNetV3",
+    "LayerKind",
+    "LayerSpec",
+    "MaxoutMLP",
+    "MaxoutPreset",
+    "MobileNetV3Preset",
+    "Preset",
+    "StaticBackbone",
+    "Supernet",
+    "build_layer",
+    "build_supernet",
+    "count_subnets",
+    "get_preset",
+    "list_presets",
+    "make_divisible",
+    "mbv3_layer_specs",
+    "register_preset",
+    "sample_genome",
+    "validate_genome",
+]

@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 
+import torch
 import typer
 
 from harmonic_nas.cli import data, fusion, hardware, pretrain, results, run, search
@@ -34,10 +35,20 @@ for _module in (data, pretrain, hardware, fusion, search, results, run):
     _module.register(app)
 
 
+def _quiet_optuna(level: str) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(getattr(logging, level, logging.WARNING))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 1 unexpected failure)."""
     level = os.environ.get("HARMONIC_NAS_LOG", "WARNING").upper()
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    _quiet_optuna(level)
+    # The networks searched here are small: at batch sizes of tens, intra-op threads cost more in
+    # synchronisation than they gain (and thrash on a shared machine). Scale out with --workers.
+    torch.set_num_threads(int(os.environ.get("HARMONIC_NAS_THREADS", "1")))
     try:
         app(args=argv, prog_name="harmonic-nas", standalone_mode=True)
     except HarmonicError as exc:

@@ -1,0 +1,256 @@
+"""How good are the weight-sharing supernets? Inherited vs standalone accuracy on av-digits.
+
+For each seed and modality: pretrain the supernet with the config's settings (quick demo settings
+by default), then take the max subnet, the min subnet and N random subnets and measure their
+TEST accuracy
+
+* with inherited weights (extracted from the supernet, BN recalibrated on training batches), and
+* trained from scratch alone with the same recipe and the same epoch budget ("standalone"),
+
+and the Kendall tau between the two rankings. Also prints the pretraining and standalone
+training times.
+
+Targets: max subnet within 2 points of standalone, min subnet within 4 points, tau >= 0.5, and the
+quick pretraining of both demo supernets <= 3 min.
+
+    .venv/bin/python benchmarks/supernet_quality.py [--quick] [--seeds 0 1 2] [--random 10]
+        [--config configs/quick.yaml] [--set batch_size=32 --set lr=0.005 ...] [--threads 1]
+        [--data-option test_per_class=300]
+
+``--quick``: one seed and 4 random subnets. Saves ``benchmarks/results/supernet_quality.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from scipy.stats import kendalltau
+
+from harmonic_nas.backbones import BackboneGenome, build_supernet
+from harmonic_nas.config import load_config
+from harmonic_nas.data import load_dataset
+from harmonic_nas.pretrain import (
+    evaluate,
+    extract_calibrated,
+    load_supernet,
+    pretrain_supernet,
+    train_standalone,
+)
+from harmonic_nas.utils.io import atomic_write_json
+from harmonic_nas.utils.seeding import derive_seed, numpy_rng
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "supernet_quality.json"
+
+
+def _architectures(supernet: Any, n_random: int, seed: int, modality: str) -> list[BackboneGenome]:
+    rng = numpy_rng(seed, "supernet-quality", modality)
+    archs = [supernet.max_genome(), supernet.min_genome()]
+    seen = {g.active(supernet.preset.max_depth) for g in archs}
+    while len(archs) < 2 + n_random:
+        g = supernet.sample(rng)
+        key = g.active(supernet.preset.max_depth)
+        if key not in seen:
+            seen.add(key)
+            archs.append(g)
+    return archs
+
+
+def run_modality(cfg: Any, ds: Any, modality: str, n_random: int, seed: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    result = pretrain_supernet(cfg, ds, modality, force=True)
+    pretrain_s = time.perf_counter() - t0
+    supernet = load_supernet(cfg, modality, ds.num_classes)
+    tr, te = ds.split("train"), ds.split("test")
+    x_tr, y_tr, x_te, y_te = tr.inputs[modality], tr.labels, te.inputs[modality], te.labels
+    pcfg = cfg.pretrain
+    rows = []
+    standalone_s = 0.0
+    for i, genome in enumerate(_architectures(supernet, n_random, seed, modality)):
+        sub = extract_calibrated(
+            supernet,
+            genome,
+            x_tr,
+            batches=pcfg.bn_recalib_batches,
+            batch_size=pcfg.batch_size,
+            generator=torch.Generator().manual_seed(derive_seed(seed, "bn", i)),
+        )
+        inherited = evaluate(sub, x_te, y_te)
+        # from scratch: a freshly initialised supernet's subnet, same recipe and epoch budget
+        torch.manual_seed(derive_seed(seed, "standalone-init", modality, i))
+        fresh = build_supernet(ds.modality(modality), supernet.preset.name, ds.num_classes)
+        alone = fresh.extract(genome)
+        t1 = time.perf_counter()
+        train_standalone(alone, x_tr, y_tr, pcfg, epochs=pcfg.epochs, seed=derive_seed(seed, i))
+        standalone_s += time.perf_counter() - t1
+        standalone = evaluate(alone, x_te, y_te)
+        rows.append(
+            {
+                "genome": genome.active(supernet.preset.max_depth).to_json(),
+                "role": "max" if i == 0 else "min" if i == 1 else "random",
+                "inherited": inherited,
+                "standalone": standalone,
+            }
+        )
+    tau = kendalltau([r["inherited"] for r in rows], [r["standalone"] for r in rows]).statistic
+    return {
+        "seed": seed,
+        "modality": modality,
+        "pretrain_s": pretrain_s,
+        "standalone_s": standalone_s,
+        "val_max": result.max_metric,
+        "val_min": result.min_metric,
+        "max_inherited": rows[0]["inherited"],
+        "max_standalone": rows[0]["standalone"],
+        "min_inherited": rows[1]["inherited"],
+        "min_standalone": rows[1]["standalone"],
+        "kendall_tau": float(tau) if tau == tau else 0.0,  # NaN when a ranking is constant
+        "subnets": rows,
+    }
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.fmean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--quick", action="store_true", help="1 seed, 4 random subnets")
+    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "quick.yaml")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--random", type=int, default=10, help="random subnets besides max and min")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a pretrain setting, e.g. --set batch_size=32 --set lr=0.005",
+    )
+    ap.add_argument(
+        "--data-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="av-digits builder option, e.g. --data-option test_per_class=300",
+    )
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    seeds = args.seeds[:1] if args.quick else args.seeds
+    n_random = min(args.random, 4) if args.quick else args.random
+    os.environ.setdefault("HARMONIC_NAS_CACHE", tempfile.mkdtemp(prefix="hn-bench-"))
+    run_dir = Path(tempfile.mkdtemp(prefix="hn-sq-"))
+
+    runs: list[dict[str, Any]] = []
+    modalities: list[str] = []
+    for seed in seeds:
+        overrides: dict[str, Any] = {"seed": seed, "run_dir": str(run_dir), "name": f"sq{seed}"}
+        base = load_config(args.config)
+        pretrain = base.pretrain.model_dump()
+        for item in args.set:
+            key, _, value = item.partition("=")
+            pretrain[key] = yaml.safe_load(value)
+        overrides["pretrain"] = pretrain
+        if args.data_option:
+            dataset = base.dataset.model_dump(mode="json")
+            for item in args.data_option:
+                key, _, value = item.partition("=")
+                dataset["options"][key] = yaml.safe_load(value)
+            overrides["dataset"] = dataset
+        cfg = load_config(args.config, overrides=overrides)
+        ds = load_dataset(cfg)
+        modalities = list(cfg.modalities)
+        for modality in modalities:
+            r = run_modality(cfg, ds, modality, n_random, seed)
+            runs.append(r)
+            print(
+                f"seed {seed} {modality:6s}: max {100 * r['max_inherited']:.1f} (alone "
+                f"{100 * r['max_standalone']:.1f})  min {100 * r['min_inherited']:.1f} (alone "
+                f"{100 * r['min_standalone']:.1f})  tau {r['kendall_tau']:+.2f}  "
+                f"pretrain {r['pretrain_s']:.0f}s  standalone x{2 + n_random} "
+                f"{r['standalone_s']:.0f}s",
+                flush=True,
+            )
+
+    summary: dict[str, Any] = {}
+    for modality in modalities:
+        rs = [r for r in runs if r["modality"] == modality]
+        summary[modality] = {
+            key: _ms([r[key] for r in rs])
+            for key in (
+                "max_inherited",
+                "max_standalone",
+                "min_inherited",
+                "min_standalone",
+                "kendall_tau",
+                "pretrain_s",
+                "standalone_s",
+            )
+        }
+        summary[modality]["max_gap"] = _ms([r["max_standalone"] - r["max_inherited"] for r in rs])
+        summary[modality]["min_gap"] = _ms([r["min_standalone"] - r["min_inherited"] for r in rs])
+    per_seed_pretrain = [sum(r["pretrain_s"] for r in runs if r["seed"] == s) for s in seeds]
+    checks: dict[str, bool] = {}
+    for modality in modalities:
+        s = summary[modality]
+        checks[f"{modality}_max_within_2_points"] = s["max_gap"]["mean"] <= 0.02
+        checks[f"{modality}_min_within_4_points"] = s["min_gap"]["mean"] <= 0.04
+        checks[f"{modality}_tau_ge_0.5"] = s["kendall_tau"]["mean"] >= 0.5
+    checks["quick_pretrain_both_le_180s"] = statistics.fmean(per_seed_pretrain) <= 180.0
+
+    print()
+    print(
+        f"{'':7s} {'max inh':>9s} {'max alone':>10s} {'min inh':>9s} {'min alone':>10s} {'tau':>6s}"
+    )
+    for modality in modalities:
+        s = summary[modality]
+        print(
+            f"{modality:7s} {100 * s['max_inherited']['mean']:9.1f} "
+            f"{100 * s['max_standalone']['mean']:10.1f} {100 * s['min_inherited']['mean']:9.1f} "
+            f"{100 * s['min_standalone']['mean']:10.1f} {s['kendall_tau']['mean']:6.2f}"
+        )
+    print(
+        f"pretraining of all supernets: {statistics.fmean(per_seed_pretrain):.0f} s per seed "
+        f"({args.threads} thread(s))"
+    )
+    print("targets:", ", ".join(f"{k}={'ok' if v else 'MISSED'}" for k, v in checks.items()))
+    atomic_write_json(
+        args.out,
+        {
+            "benchmark": "supernet_quality",
+            "command": "python benchmarks/supernet_quality.py "
+            + " ".join(argv if argv is not None else sys.argv[1:]),
+            "config": str(args.config),
+            "pretrain": cfg.pretrain.model_dump(),
+            "dataset": cfg.dataset.model_dump(mode="json"),
+            "seeds": seeds,
+            "random_subnets": n_random,
+            "threads": args.threads,
+            "runs": runs,
+            "summary": summary,
+            "pretrain_s_per_seed": per_seed_pretrain,
+            "checks": checks,
+        },
+        schema_version=1,
+    )
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

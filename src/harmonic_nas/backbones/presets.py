@@ -1,0 +1,204 @@
+"""Backbone presets: a registry of supernet geometries (one decorated function per preset).
+
+``get_preset("ofa-mbv3-w1.2")`` scales a registered MobileNetV3 preset by a width multiplier (OFA
+channel rounding), so any ``<preset>-w<mult>`` name works without registering it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from harmonic_nas.backbones.ops import make_divisible
+from harmonic_nas.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MobileNetV3Preset:
+    """Geometry of an elastic MobileNetV3 supernet (OFA layout).
+
+    stem conv 3x3 s2 -> fixed MBConv k3 e1 -> elastic stages (each up to ``max(d_choices)`` MBConv
+    blocks, first block strided) -> final expand 1x1 (BN) -> global avg pool -> feature mix 1x1
+    (no BN) -> classifier.
+    """
+
+    name: str
+    description: str
+    input_sizes: tuple[tuple[int, int], ...]
+    stem_width: int
+    first_block_width: int
+    stage_widths: tuple[int, ...]
+    stage_strides: tuple[int, ...]
+    stage_se: tuple[bool, ...]
+    stage_acts: tuple[str, ...]
+    final_expand_width: int
+    feature_mix_width: int
+    ks_choices: tuple[int, ...] = (3, 5, 7)
+    e_choices: tuple[int, ...] = (3, 4, 6)
+    d_choices: tuple[int, ...] = (2, 3, 4)
+    stem_act: str = "hswish"
+    first_block_act: str = "relu"
+    head_act: str = "hswish"
+    dropout: float = 0.1
+    width_mult: float = 1.0
+    family: str = "mobilenetv3"
+
+    def __post_init__(self) -> None:
+        n = len(self.stage_widths)
+        if not (len(self.stage_strides) == len(self.stage_se) == len(self.stage_acts) == n):
+            raise ValueError(f"preset {self.name}: per-stage tuples must all have {n} entries")
+        if min(self.d_choices) < 1:
+            raise ValueError(f"preset {self.name}: depths must be >= 1")
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.stage_widths)
+
+    @property
+    def max_depth(self) -> int:
+        return max(self.d_choices)
+
+    @property
+    def n_slots(self) -> int:
+        """Length of the ``ks`` and ``e`` genes: one per block slot (stages x max depth)."""
+        return self.n_stages * self.max_depth
+
+    def scaled(self, width_mult: float) -> MobileNetV3Preset:
+        """This preset with every width multiplied (OFA rounding to multiples of 8)."""
+        if self.width_mult != 1.0:
+            raise ConfigError(
+                f"preset {self.name} is already scaled; scale its base preset instead"
+            )
+        if not 0 < width_mult <= 4:
+            raise ConfigError(f"width multiplier must be in (0, 4], got {width_mult:g}")
+        w = width_mult
+        first = make_divisible(self.first_block_width * w)
+        return replace(
+            self,
+            name=f"{self.name}-w{w:g}",
+            description=f"{self.description} (width x{w:g})",
+            stem_width=first,
+            first_block_width=first,
+            stage_widths=tuple(make_divisible(c * w) for c in self.stage_widths),
+            final_expand_width=make_divisible(self.final_expand_width * w),
+            feature_mix_width=(
+                make_divisible(self.feature_mix_width * w) if w > 1.0 else self.feature_mix_width
+            ),
+            width_mult=w,
+        )
+
+
+@dataclass(frozen=True)
+class MaxoutPreset:
+    """The paper's text/vector backbone: Maxout MLP in -> hidden... -> classes."""
+
+    name: str
+    description: str
+    hidden: tuple[int, ...] = (128, 256)
+    pieces: int = 4
+    dropout: float = 0.3
+    family: str = "maxout"
+
+
+Preset = MobileNetV3Preset | MaxoutPreset
+
+_REGISTRY: dict[str, Callable[[], Preset]] = {}
+_SCALED = re.compile(r"^(?P<base>.+)-w(?P<mult>\d+(?:\.\d+)?)$")
+
+
+def register_preset(name: str) -> Callable[[Callable[[], Preset]], Callable[[], Preset]]:
+    """Decorator: register a zero-argument function returning a preset under ``name``."""
+
+    def deco(fn: Callable[[], Preset]) -> Callable[[], Preset]:
+        if name in _REGISTRY:
+            raise ValueError(f"preset {name!r} is already registered")
+        _REGISTRY[name] = fn
+        return fn
+
+    return deco
+
+
+def list_presets() -> list[str]:
+    """Names of the registered presets (any MobileNetV3 one also accepts a ``-w<mult>`` suffix)."""
+    return sorted(_REGISTRY)
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name`` (``<name>-w<mult>`` scales a MobileNetV3 preset)."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]()
+    match = _SCALED.match(name)
+    if match and match["base"] in _REGISTRY:
+        base = _REGISTRY[match["base"]]()
+        if isinstance(base, MobileNetV3Preset):
+            return base.scaled(float(match["mult"]))
+    raise ConfigError(
+        f"unknown backbone preset {name!r}; choose one of {', '.join(list_presets())} "
+        "(a MobileNetV3 preset accepts a width suffix, e.g. ofa-mbv3-w1.2)"
+    )
+
+
+@register_preset("avmnist")
+def _avmnist() -> Preset:
+    # The Harmonic-NAS AV-MNIST geometry: key-compatible with the published Jetson LUTs.
+    return MobileNetV3Preset(
+        name="avmnist",
+        description="AV-MNIST supernet (1x28x28 images, 1x20x20 audio): one elastic stage of 24 ch",
+        input_sizes=((28, 28), (20, 20)),
+        stem_width=16,
+        first_block_width=16,
+        stage_widths=(24,),
+        stage_strides=(2,),
+        stage_se=(False,),
+        stage_acts=("relu",),
+        final_expand_width=40,
+        feature_mix_width=80,
+    )
+
+
+@register_preset("mbv3-3stage")
+def _mbv3_3stage() -> Preset:
+    # Three elastic stages for 112x112 images (the Harmonic-NAS Memes image supernet geometry).
+    return MobileNetV3Preset(
+        name="mbv3-3stage",
+        description="3-stage MobileNetV3 supernet for 112x112 images",
+        input_sizes=((112, 112),),
+        stem_width=16,
+        first_block_width=16,
+        stage_widths=(24, 40, 80),
+        stage_strides=(2, 2, 2),
+        stage_se=(False, True, False),
+        stage_acts=("relu", "relu", "hswish"),
+        final_expand_width=112,
+        feature_mix_width=160,
+    )
+
+
+@register_preset("ofa-mbv3")
+def _ofa_mbv3() -> Preset:
+    # OFA MobileNetV3-Large search space (width 1.0); ofa-mbv3-w1.2 is the MM-IMDB geometry.
+    return MobileNetV3Preset(
+        name="ofa-mbv3",
+        description="OFA MobileNetV3 supernet, 5 stages, 224x224",
+        input_sizes=((224, 224),),
+        stem_width=16,
+        first_block_width=16,
+        stage_widths=(24, 40, 80, 112, 160),
+        stage_strides=(2, 2, 2, 1, 2),
+        stage_se=(False, True, False, True, True),
+        stage_acts=("relu", "relu", "hswish", "hswish", "hswish"),
+        final_expand_width=960,
+        feature_mix_width=1280,
+    )
+
+
+@register_preset("maxout")
+def _maxout() -> Preset:
+    return MaxoutPreset(
+        name="maxout",
+        description="Maxout MLP for text/vector features (in -> 128 -> 256 -> classes)",
+    )
