@@ -1,9 +1,170 @@
-"""CLI commands of the search stage."""
+"""CLI commands of the search stage: ``search``, ``baselines``, ``status``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import optuna
 import typer
+from rich.table import Table
+
+from harmonic_nas.cli._common import console, load_cfg, rich_progress
+from harmonic_nas.utils.progress import ProgressFn
+
+_SEARCH_TASKS = ("search:", "final:", "baseline")
+
+
+@contextmanager
+def search_progress() -> Iterator[ProgressFn]:
+    """Rich bars for the search (candidates, generation, front size) plus ONE bar for whatever
+    the candidate being evaluated reports (fusion epochs, ...), instead of a bar per candidate."""
+    with rich_progress() as bars:
+
+        def update(task: str, completed: int, total: int) -> None:
+            if task.startswith(_SEARCH_TASKS):
+                bars(task, completed, total)
+            else:
+                bars("  current candidate", completed, total)
+
+        yield update
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _candidate_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("trial", "state", "gen", "val_metric", "latency_ms", "energy_mj", "params", "note"):
+        table.add_column(col, justify="left" if col in ("state", "note") else "right")
+    for r in rows:
+        table.add_row(
+            str(r["trial"]),
+            r["state"],
+            _fmt(r["generation"]),
+            _fmt(r["val_metric"]),
+            _fmt(r["latency_ms"]),
+            _fmt(r["energy_mj"]),
+            _fmt(r["params"]),
+            (r["note"] or "")[:60],
+        )
+    return table
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's commands to the app."""
+    """Add ``search``, ``baselines`` and ``status`` to the app."""
+
+    @app.command("search")
+    def search_cmd(
+        config: Path = typer.Argument(..., help="experiment YAML file"),
+        storage: str | None = typer.Option(
+            None,
+            "--storage",
+            help="Optuna storage URL (default sqlite:///<run>/study.db); "
+            "postgresql://user:pw@host:5432/db lets several machines share one study",
+        ),
+        workers: int | None = typer.Option(
+            None, "--workers", help="local worker processes (default: search.workers)"
+        ),
+        strategy: str | None = typer.Option(
+            None, "--strategy", help="nsga2 | random | accuracy-only (default: search.strategy)"
+        ),
+        study_name: str | None = typer.Option(
+            None, "--study-name", help="study name (default: the experiment name)"
+        ),
+    ) -> None:
+        """Search (or resume) NSGA-II over joint genomes; writes pareto.json, candidates.json,
+        hypervolume.json and models/. Rerun the same command to resume."""
+        from harmonic_nas.search import run_search
+
+        cfg = load_cfg(config)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with search_progress() as progress:
+            summary = run_search(
+                cfg,
+                storage=storage,
+                workers=workers,
+                strategy=strategy,
+                study_name=study_name,
+                progress=progress,
+            )
+        console.print(
+            f"study '{summary.study_name}' ({summary.strategy}): {summary.n_complete}/"
+            f"{summary.budget} candidates complete, {summary.n_failed} failed, "
+            f"{summary.n_duplicates} duplicate proposals skipped; Pareto front "
+            f"{summary.front_size}, hypervolume {summary.hypervolume:.4f}",
+            soft_wrap=True,
+        )
+        console.print(f"candidates: {summary.candidates_path}", soft_wrap=True)
+        console.print(f"hypervolume: {summary.hypervolume_path}", soft_wrap=True)
+        if summary.pareto_path is not None:
+            console.print(f"Pareto set: {summary.pareto_path}", soft_wrap=True)
+        console.print(
+            f"inspect: harmonic-nas status {summary.run}  |  optuna-dashboard {summary.storage}",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+    @app.command("baselines")
+    def baselines_cmd(
+        config: Path = typer.Argument(..., help="experiment YAML file"),
+    ) -> None:
+        """Reference points: max backbones + fusion search (BM-NAS style, no hardware term), late
+        fusion of the max backbones, and each modality alone -> run/baselines.json."""
+        from harmonic_nas.search.baselines import run_baselines
+
+        cfg = load_cfg(config)
+        with search_progress() as progress:
+            path = run_baselines(cfg, progress=progress)
+        from harmonic_nas.utils.io import read_json
+
+        data = read_json(path, schema_version=1, what="baselines")
+        table = Table(title=f"baselines ({cfg.device.name})", title_justify="left")
+        for col in ("name", "val_metric", "test_metric", "latency_ms", "energy_mj", "params"):
+            table.add_column(col, justify="left" if col == "name" else "right")
+        for b in data["baselines"]:
+            table.add_row(
+                b["name"],
+                _fmt(b["val_metric"]),
+                _fmt(b["test_metric"]),
+                _fmt(b["latency_ms"]),
+                _fmt(b["energy_mj"]),
+                _fmt(b["params"]),
+            )
+        console.print(table)
+        console.print(f"saved to {path}")
+
+    @app.command("status")
+    def status_cmd(
+        run: Path = typer.Argument(..., help="run directory, e.g. runs/quick"),
+        storage: str | None = typer.Option(
+            None, "--storage", help="storage URL (default: the one the search recorded)"
+        ),
+        all_candidates: bool = typer.Option(
+            False, "--all", help="list every candidate, not only the Pareto front"
+        ),
+    ) -> None:
+        """Show a running or finished study: progress, failures, Pareto front, hypervolume."""
+        from harmonic_nas.search import study_status
+
+        for s in study_status(run, storage=storage):
+            state = "finished" if s["finished"] else "running / interrupted"
+            console.print(
+                f"[bold]{s['study']}[/bold] ({s['strategy']}, {state}) — {s['storage']}\n"
+                f"  candidates {s['complete']}/{s['budget']} complete, {s['running']} running, "
+                f"{s['waiting']} queued, {s['failed']} failed, {s['duplicates']} duplicates skipped; "
+                f"generation {s['generation']}/{s['generations']}; front {s['front_size']}; "
+                f"hypervolume {s['hypervolume']:.4f}; best val {_fmt(s['best_val_metric'])}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            rows = s["candidates"] if all_candidates else s["front"]
+            title = "all candidates" if all_candidates else "Pareto front"
+            console.print(_candidate_table(title, rows))

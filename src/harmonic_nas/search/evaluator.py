@@ -1,0 +1,312 @@
+"""The real search problem: a candidate is costed from the device LUT, then its fusion network is
+searched and retrained on frozen supernet features (the inner tier), all on validation data.
+
+Everything heavy (dataset, supernets, LUT) is loaded lazily and once per worker process.
+
+Cheap pass / lower bound. A candidate's cost (``ArchCost.total``) is Σ backbone layers + fusion
+operators + reshape/head layers + the per-model overhead, minus, on a backend that runs an
+exported graph (ONNX Runtime), the layers the output does not depend on. The bound is sound for
+both cases:
+
+* eager backends (torch, imported Jetson tables): every backbone layer runs, so the bound is the
+  backbone-only cost + ``cells x nodes`` cheapest fusion operators + overhead;
+* dead-code-pruning backends: only the last ``multiplier`` cells are sure to run (one node each at
+  least), and only one modality is sure to feed the fusion (up to its first fusion point), so the
+  bound is that cheapest prefix + ``min(multiplier, cells)`` cheapest operators + overhead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from harmonic_nas.backbones import MaxoutPreset, MobileNetV3Preset, get_preset
+from harmonic_nas.backbones.layers import LayerSpec
+from harmonic_nas.errors import ConfigError, LUTError
+from harmonic_nas.search.genome import BackboneSpace, MultimodalGenome, SearchSpace
+from harmonic_nas.search.problem import CostBound, Evaluation, TestScore
+from harmonic_nas.utils.device import default_device
+from harmonic_nas.utils.io import atomic_torch_save
+from harmonic_nas.utils.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from harmonic_nas.config import ExperimentConfig
+    from harmonic_nas.data.types import MultimodalDataset
+    from harmonic_nas.fusion import ArchSpec, FusionGenotype
+    from harmonic_nas.hardware import Cost, CostModel
+
+logger = logging.getLogger(__name__)
+
+#: The hypervolume reference point is this factor above the largest candidate's cost estimate.
+REFERENCE_MARGIN = 1.2
+
+
+def backbone_space(preset: str) -> BackboneSpace:
+    """The genes of a backbone preset (a Maxout / vector backbone has none)."""
+    p = get_preset(preset)
+    if isinstance(p, MaxoutPreset):
+        return BackboneSpace()
+    assert isinstance(p, MobileNetV3Preset)
+    return BackboneSpace(ks=p.ks_choices, e=p.e_choices, d=p.d_choices, stages=p.n_stages)
+
+
+def space_from_config(cfg: ExperimentConfig) -> SearchSpace:
+    """The joint search space of an experiment (backbone genes from the presets, cells/nodes from
+    ``cfg.search``)."""
+    return SearchSpace.from_ranges(
+        {m: backbone_space(mc.preset) for m, mc in cfg.modalities.items()},
+        cfg.search.cells,
+        cfg.search.nodes,
+    )
+
+
+def model_params(model: nn.Module) -> int:
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+class HarmonicProblem:
+    """Harmonic-NAS candidate evaluation (see the module docstring)."""
+
+    def __init__(self, cfg: ExperimentConfig, *, device: torch.device | None = None) -> None:
+        self.cfg = cfg
+        self.device = device or default_device()
+        self._space = space_from_config(cfg)
+
+    # -- lazily loaded stage artifacts -------------------------------------------------------
+    @cached_property
+    def dataset(self) -> MultimodalDataset:
+        from harmonic_nas.data import load_dataset
+
+        return load_dataset(self.cfg)
+
+    @cached_property
+    def n_classes(self) -> int:
+        return int(self.dataset.num_classes)
+
+    @cached_property
+    def supernets(self) -> dict[str, Any]:
+        from harmonic_nas.pretrain import load_supernet
+
+        return {
+            m: load_supernet(self.cfg, m, self.n_classes, device=self.device)
+            for m in self.cfg.modalities
+        }
+
+    @cached_property
+    def cost_model(self) -> CostModel:
+        from harmonic_nas.hardware import CostModel, get_lut
+
+        return CostModel(get_lut(self.cfg), fallback=self.cfg.device.fallback_predictor)
+
+    @cached_property
+    def op_costs(self) -> dict[str, tuple[float, float]]:
+        """Fusion operator -> (latency_ms, energy_mj) at the config's C, L on the device."""
+        fc = self.cfg.fusion
+        try:
+            return self.cost_model.op_costs(fc.C, fc.L, fc.ops)
+        except LUTError as exc:
+            raise LUTError(
+                f"the LUT of device '{self.cfg.device.name}' lacks fusion operator costs at "
+                f"C={fc.C}, L={fc.L} ({exc}); profile them (`harmonic-nas profile CONFIG`) or "
+                "set fusion.C/L to a profiled size"
+            ) from None
+
+    # -- the protocol --------------------------------------------------------------------------
+    @property
+    def space(self) -> SearchSpace:
+        return self._space
+
+    @property
+    def task(self) -> str:
+        return str(self.dataset.task)
+
+    @property
+    def metric(self) -> str:
+        return "weighted_f1" if self.task == "multilabel" else "accuracy"
+
+    def arch_spec(
+        self, genome: MultimodalGenome, genotype: FusionGenotype | None = None
+    ) -> ArchSpec:
+        from harmonic_nas.fusion import ArchSpec, ModalityArch
+
+        fc = self.cfg.fusion
+        return ArchSpec(
+            modalities={
+                m: ModalityArch(
+                    self.cfg.modalities[m].preset,
+                    tuple(self.cfg.modalities[m].shape),
+                    genome.backbones[m],
+                )
+                for m in self.cfg.modalities
+            },
+            cells=genome.cells,
+            nodes=genome.nodes,
+            genotype=genotype,
+            C=fc.C,
+            L=fc.L,
+            fusion_points=fc.fusion_points,
+            n_classes=self.n_classes,
+        )
+
+    def arch_json(
+        self, genome: MultimodalGenome, genotype: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        from harmonic_nas.fusion import FusionGenotype
+
+        geno = FusionGenotype.from_json(genotype) if genotype is not None else None
+        return self.arch_spec(genome, geno).to_json()
+
+    def _backbone_layers(self, genome: MultimodalGenome) -> dict[str, list[LayerSpec]]:
+        from harmonic_nas.hardware.space import backbone_specs
+
+        return {
+            m: backbone_specs(mc.preset, mc.shape, genome.backbones[m], self.n_classes)
+            for m, mc in self.cfg.modalities.items()
+        }
+
+    def _first_point_prefix(self, layers: list[LayerSpec]) -> list[LayerSpec]:
+        """The layers that must run for the shallowest fusion point of a backbone."""
+        from harmonic_nas.fusion import fusion_point_indices
+        from harmonic_nas.hardware.space import feature_shapes
+
+        n_maps = len(feature_shapes(layers))
+        first = fusion_point_indices(n_maps, self.cfg.fusion.fusion_points)[0]
+        return layers[: first + 1]
+
+    def _bound(self, genome: MultimodalGenome, *, upper: bool = False) -> Cost:
+        from harmonic_nas.hardware import Cost
+
+        cm = self.cost_model
+        layers = self._backbone_layers(genome)
+        ops = self.op_costs.values()
+        pick = max if upper else min
+        op = Cost(pick(c[0] for c in ops), pick(c[1] for c in ops))
+        n_ops = genome.cells * genome.nodes
+        backbones = Cost()
+        if upper or not cm.prunes_dead_layers:
+            for specs in layers.values():
+                backbones = backbones + cm.cost_layers(specs)
+        else:
+            prefixes = [cm.cost_layers(self._first_point_prefix(s)) for s in layers.values()]
+            backbones = Cost(
+                min(c.latency_ms for c in prefixes), min(c.energy_mj for c in prefixes)
+            )
+            n_ops = min(self.cfg.fusion.multiplier, genome.cells)
+        total = backbones + cm.overhead()
+        for _ in range(n_ops):
+            total = total + op
+        return total
+
+    def lower_bound(self, genome: MultimodalGenome) -> CostBound:
+        c = self._bound(genome)
+        return CostBound(c.latency_ms, c.energy_mj)
+
+    def reference_costs(self) -> tuple[CostBound, CostBound]:
+        lo = self._bound(self.space.min_genome())
+        hi = self._bound(self.space.max_genome(), upper=True)
+        return (
+            CostBound(lo.latency_ms, lo.energy_mj),
+            CostBound(hi.latency_ms * REFERENCE_MARGIN, hi.energy_mj * REFERENCE_MARGIN),
+        )
+
+    def evaluate(
+        self, genome: MultimodalGenome, *, seed: int, progress: ProgressFn = no_progress
+    ) -> Evaluation:
+        from harmonic_nas.fusion.runner import run_inner_tier
+
+        arch = self.arch_spec(genome)
+        result = run_inner_tier(
+            self.cfg,
+            arch,
+            self.dataset,
+            self.supernets,
+            op_costs=self.op_costs,
+            seed=seed,
+            device=self.device,
+            progress=progress,
+        )
+        cost = self.cost_model.cost_arch(result.arch)
+        r = result.result
+        return Evaluation(
+            val_metric=float(r.val_metric),
+            latency_ms=cost.total.latency_ms,
+            energy_mj=cost.total.energy_mj,
+            params=model_params(result.model),
+            latency_paper_ms=cost.paper_total.latency_ms,
+            energy_paper_mj=cost.paper_total.energy_mj,
+            genotype=r.genotype.to_json(),
+            extra={
+                "search_val_metric": float(r.search_val_metric),
+                "best_epoch": r.best_epoch,
+                "fusion_params": r.params,
+                "timings": dict(r.timings),
+                "predicted_keys": list(cost.predicted_keys),
+            },
+        )
+
+    def score_test(
+        self,
+        genome: MultimodalGenome,
+        evaluation: Evaluation,
+        *,
+        seeds: list[int],
+        model_dir: Path,
+        progress: ProgressFn = no_progress,
+    ) -> TestScore:
+        from harmonic_nas.fusion import (
+            FusionGenotype,
+            MultimodalNet,
+            compute_feature_cache,
+            evaluate,
+            train_fixed,
+        )
+        from harmonic_nas.fusion.runner import extract_backbones
+
+        if evaluation.genotype is None:
+            raise ConfigError("a Pareto member has no fusion genotype; rerun the search")
+        arch = self.arch_spec(genome, FusionGenotype.from_json(evaluation.genotype))
+        assert arch.genotype is not None
+        fc = self.cfg.fusion
+        backbones = extract_backbones(self.cfg, arch, self.supernets)
+        cache = compute_feature_cache(
+            backbones,
+            self.dataset,
+            splits=("train", "val", "test"),
+            L=fc.L,
+            fusion_points=fc.fusion_points,
+            bn_recalib_batches=self.cfg.pretrain.bn_recalib_batches,
+            batch_size=self.cfg.pretrain.batch_size,
+            device=self.device,
+            progress=progress,
+        )
+        scores = []
+        for i, seed in enumerate(seeds):
+            net, _ = train_fixed(
+                cache, arch.genotype, fc, seed=seed, device=self.device, progress=progress
+            )
+            _, test = evaluate(
+                net, cache.split("test"), cache.task, threshold=fc.threshold, select=net.used_points
+            )
+            scores.append(float(test))
+            if i == 0:  # the evaluation seed: the very model the search scored
+                model = MultimodalNet(arch, backbones, net).eval()
+                arch.save(model_dir / "arch.json")
+                atomic_torch_save(
+                    model_dir / "weights.pt",
+                    {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                )
+        mean = sum(scores) / len(scores)
+        std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
+        return TestScore(mean, std, arch.to_json(), model_dir)
+
+
+def build_problem(cfg: ExperimentConfig) -> HarmonicProblem:
+    """The default problem factory (``harmonic_nas.search.evaluator:build_problem``)."""
+    return HarmonicProblem(cfg)

@@ -1,0 +1,264 @@
+"""The joint genome: one backbone genome per modality plus the fusion macro-architecture.
+
+Every gene is an Optuna categorical parameter that every trial suggests, active or not, so the
+NSGA-II intersection search space always holds the whole genome and crossover / mutation act on
+``cells`` and ``nodes`` exactly as on a kernel size: the macro-architecture is inherited, never
+re-drawn. Genes beyond a stage's depth are inactive: :meth:`MultimodalGenome.canonical` zeroes them
+and :meth:`MultimodalGenome.key` (used to deduplicate candidates) is built from the canonical form.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from optuna.distributions import CategoricalDistribution
+
+from harmonic_nas.backbones.genome import BackboneGenome
+from harmonic_nas.errors import GenomeError
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def _max_depth(genome: BackboneGenome) -> int:
+    return len(genome.ks) // len(genome.d) if genome.d else 0
+
+
+@dataclass(frozen=True)
+class BackboneSpace:
+    """The genes of one elastic backbone: choices per block slot (``ks``, ``e``) and per stage (``d``).
+
+    ``stages == 0`` is a fixed backbone (Maxout / vector) with the empty genome.
+    """
+
+    ks: tuple[int, ...] = ()
+    e: tuple[int, ...] = ()
+    d: tuple[int, ...] = ()
+    stages: int = 0
+
+    def __post_init__(self) -> None:
+        if self.stages and not (self.ks and self.e and self.d and min(self.d) >= 1):
+            raise GenomeError(
+                "an elastic backbone space needs kernel, expand and depth choices (depth >= 1)"
+            )
+
+    @property
+    def max_depth(self) -> int:
+        return max(self.d) if self.stages else 0
+
+    @property
+    def slots(self) -> int:
+        """Number of block slots (``max_depth x stages``): the length of ``ks`` and ``e`` genes."""
+        return self.max_depth * self.stages
+
+    def size(self) -> int:
+        """Number of distinct subnets (canonical genomes)."""
+        if not self.stages:
+            return 1
+        per_stage = sum((len(self.ks) * len(self.e)) ** d for d in self.d)
+        return int(per_stage**self.stages)
+
+    def min_genome(self) -> BackboneGenome:
+        n = self.slots
+        return BackboneGenome(
+            (min(self.ks),) * n if n else (),
+            (min(self.e),) * n if n else (),
+            (min(self.d),) * self.stages if self.stages else (),
+        )
+
+    def max_genome(self) -> BackboneGenome:
+        n = self.slots
+        return BackboneGenome(
+            (max(self.ks),) * n if n else (),
+            (max(self.e),) * n if n else (),
+            (max(self.d),) * self.stages if self.stages else (),
+        )
+
+    def validate(self, genome: BackboneGenome, modality: str) -> None:
+        """Raise :class:`GenomeError` when ``genome`` does not fit this space."""
+        if (
+            len(genome.d) != self.stages
+            or len(genome.ks) != self.slots
+            or len(genome.e) != (self.slots)
+        ):
+            raise GenomeError(
+                f"genome of '{modality}' has {len(genome.d)} stages / {len(genome.ks)} slots, "
+                f"the search space expects {self.stages} / {self.slots}"
+            )
+        for name, values, choices in (
+            ("d", genome.d, self.d),
+            ("ks", genome.ks, self.ks),
+            ("e", genome.e, self.e),
+        ):
+            bad = [v for v in values if v not in choices]
+            if bad:
+                raise GenomeError(
+                    f"genome of '{modality}' has {name}={bad[0]}, allowed values are {list(choices)}"
+                )
+
+
+@dataclass(frozen=True)
+class MultimodalGenome:
+    """A candidate: one backbone genome per modality (in config order), fusion cells and nodes."""
+
+    backbones: dict[str, BackboneGenome]
+    cells: int
+    nodes: int
+
+    def canonical(self) -> MultimodalGenome:
+        """The same architecture with inactive genes (blocks beyond the depth) set to 0."""
+        return MultimodalGenome(
+            {m: g.active(_max_depth(g)) for m, g in self.backbones.items()},
+            self.cells,
+            self.nodes,
+        )
+
+    def key(self) -> str:
+        """A canonical, human-readable id: two genomes share a key iff they are the same network."""
+        parts = [f"{m}={g}" for m, g in self.canonical().backbones.items()]
+        return "|".join([*parts, f"c{self.cells}n{self.nodes}"])
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backbones": {m: g.to_json() for m, g in self.backbones.items()},
+            "cells": self.cells,
+            "nodes": self.nodes,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> MultimodalGenome:
+        if not isinstance(data, dict) or not isinstance(data.get("backbones"), dict):
+            raise GenomeError(
+                f"a multimodal genome must be an object with backbones, cells, nodes; got {data!r:.80}"
+            )
+        try:
+            return cls(
+                {m: BackboneGenome.from_json(g) for m, g in data["backbones"].items()},
+                int(data["cells"]),
+                int(data["nodes"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise GenomeError(
+                f"a multimodal genome needs integer cells and nodes; got {data!r:.80}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """All genes of the joint genome and their Optuna encoding (one categorical per gene)."""
+
+    backbones: dict[str, BackboneSpace]
+    cells: tuple[int, ...]
+    nodes: tuple[int, ...]
+
+    @classmethod
+    def from_ranges(
+        cls,
+        backbones: dict[str, BackboneSpace],
+        cells: tuple[int, int],
+        nodes: tuple[int, int],
+    ) -> SearchSpace:
+        """Build from inclusive ``(low, high)`` ranges, as in ``cfg.search.cells/nodes``."""
+        return cls(
+            dict(backbones),
+            tuple(range(cells[0], cells[1] + 1)),
+            tuple(range(nodes[0], nodes[1] + 1)),
+        )
+
+    def __hash__(self) -> int:
+        return hash((tuple(self.backbones.items()), self.cells, self.nodes))
+
+    # -- Optuna encoding ---------------------------------------------------------------------
+    def distributions(self) -> dict[str, CategoricalDistribution]:
+        """Parameter name -> distribution, in a fixed order (every trial suggests all of them)."""
+        out: dict[str, CategoricalDistribution] = {}
+        for m, sp in self.backbones.items():
+            for s in range(sp.stages):
+                out[f"{m}.d{s}"] = CategoricalDistribution(sp.d)
+            for i in range(sp.slots):
+                out[f"{m}.ks{i}"] = CategoricalDistribution(sp.ks)
+                out[f"{m}.e{i}"] = CategoricalDistribution(sp.e)
+        out["cells"] = CategoricalDistribution(self.cells)
+        out["nodes"] = CategoricalDistribution(self.nodes)
+        return out
+
+    def suggest(self, trial: optuna.Trial) -> MultimodalGenome:
+        """Ask the trial for every gene (the sampler decides: crossover, mutation or random)."""
+        params = {
+            name: trial.suggest_categorical(name, dist.choices)
+            for name, dist in self.distributions().items()
+        }
+        return self.from_params(params)
+
+    def from_params(self, params: dict[str, Any]) -> MultimodalGenome:
+        """Decode Optuna params into a genome (:class:`GenomeError` if a gene is missing)."""
+        try:
+            backbones = {}
+            for m, sp in self.backbones.items():
+                backbones[m] = BackboneGenome(
+                    tuple(int(params[f"{m}.ks{i}"]) for i in range(sp.slots)),
+                    tuple(int(params[f"{m}.e{i}"]) for i in range(sp.slots)),
+                    tuple(int(params[f"{m}.d{s}"]) for s in range(sp.stages)),
+                )
+            return MultimodalGenome(backbones, int(params["cells"]), int(params["nodes"]))
+        except KeyError as exc:
+            raise GenomeError(
+                f"trial parameters lack gene {exc.args[0]!r}; the study belongs to another search space"
+            ) from None
+
+    def to_params(self, genome: MultimodalGenome) -> dict[str, int]:
+        """Encode a genome as Optuna params (e.g. to enqueue it)."""
+        self.validate(genome)
+        out: dict[str, int] = {}
+        for m, sp in self.backbones.items():
+            g = genome.backbones[m]
+            for s in range(sp.stages):
+                out[f"{m}.d{s}"] = g.d[s]
+            for i in range(sp.slots):
+                out[f"{m}.ks{i}"] = g.ks[i]
+                out[f"{m}.e{i}"] = g.e[i]
+        out["cells"] = genome.cells
+        out["nodes"] = genome.nodes
+        return out
+
+    # -- space facts -------------------------------------------------------------------------
+    def validate(self, genome: MultimodalGenome) -> None:
+        if list(genome.backbones) != list(self.backbones):
+            raise GenomeError(
+                f"genome modalities {list(genome.backbones)} differ from the search space's "
+                f"{list(self.backbones)}"
+            )
+        for m, sp in self.backbones.items():
+            sp.validate(genome.backbones[m], m)
+        if genome.cells not in self.cells or genome.nodes not in self.nodes:
+            raise GenomeError(
+                f"cells={genome.cells}, nodes={genome.nodes} outside the search ranges "
+                f"{list(self.cells)} / {list(self.nodes)}"
+            )
+
+    def min_genome(self) -> MultimodalGenome:
+        """The smallest candidate (cheapest backbones, fewest cells and nodes)."""
+        return MultimodalGenome(
+            {m: sp.min_genome() for m, sp in self.backbones.items()},
+            min(self.cells),
+            min(self.nodes),
+        )
+
+    def max_genome(self) -> MultimodalGenome:
+        """The largest candidate."""
+        return MultimodalGenome(
+            {m: sp.max_genome() for m, sp in self.backbones.items()},
+            max(self.cells),
+            max(self.nodes),
+        )
+
+    def size(self) -> int:
+        """Number of distinct candidates (canonical genomes)."""
+        return math.prod(sp.size() for sp in self.backbones.values()) * (
+            len(self.cells) * len(self.nodes)
+        )

@@ -1,0 +1,163 @@
+"""The search PROBLEM (what a candidate is worth), kept apart from the ALGORITHM (how candidates are
+proposed), as in pymoo.
+
+A :class:`SearchProblem` knows the search space, the cheap cost of a genome (the LUT lower bound,
+no training), the full evaluation (fusion search + retraining, on validation data) and how to score a
+Pareto member once on test. The study driver (:mod:`harmonic_nas.search.runner`) never knows the
+domain. Problems are built in each worker process by a :data:`ProblemFactory`, referenced by an
+importable ``"module:function"`` string so it crosses process (spawn) and machine boundaries.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from harmonic_nas.errors import ConfigError
+from harmonic_nas.utils.progress import ProgressFn, no_progress
+
+if TYPE_CHECKING:
+    from harmonic_nas.config import ExperimentConfig
+    from harmonic_nas.search.genome import MultimodalGenome, SearchSpace
+
+#: Environment variable naming a problem factory ``"package.module:function"`` (tests, plugins).
+PROBLEM_ENV = "HARMONIC_NAS_SEARCH_PROBLEM"
+DEFAULT_PROBLEM = "harmonic_nas.search.evaluator:build_problem"
+
+
+@dataclass(frozen=True)
+class CostBound:
+    """A latency / energy pair (ms, mJ) at batch size 1 on the target device."""
+
+    latency_ms: float
+    energy_mj: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The worth of one candidate, all measured on the same (retrained, discrete) model."""
+
+    val_metric: float
+    latency_ms: float
+    energy_mj: float
+    params: int
+    latency_paper_ms: float = math.nan
+    energy_paper_mj: float = math.nan
+    genotype: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        for k in ("latency_paper_ms", "energy_paper_mj"):
+            if isinstance(out[k], float) and math.isnan(out[k]):
+                out[k] = None
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Evaluation:
+        kw = dict(data)
+        for k in ("latency_paper_ms", "energy_paper_mj"):
+            if kw.get(k) is None:
+                kw[k] = math.nan
+        kw.setdefault("extra", {})
+        return cls(**kw)
+
+    def non_finite(self) -> str | None:
+        """The name of the first objective that is NaN/inf (a diverged candidate), else None."""
+        for name in ("val_metric", "latency_ms", "energy_mj"):
+            if not math.isfinite(float(getattr(self, name))):
+                return name
+        return None
+
+
+@dataclass(frozen=True)
+class TestScore:
+    """A Pareto member scored once on test (seed-averaged) and saved under ``models/<id>/``."""
+
+    test_metric: float
+    test_metric_std: float
+    arch: dict[str, Any]
+    model_dir: Path
+
+
+class SearchProblem(Protocol):
+    """What the outer tier optimises. Implementations: :mod:`.evaluator` (real), :mod:`.synthetic`."""
+
+    @property
+    def space(self) -> SearchSpace: ...
+
+    @property
+    def metric(self) -> str:
+        """Name of the validation / test metric (``accuracy``, ``f1_macro``, ...); higher is better."""
+        ...
+
+    @property
+    def task(self) -> str: ...
+
+    def arch_json(
+        self, genome: MultimodalGenome, genotype: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The ARCH.json content (``ArchSpec.to_json()``) of a genome, with its fusion genotype."""
+        ...
+
+    def lower_bound(self, genome: MultimodalGenome) -> CostBound:
+        """Cheap pass: a lower bound of the candidate's cost from the LUT, without any training."""
+        ...
+
+    def reference_costs(self) -> tuple[CostBound, CostBound]:
+        """``(ideal, reference)`` costs that normalise the hypervolume (fixed for the whole run)."""
+        ...
+
+    def evaluate(
+        self, genome: MultimodalGenome, *, seed: int, progress: ProgressFn = no_progress
+    ) -> Evaluation:
+        """Full evaluation on validation data (fusion search, retrain, cost of the derived model)."""
+        ...
+
+    def score_test(
+        self,
+        genome: MultimodalGenome,
+        evaluation: Evaluation,
+        *,
+        seeds: list[int],
+        model_dir: Path,
+        progress: ProgressFn = no_progress,
+    ) -> TestScore:
+        """Retrain the discrete model (once per seed), score it on test, save the first seed's model
+        as ``model_dir/{arch.json, weights.pt}``."""
+        ...
+
+
+#: Builds the problem inside a worker; must be picklable (a top-level function or a dataclass).
+ProblemFactory = Callable[["ExperimentConfig"], SearchProblem]
+
+
+def problem_reference() -> str:
+    """The factory to use: ``$HARMONIC_NAS_SEARCH_PROBLEM`` if set, else the real evaluator."""
+    return os.environ.get(PROBLEM_ENV, "").strip() or DEFAULT_PROBLEM
+
+
+def resolve_factory(ref: str) -> ProblemFactory:
+    """Import ``"package.module:function"`` (one-line :class:`ConfigError` when it cannot)."""
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(
+            f"search problem factory {ref!r} must look like 'package.module:function'; "
+            f"fix ${PROBLEM_ENV}"
+        )
+    try:
+        module = importlib.import_module(module_name)
+        factory = getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"cannot import search problem factory {ref!r} ({exc.__class__.__name__}: {exc}); "
+            f"fix ${PROBLEM_ENV} or reinstall harmonic-nas"
+        ) from None
+    if not callable(factory):
+        raise ConfigError(f"search problem factory {ref!r} is not callable; fix ${PROBLEM_ENV}")
+    return factory

@@ -1,0 +1,106 @@
+"""``harmonic-nas status RUN``: a running or finished study, read from its storage."""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.samplers import RandomSampler
+from optuna.trial import TrialState
+
+from harmonic_nas.config import load_run_config
+from harmonic_nas.errors import StageMissingError
+from harmonic_nas.search.results import SearchRecords, read_search_index, study_points
+from harmonic_nas.search.storage import StorageError, default_storage_url, open_storage, redact
+
+logger = logging.getLogger(__name__)
+
+
+def _row(r: Any, records: SearchRecords) -> dict[str, Any]:
+    ev = r.evaluation
+    return {
+        "trial": r.trial,
+        "state": r.state,
+        "generation": records.generation_of(r),
+        "key": r.key,
+        "val_metric": ev.val_metric if ev else None,
+        "latency_ms": ev.latency_ms if ev else None,
+        "energy_mj": ev.energy_mj if ev else None,
+        "params": ev.params if ev else None,
+        "feasible": r.feasible if ev else None,
+        "note": (
+            f"duplicate of {r.duplicate_of}"
+            if r.duplicate_of is not None
+            else r.fail_reason or r.skipped
+        ),
+    }
+
+
+def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[str, Any]]:
+    """One summary per study of the run (every strategy searched), with its candidates and front."""
+    run = Path(run)
+    cfg = load_run_config(run)
+    index = read_search_index(run)
+    if not index:
+        default = cfg.search.study_name or cfg.name
+        index = {default: {"strategy": "nsga2", "storage": default_storage_url(cfg)}}
+    out = []
+    for study_name, entry in index.items():
+        url = storage or entry["storage"]
+        if "***" in url:
+            raise StorageError(
+                f"the storage of study '{study_name}' needs a password: "
+                "pass --storage URL (or use ~/.pgpass / PGPASSWORD)"
+            )
+        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
+            raise StageMissingError(
+                f"no study database at {url[len('sqlite:///') :]}; start the search with "
+                "`harmonic-nas search CONFIG`"
+            )
+        rdb = open_storage(url, heartbeat_s=cfg.search.heartbeat_s)
+        try:
+            study = optuna.load_study(
+                study_name=study_name, storage=rdb, sampler=RandomSampler(seed=0)
+            )
+        except KeyError:
+            raise StageMissingError(
+                f"study '{study_name}' not found in {redact(url)}; start it with "
+                "`harmonic-nas search CONFIG`"
+            ) from None
+        attrs = study.user_attrs
+        population = int(attrs.get("population", cfg.search.population))
+        budget = int(attrs.get("budget", cfg.search.budget))
+        records = SearchRecords.from_study(study, population=population)
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        front = records.front()
+        history = records.hypervolume_history(*study_points(study)) if records.complete else []
+        scored = [r for r in records.complete if r.scored]
+        done = records.n_complete
+        out.append(
+            {
+                "study": study.study_name,
+                "strategy": attrs.get("strategy", entry.get("strategy")),
+                "storage": redact(url),
+                "budget": budget,
+                "population": population,
+                "generation": min(done // population + 1, math.ceil(budget / population)),
+                "generations": math.ceil(budget / population),
+                "complete": done,
+                "running": states.count(TrialState.RUNNING),
+                "waiting": states.count(TrialState.WAITING),
+                "failed": records.n_failed,
+                "duplicates": records.n_duplicates,
+                "front_size": len(front),
+                "hypervolume": history[-1]["hypervolume"] if history else 0.0,
+                "best_val_metric": max(
+                    (r.evaluation.val_metric for r in scored if r.evaluation), default=None
+                ),
+                "finished": done >= budget,
+                "front": [_row(r, records) for r in front],
+                "candidates": [_row(r, records) for r in records.records],
+            }
+        )
+    return out

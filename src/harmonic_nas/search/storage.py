@@ -1,0 +1,309 @@
+"""Where the study lives: an Optuna RDB storage (SQLite in the run directory, or PostgreSQL for
+several machines), the config guard, and the recovery of interrupted candidates.
+
+Recovery: every trial records the host and pid of its worker. At start, and while waiting, a worker
+fails the RUNNING trials of dead local processes at once; trials of other machines are failed by
+Optuna's heartbeat once stale. Either way :class:`RetryInterrupted` enqueues a copy of the genome
+(same params, same NSGA-II generation) as a WAITING trial, which the next ``ask`` picks up.
+Completed trials are committed by Optuna's ``tell`` and never touched again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+
+from harmonic_nas.errors import HarmonicError
+
+if TYPE_CHECKING:
+    from harmonic_nas.config import ExperimentConfig
+
+logger = logging.getLogger(__name__)
+
+#: SearchConfig fields that change nothing in the results (excluded from the config hash).
+_OPERATIONAL = ("storage", "study_name", "workers", "heartbeat_s", "strategy", "test_seeds")
+MAX_RETRY = 3
+
+# User-attribute names shared by the runner, the results writer and ``status``.
+ATTR_WORKER = "worker"
+ATTR_KEY = "genome_key"
+ATTR_FAIL = "fail_reason"
+ATTR_INTERRUPTED = "interrupted"
+ATTR_DUPLICATE = "duplicate_of"
+ATTR_BUDGET = "budget_reached"
+
+
+class StorageError(HarmonicError):
+    """The study storage cannot be opened, or holds a study of another config."""
+
+
+def default_storage_url(cfg: ExperimentConfig) -> str:
+    """``sqlite:///<run>/study.db`` (absolute path, so workers in other cwds open the same file)."""
+    return f"sqlite:///{(cfg.run_path / 'study.db').resolve()}"
+
+
+def redact(url: str) -> str:
+    """The URL without its password (safe to print and to store in the run directory)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def search_config_hash(cfg: ExperimentConfig, strategy: str) -> str:
+    """Hash of everything that changes the candidates' results (not workers, storage, names)."""
+    data = cfg.model_dump(mode="json")
+    payload = {
+        k: data[k] for k in ("seed", "dataset", "modalities", "device", "pretrain", "fusion")
+    }
+    payload["search"] = {k: v for k, v in data["search"].items() if k not in _OPERATIONAL}
+    payload["strategy"] = strategy
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def open_storage(url: str, *, heartbeat_s: int = 30) -> RDBStorage:
+    """Open (and create the tables of) an RDB storage; one-line :class:`StorageError` if it fails."""
+    shown = redact(url)
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if not scheme.startswith(("sqlite", "postgresql", "postgres", "mysql")):
+        raise StorageError(
+            f"unsupported storage URL {shown!r}; use sqlite:///path/study.db or "
+            "postgresql://user:password@host:port/database"
+        )
+    if scheme in ("postgres", "postgresql"):
+        # SQLAlchemy >= 2.1 maps a bare postgresql:// to psycopg 3; the project ships psycopg2.
+        url = f"postgresql+{_pg_driver()}" + url[len(scheme) :]
+    if scheme.startswith("sqlite") and url.split(":///", 1)[-1] in ("", ":memory:", url):
+        raise StorageError(
+            f"SQLite storage {shown!r} needs a file path (sqlite:///path/to/study.db): an "
+            "in-memory study could be neither resumed nor shared"
+        )
+    connect_args: dict[str, Any] = {"connect_timeout": 10}
+    try:
+        if scheme.startswith("sqlite"):
+            connect_args = {"timeout": 120}
+            path = url.split(":///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        storage = _create_rdb(url, connect_args, heartbeat_s)
+        if scheme.startswith("sqlite"):
+            _tune_sqlite(storage)
+        return storage
+    except Exception as exc:  # sqlalchemy ArgumentError / OperationalError, missing driver, ...
+        reason = " ".join(str(exc).split())
+        first = reason.split("[SQL:")[0].split("(Background on")[0].strip()
+        raise StorageError(
+            f"cannot open study storage {shown}: {exc.__class__.__name__}: {first[:200]}; "
+            "check the URL, that the server is running and reachable, and the credentials"
+        ) from None
+
+
+def _create_rdb(url: str, connect_args: dict[str, Any], heartbeat_s: int) -> RDBStorage:
+    """``RDBStorage(url)``; when several processes create the tables of a new database at the same
+    instant, the losers see an integrity error: they retry and find the tables made."""
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    url,
+                    engine_kwargs={"connect_args": connect_args, "pool_pre_ping": True},
+                    heartbeat_interval=heartbeat_s,
+                    grace_period=3 * heartbeat_s,
+                    heartbeat_stale_trial_callback=RetryInterrupted(MAX_RETRY),
+                )
+        except sqlalchemy.exc.IntegrityError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+        except sqlalchemy.exc.OperationalError as exc:
+            if "already exists" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _pg_driver() -> str:
+    for module, driver in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+        return driver
+    return "psycopg2"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _tune_sqlite(storage: RDBStorage) -> None:
+    """WAL journal + ``synchronous=NORMAL``: a commit no longer waits for an fsync (Optuna commits
+    once per parameter), yet a committed trial survives the crash or SIGKILL of any process; only
+    an OS crash / power loss may drop the last commits. WAL also lets readers (``status``, the
+    progress poller) run while a worker writes."""
+    sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
+    storage.engine.dispose()  # reconnect with the pragmas
+
+
+def open_study(
+    storage: RDBStorage,
+    *,
+    study_name: str,
+    directions: list[str],
+    sampler: optuna.samplers.BaseSampler,
+    config_hash: str,
+    attrs: dict[str, Any],
+    create: bool = True,
+) -> optuna.Study:
+    """Create the study or load it; refuse a study of the same name made with another config."""
+    try:
+        existing = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        existing = None
+    if existing is None:
+        if not create:
+            raise StorageError(
+                f"study '{study_name}' does not exist in {redact(storage.url)}; "
+                "start it with `harmonic-nas search CONFIG`"
+            )
+        study = optuna.create_study(
+            storage=storage,
+            study_name=study_name,
+            directions=[optuna.study.StudyDirection[d.upper()] for d in directions],
+            sampler=sampler,
+            load_if_exists=True,  # another worker may create it at the same instant
+        )
+        if "config_hash" not in study.user_attrs:
+            for k, v in {"config_hash": config_hash, **attrs}.items():
+                study.set_user_attr(k, v)
+    else:
+        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+    found = study.user_attrs.get("config_hash")
+    if found != config_hash:
+        raise StorageError(
+            f"study '{study_name}' in {redact(storage.url)} was made with another config "
+            f"(hash {found} != {config_hash}); rerun with the original config to resume it, "
+            "or pass --study-name NEW_NAME to start a separate study"
+        )
+    if [d.name.lower() for d in study.directions] != directions:
+        raise StorageError(
+            f"study '{study_name}' optimises {[d.name.lower() for d in study.directions]}, "
+            f"not {directions}; pass --study-name NEW_NAME"
+        )
+    return study
+
+
+def worker_identity() -> dict[str, Any]:
+    """Who runs a trial: used to fail the trials of dead local workers at once."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RetryInterrupted:
+    """Enqueue a failed (interrupted) trial again: same params and NSGA-II generation, fresh attrs.
+
+    Used as Optuna's ``heartbeat_stale_trial_callback`` and for dead local workers. At most
+    ``max_retry`` retries per original trial.
+    """
+
+    def __init__(self, max_retry: int = MAX_RETRY) -> None:
+        self.max_retry = max_retry
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if not trial.params:
+            return  # it never got a genome (it was waiting for a budget slot): nothing to retry
+        history = [*trial.system_attrs.get("retry_history", []), trial.number]
+        if len(history) > self.max_retry:
+            logger.warning("trial %d interrupted %d times; not retried", trial.number, len(history))
+            return
+        system_attrs = {
+            k: v
+            for k, v in trial.system_attrs.items()
+            if not k.startswith("constraints") and k not in ("failed_trial", "retry_history")
+        }
+        system_attrs["failed_trial"] = history[0]
+        system_attrs["retry_history"] = history
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.WAITING,
+                params=trial.params,
+                distributions=trial.distributions,
+                system_attrs=system_attrs,
+            )
+        )
+        logger.info("trial %d interrupted; its genome is queued again", trial.number)
+
+
+def recover_interrupted(study: optuna.Study, storage: RDBStorage) -> int:
+    """Fail the RUNNING trials of dead local workers and retry every interrupted, unretried trial.
+
+    Returns how many trials were failed here. Safe to call from several workers at once: only the
+    worker whose state change succeeds retries a trial.
+    """
+    host = socket.gethostname()
+    failed = 0
+    retry = RetryInterrupted(MAX_RETRY)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        who = t.user_attrs.get(ATTR_WORKER) or {}
+        if who.get("host") != host or _pid_alive(int(who.get("pid", -1))):
+            continue
+        try:
+            storage.set_trial_user_attr(t._trial_id, ATTR_FAIL, "interrupted: worker process died")
+            storage.set_trial_user_attr(t._trial_id, ATTR_INTERRUPTED, True)
+            changed = storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        if changed:
+            failed += 1
+            retry(study, storage.get_trial(t._trial_id))
+    # Trials interrupted by Ctrl-C (marked by the runner) that no WAITING/later trial retries yet.
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    for t in trials:
+        if (
+            t.state == TrialState.FAIL
+            and t.user_attrs.get(ATTR_INTERRUPTED)
+            and t.number not in retried
+            and t.params
+        ):
+            retry(study, t)
+    return failed
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Optuna's heartbeat check (fails stale RUNNING trials of any machine and retries them)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        optuna.storages.fail_stale_trials(study)

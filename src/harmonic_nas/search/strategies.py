@@ -1,0 +1,122 @@
+"""The ALGORITHM side: how candidates are proposed (NSGA-II, random, accuracy-only NSGA-II).
+
+Samplers are Optuna samplers; the problem is never seen here. Every trial gets a fresh sampler
+seeded from ``(run seed, strategy, trial number)`` (:class:`TrialSeededSampler`): proposals are
+reproducible for a given study history, independent across workers (they hold different trial
+numbers), and nothing ever reseeds a global RNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler
+from optuna.trial import FrozenTrial, TrialState
+
+from harmonic_nas.config import SearchConfig
+from harmonic_nas.errors import ConfigError
+from harmonic_nas.utils.seeding import derive_seed
+
+STRATEGIES = ("nsga2", "random", "accuracy-only")
+OBJECTIVES = ("val_metric", "latency_ms", "energy_mj")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A named search strategy: its study directions and its sampler."""
+
+    name: str
+    directions: tuple[str, ...]
+    build: Callable[[int], BaseSampler]
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        return OBJECTIVES[: len(self.directions)]
+
+
+def get_strategy(name: str, scfg: SearchConfig) -> Strategy:
+    """``nsga2`` (3 objectives), ``random`` (same objectives, random proposals) or
+    ``accuracy-only`` (NSGA-II on the validation metric alone; costs still recorded)."""
+
+    def nsga(seed: int) -> BaseSampler:
+        return NSGAIISampler(
+            population_size=scfg.population,
+            crossover_prob=scfg.crossover_prob,
+            mutation_prob=scfg.mutation_prob,
+            seed=seed,
+        )
+
+    def rand(seed: int) -> BaseSampler:
+        return RandomSampler(seed=seed)
+
+    if name == "nsga2":
+        return Strategy(name, ("maximize", "minimize", "minimize"), nsga)
+    if name == "random":
+        return Strategy(name, ("maximize", "minimize", "minimize"), rand)
+    if name == "accuracy-only":
+        return Strategy(name, ("maximize",), nsga)
+    raise ConfigError(f"unknown search strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+class TrialSeededSampler(BaseSampler):
+    """Delegates each trial to a fresh sampler built with ``derive_seed(base_seed, trial.number)``.
+
+    The wrapped samplers keep no state between trials that matters: NSGA-II stores generations and
+    parent populations in the study, so a fresh instance per trial proposes exactly what a
+    long-lived one would, but with a per-trial seed.
+    """
+
+    def __init__(self, build: Callable[[int], BaseSampler], base_seed: int) -> None:
+        self._build = build
+        self._base_seed = base_seed
+        self._number: int | None = None
+        self._sampler: BaseSampler | None = None
+
+    def _for(self, trial: FrozenTrial) -> BaseSampler:
+        if self._sampler is None or self._number != trial.number:
+            self._sampler = self._build(derive_seed(self._base_seed, trial.number) % (1 << 32))
+            self._number = trial.number
+        return self._sampler
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._for(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._for(trial).before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: optuna.Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._for(trial).after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        """Seeds are derived per trial; nothing to reseed."""
+
+
+def make_sampler(strategy: Strategy, run_seed: int) -> TrialSeededSampler:
+    """The sampler of a run: one derived seed stream per (run seed, strategy)."""
+    return TrialSeededSampler(strategy.build, derive_seed(run_seed, "search", strategy.name))
