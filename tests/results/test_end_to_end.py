@@ -99,3 +99,29 @@ def test_pipeline_to_report_export_and_predict(
         assert "samples.npz[2]" in out and "softmax" in out
     assert main(["export", str(run), "--model", "t9999"]) == 2
     assert f"valid ids: {', '.join(sorted(ids))}" in capsys.readouterr().err
+
+
+def test_run_command_end_to_end_and_rerun_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`harmonic-nas run` (what `make demo` calls) chains every stage, prints the Pareto table and
+    the report path; rerunning it retrains nothing and touches the test split no more."""
+    cfg = str(_config(tmp_path))
+    run = tmp_path / "runs" / "tiny"
+    assert main(["run", cfg]) == 0
+    out = capsys.readouterr().out
+    pareto = json.loads((run / "pareto.json").read_text())
+    best = max(pareto["members"], key=lambda m: (m["val_metric"], -m["latency_ms"]))
+    assert f"| {best['id']} |" in out
+    assert out.rstrip().splitlines()[-1] == f"report: {run / 'report.html'}"
+    model = run / "models" / best["id"] / "model.onnx"
+    assert model.is_file()
+    assert (run / "baselines.json").is_file()
+    score = run / "models" / best["id"] / "score.json"
+    stamps = {p: p.stat().st_mtime_ns for p in (score, run / "supernets" / "image.pt")}
+
+    assert main(["run", cfg]) == 0
+    again = capsys.readouterr().out
+    assert "image: skipped" in again and "audio: skipped" in again
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # no retraining, no re-scoring
+    assert json.loads((run / "pareto.json").read_text()) == pareto
