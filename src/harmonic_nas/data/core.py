@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from harmonic_nas.data.registry import BuildContext, get_dataset_entry
 from harmonic_nas.data.types import SPLITS, ModalitySpec, MultimodalDataset, Split
 from harmonic_nas.errors import DataError, HarmonicError
 from harmonic_nas.utils.io import atomic_torch_save, safe_torch_load
+from harmonic_nas.utils.paths import cache_root
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:
@@ -179,8 +179,7 @@ def dataset_fingerprint(ds: MultimodalDataset) -> str:
 
 def cache_dir() -> Path:
     """``$HARMONIC_NAS_CACHE/datasets`` (default ``~/.cache/harmonic-nas/datasets``)."""
-    root = os.environ.get("HARMONIC_NAS_CACHE") or str(Path.home() / ".cache" / "harmonic-nas")
-    return Path(root).expanduser() / "datasets"
+    return cache_root() / "datasets"
 
 
 def cache_key(name: str, version: int, options: dict[str, Any], seed: int) -> str:

@@ -12,13 +12,13 @@ The run's copy ``<run>/luts/<device>.json`` is the stage artifact the search rea
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harmonic_nas.errors import LUTError
 from harmonic_nas.hardware.lut import LUT
+from harmonic_nas.utils.paths import cache_root
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:
@@ -69,8 +69,7 @@ def get_device(name: str) -> DeviceEntry | None:
 
 def cache_dir() -> Path:
     """``$HARMONIC_NAS_CACHE`` or ``~/.cache/harmonic-nas``."""
-    env = os.environ.get("HARMONIC_NAS_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "harmonic-nas"
+    return cache_root()
 
 
 def installed_path(device: str) -> Path:
