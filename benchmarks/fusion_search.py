@@ -49,7 +49,7 @@ from harmonic_nas.utils.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "fusion_search.json"
-REFERENCE_FUSION_LUT = Path("/work/shared/reference-luts/lut_fusion_tx2.json")
+REFERENCE_FUSION_LUT = ROOT.parent / "shared" / "reference-luts" / "lut_fusion_tx2.json"
 CPU = torch.device("cpu")
 
 
