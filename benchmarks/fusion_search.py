@@ -1,24 +1,29 @@
-"""Inner-tier benchmark: fusion search on av-digits with the max subnets.
+"""Inner-tier benchmark: the fusion search of the max backbones on av-digits vs late fusion.
 
-Reports (printed table + benchmarks/results/fusion_search.json):
+Prints a table and saves benchmarks/results/fusion_search.json (with a ``targets`` block).
 
-All times are CPU seconds of this process (1 intra-op thread by default): the machine may be
-shared, and wall time then measures the other processes too (wall time is saved as well).
+1. ``accuracy``: the searched, retrained fusion of the max subnets (``fusion.cells`` x
+   ``fusion.nodes``, the config's lambda, the LUT's costs) over seeds, test accuracy next to
+   ``late-fusion-avg`` (the backbones' own classifiers, logits averaged), ``late-fusion-linear``
+   (one linear layer over the concatenated final representations) and the best single modality
+   (chosen on val). Targets: ``fused_vs_late_fusion_points`` >= -0.5 and
+   ``fused_vs_best_single_points`` >= 5 (mean test points). The same searches under the
+   reference code's protocol (``fusion.arch_split: 0``: architecture steps and every choice on
+   val) give the val-test gap before / after the honest protocol.
+2. ``lambda``: a lambda_lat sweep (>= 5 values, every seed): the chosen operators, their LUT
+   latency, the model's whole LUT latency and the val / test accuracy at each lambda. Targets:
+   ``lambda_sweep_distinct_op_mixes`` >= 3 (distinct operator multisets over the sweep) and
+   ``lambda_sweep_latency_monotone`` (the mean LUT latency of the chosen operators does not grow
+   with lambda).
+3. ``cache``: time per candidate with the feature cache vs running the backbones every batch.
+4. ``paper``: one candidate at the paper's fusion defaults (C=192, L=16, batch 96, 25 + 25 epochs;
+   op costs from the published Jetson TX2 fusion table when present): CPU time, FLOPs, FLOP/s.
 
-1. retrained val/test accuracy over seeds, and the gap to the best single modality (the
-   backbone's own classifier on the same split; target >= +5 test points);
-2. time per candidate with the feature cache vs running the backbones every batch (target >= 5x);
-3. the lambda_lat sweep {0, 0.1, 1, 10} with host-profiled fusion-op latencies at the run's C, L:
-   the chosen operators' LUT latency must fall as lambda grows; accuracy at each lambda;
-4. one candidate at the paper's defaults (C=192, L=16, batch 96, 25 + 25 epochs, op costs from the
-   published Jetson TX2 fusion table when present): time, FLOP count, achieved FLOP/s next to this
-   machine's measured matmul FLOP/s (goal: within 2x).
+Times are CPU seconds of this process (1 intra-op thread): the machine may be shared.
+Supernets (configs/quick.yaml settings, run ``runs/bench-fusion``) are trained when missing, and
+the host LUT profiled.
 
-Needs pretrained supernets: they are trained (configs/quick.yaml settings, run
-``runs/bench-fusion``) when missing. ``--quick`` shortens parts 3 and 4 (2 seeds in the sweep;
-3 + 3 epochs at paper size, per-epoch figures).
-
-    .venv/bin/python benchmarks/fusion_search.py [--quick] [--threads 1]
+    .venv/bin/python benchmarks/fusion_search.py [--seeds 0 1 2] [--parts accuracy lambda cache paper]
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import itertools
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,111 +41,236 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from harmonic_nas.config import ExperimentConfig, FusionConfig, load_config
-from harmonic_nas.data import load_dataset
-from harmonic_nas.data.types import MultimodalDataset
 from harmonic_nas.errors import StageMissingError
 from harmonic_nas.fusion import (
+    BaseCost,
     compute_feature_cache,
     evaluate,
     live_feature_source,
     search_fusion,
 )
 from harmonic_nas.fusion.cache import FeatureCache
+from harmonic_nas.fusion.runner import extract_backbones
+from harmonic_nas.search.baselines import late_fusion_rows
+from harmonic_nas.search.evaluator import HarmonicProblem
+from harmonic_nas.search.genome import MultimodalGenome
 from harmonic_nas.utils.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "fusion_search.json"
 REFERENCE_FUSION_LUT = ROOT.parent / "shared" / "reference-luts" / "lut_fusion_tx2.json"
 CPU = torch.device("cpu")
+LAMBDAS = (0.0, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
-def supernets(cfg: ExperimentConfig, ds: MultimodalDataset) -> dict[str, Any]:
-    from harmonic_nas.pretrain import load_supernet, pretrain_supernet
-
-    out = {}
-    for m in cfg.modalities:
-        try:
-            out[m] = load_supernet(cfg, m, ds.num_classes, device=CPU)
-        except StageMissingError:
-            print(f"pretraining the {m} supernet ({cfg.pretrain.epochs} epochs)...", flush=True)
-            pretrain_supernet(cfg, ds, m, device=CPU)
-            out[m] = load_supernet(cfg, m, ds.num_classes, device=CPU)
-    return out
-
-
-def max_backbones(nets: dict[str, Any]) -> dict[str, torch.nn.Module]:
-    return {m: sn.extract(sn.max_genome()) for m, sn in nets.items()}
-
-
-def make_cache(
-    cfg: ExperimentConfig,
-    ds: MultimodalDataset,
-    nets: dict[str, Any],
-    L: int,
-    splits: tuple[str, ...],
-) -> tuple[FeatureCache, dict[str, torch.nn.Module]]:
-    bbs = max_backbones(nets)
-    cache = compute_feature_cache(
-        bbs,
-        ds,
-        splits,
-        L=L,
-        fusion_points=cfg.fusion.fusion_points,
-        bn_recalib_batches=cfg.pretrain.bn_recalib_batches,
-        batch_size=256,
-        device=CPU,
-    )
-    return cache, bbs
-
-
-def test_metric(res: Any, cache: FeatureCache, fcfg: FusionConfig) -> float:
-    return evaluate(
-        res.net,
-        cache.split("test"),
-        cache.task,
-        threshold=fcfg.threshold,
-        select=res.net.used_points,
-    )[1]
-
-
-@torch.no_grad()
-def unimodal(
-    bbs: dict[str, torch.nn.Module], ds: MultimodalDataset, split: str
-) -> dict[str, float]:
-    sp = ds.split(split)
-    out = {}
-    for m, bb in bbs.items():
-        bb.eval()
-        logits = torch.cat([bb(sp.inputs[m][i : i + 256])[1] for i in range(0, len(sp), 256)])
-        out[m] = float((logits.argmax(1) == sp.labels).double().mean())
-    return out
-
-
-def matmul_flops(n: int = 1024, reps: int = 8) -> float:
-    """Best-of-``reps`` FLOP/s of an n x n x n float32 matmul (CPU time, this thread count)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = min(_timed(torch.matmul, a, b)[2] for _ in range(reps))
-    return 2 * n**3 / best
+def target(value: Any, goal: Any, op: str) -> dict[str, Any]:
+    met = {">=": lambda: value >= goal, "<=": lambda: value <= goal, "==": lambda: value == goal}
+    return {"value": value, "target": goal, "op": op, "met": bool(met[op]())}
 
 
 def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float, float]:
-    """(result, wall seconds, CPU seconds of this process). The machine is shared: CPU time is
-    the figure that does not depend on the other processes' load (with 1 thread)."""
+    """(result, wall seconds, CPU seconds of this process)."""
     w, c = time.perf_counter(), time.process_time()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - w, time.process_time() - c
 
 
-def host_op_costs(cfg: ExperimentConfig, C: int, L: int) -> dict[str, tuple[float, float]]:
-    """Profile the fusion operators at (C, L) on this machine with the hardware profiler."""
-    from harmonic_nas.backbones.layers import LayerSpec
-    from harmonic_nas.hardware.cost import CostModel
-    from harmonic_nas.hardware.profiler import profile_layers
+class Bench:
+    """The run's problem (dataset, supernets, LUT) and the max backbones' feature cache."""
 
-    specs = [LayerSpec("fusion_op", (C, L), C, C, op=op, C=C, L=L) for op in cfg.fusion.ops]
-    lut = profile_layers(specs, backend=cfg.device.backend, threads=1, warmup=20, repeats=200)
-    return CostModel(lut).op_costs(C, L, cfg.fusion.ops)
+    def __init__(self, cfg: ExperimentConfig) -> None:
+        self.cfg = cfg
+        self.problem = HarmonicProblem(cfg, device=CPU)
+        self._ensure_supernets()
+        self.genome = MultimodalGenome(
+            self.problem.space.max_genome().backbones, cfg.fusion.cells, cfg.fusion.nodes
+        )
+        self.arch = self.problem.arch_spec(self.genome)
+        cm = self.problem.cost_model
+        rest = cm.cost_backbones(self.arch) + cm.overhead()
+        self.base = BaseCost(rest.latency_ms, rest.energy_mj, cm.lut.energy_modelled)
+        self.op_costs = self.problem.op_costs
+
+    def _ensure_supernets(self) -> None:
+        from harmonic_nas.pretrain import pretrain_supernet
+
+        try:
+            _ = self.problem.supernets
+        except StageMissingError:
+            for m in self.cfg.modalities:
+                print(f"pretraining the {m} supernet...", flush=True)
+                pretrain_supernet(self.cfg, self.problem.dataset, m, device=CPU)
+            self.problem.__dict__.pop("supernets", None)
+
+    def cache(self, L: int, splits: tuple[str, ...]) -> FeatureCache:
+        return compute_feature_cache(
+            extract_backbones(self.cfg, self.arch, self.problem.supernets),
+            self.problem.dataset,
+            splits,
+            L=L,
+            fusion_points=self.cfg.fusion.fusion_points,
+            bn_recalib_batches=self.cfg.pretrain.bn_recalib_batches,
+            batch_size=self.cfg.pretrain.batch_size,
+            device=CPU,
+            seed=self.cfg.seed,
+        )
+
+    def search(self, cache: FeatureCache, fcfg: FusionConfig, seed: int) -> dict[str, Any]:
+        res, _, cpu = _timed(
+            search_fusion,
+            cache,
+            fcfg,
+            cells=self.cfg.fusion.cells,
+            nodes=self.cfg.fusion.nodes,
+            op_costs=self.op_costs,
+            base_cost=self.base,
+            seed=seed,
+            device=CPU,
+        )
+        test = evaluate(
+            res.net,
+            cache.split("test"),
+            cache.task,
+            threshold=fcfg.threshold,
+            select=res.net.used_points,
+        )[1]
+        cost = self.problem.cost_model.cost_arch(self.arch.with_genotype(res.genotype))
+        return {
+            "seed": seed,
+            "val": res.val_metric,
+            "test": test,
+            "genotype": str(res.genotype),
+            "ops": list(res.genotype.ops),
+            "ops_latency_ms": sum(self.op_costs[o][0] for o in res.genotype.ops),
+            "latency_ms": cost.total.latency_ms,
+            "cpu_s": cpu,
+        }
+
+
+def part_accuracy(b: Bench, seeds: list[int], results: dict[str, Any]) -> None:
+    fcfg = b.cfg.fusion
+    cache = b.cache(fcfg.L, ("train", "val", "test"))
+    protocols = {
+        "honest": fcfg,
+        "reference": fcfg.model_copy(update={"arch_split": 0.0}),
+    }
+    out: dict[str, Any] = {}
+    for name, pcfg in protocols.items():
+        rows = []
+        for seed in seeds:
+            rows.append(b.search(cache, pcfg, seed))
+            r = rows[-1]
+            print(
+                f"  {name} seed {seed}: val {r['val']:.4f} test {r['test']:.4f} "
+                f"{r['latency_ms']:.4f} ms  {r['genotype']}",
+                flush=True,
+            )
+        val_mean = statistics.mean(r["val"] for r in rows)
+        test_mean = statistics.mean(r["test"] for r in rows)
+        out[name] = {
+            "arch_split": pcfg.arch_split,
+            "runs": rows,
+            "val_mean": val_mean,
+            "val_std": statistics.stdev(r["val"] for r in rows) if len(rows) > 1 else 0.0,
+            "test_mean": test_mean,
+            "test_std": statistics.stdev(r["test"] for r in rows) if len(rows) > 1 else 0.0,
+            "latency_ms_mean": statistics.mean(r["latency_ms"] for r in rows),
+            "val_test_gap_points": 100 * (val_mean - test_mean),
+        }
+    baselines = late_fusion_rows(b.problem)
+    by = {r["name"]: r for r in baselines}
+    singles = [r for r in baselines if r["name"].startswith("single:")]
+    best_single = max(singles, key=lambda r: r["val_metric"])  # chosen on val
+    fused = out["honest"]["test_mean"]
+    results["accuracy"] = {
+        "settings": {
+            k: getattr(fcfg, k)
+            for k in ("C", "L", "epochs", "retrain_epochs", "batch_size", "cells", "nodes")
+        }
+        | {"lambda_lat": fcfg.lambda_lat, "arch_split": fcfg.arch_split},
+        **out,
+        "baselines": baselines,
+        "best_single_modality": best_single["name"],
+        "fused_vs_late_fusion_avg_points": 100 * (fused - by["late-fusion-avg"]["test_metric"]),
+        "fused_vs_late_fusion_linear_points": 100
+        * (fused - by["late-fusion-linear"]["test_metric"]),
+        "fused_vs_best_single_points": 100 * (fused - best_single["test_metric"]),
+    }
+
+
+def part_lambda(b: Bench, seeds: list[int], lambdas: list[float], results: dict[str, Any]) -> None:
+    base = b.cfg.fusion
+    cache = b.cache(base.L, ("train", "val", "test"))
+    rows = []
+    for lam in lambdas:
+        fcfg = base.model_copy(update={"lambda_lat": lam, "lambda_energy": 0.0})
+        runs = [b.search(cache, fcfg, seed) for seed in seeds]
+        row = {
+            "lambda_lat": lam,
+            "ops_latency_ms": statistics.mean(r["ops_latency_ms"] for r in runs),
+            "latency_ms": statistics.mean(r["latency_ms"] for r in runs),
+            "val": statistics.mean(r["val"] for r in runs),
+            "val_std": statistics.stdev(r["val"] for r in runs) if len(runs) > 1 else 0.0,
+            "test": statistics.mean(r["test"] for r in runs),
+            "test_std": statistics.stdev(r["test"] for r in runs) if len(runs) > 1 else 0.0,
+            "mixes": [sorted(r["ops"]) for r in runs],
+            "runs": runs,
+        }
+        rows.append(row)
+        print(
+            f"  lambda {lam:>5}: ops {row['ops_latency_ms']:.4f} ms, model {row['latency_ms']:.4f}"
+            f" ms, val {row['val']:.4f}, test {row['test']:.4f}  {row['mixes']}",
+            flush=True,
+        )
+    mixes = {tuple(m) for r in rows for m in r["mixes"]}
+    lats = [r["ops_latency_ms"] for r in rows]
+    results["lambda_sweep"] = {
+        "arch_lr": base.arch_lr,
+        "op_costs_ms_mj": b.op_costs,
+        "base_cost": {"latency_ms": b.base.latency_ms, "energy_mj": b.base.energy_mj},
+        "rows": rows,
+        "distinct_op_mixes": len(mixes),
+        "latency_non_increasing": all(y <= x + 1e-12 for x, y in itertools.pairwise(lats)),
+    }
+
+
+def part_cache_vs_live(
+    b: Bench, fcfg: FusionConfig, costs: Any, results: dict[str, Any], key: str
+) -> None:
+    times: dict[str, dict[str, Any]] = {}
+    for mode in ("cache", "live"):
+        make = compute_feature_cache if mode == "cache" else live_feature_source
+
+        def candidate() -> Any:
+            src = make(  # noqa: B023
+                extract_backbones(b.cfg, b.arch, b.problem.supernets),
+                b.problem.dataset,
+                L=fcfg.L,
+                fusion_points=fcfg.fusion_points,
+                bn_recalib_batches=b.cfg.pretrain.bn_recalib_batches,
+                batch_size=256,
+                device=CPU,
+                seed=b.cfg.seed,
+            )
+            return search_fusion(
+                src,
+                fcfg,
+                cells=b.cfg.fusion.cells,
+                nodes=b.cfg.fusion.nodes,
+                op_costs=costs,
+                seed=0,
+                device=CPU,
+            )
+
+        res, wall, cpu = _timed(candidate)
+        times[mode] = {"wall_s": wall, "cpu_s": cpu, **res.timings, "genotype": str(res.genotype)}
+        print(f"  {mode}: {cpu:.1f}s CPU ({wall:.1f}s wall)", flush=True)
+    results[key] = {
+        "settings": {k: getattr(fcfg, k) for k in ("C", "L", "epochs", "retrain_epochs")},
+        **times,
+        "speedup_cpu": times["live"]["cpu_s"] / times["cache"]["cpu_s"],
+        "same_genotype": times["cache"]["genotype"] == times["live"]["genotype"],
+    }
 
 
 def reference_op_costs(
@@ -157,369 +288,154 @@ def reference_op_costs(
     return out
 
 
-def part_accuracy(cfg, ds, nets, seeds, costs, results) -> None:  # type: ignore[no-untyped-def]
-    fcfg = cfg.fusion
-    rows = []
-    for seed in seeds:
-        cache, bbs = make_cache(cfg, ds, nets, fcfg.L, ("train", "val", "test"))
-        res, _, dt = _timed(
-            search_fusion,
-            cache,
-            fcfg,
-            cells=fcfg.cells,
-            nodes=fcfg.nodes,
-            op_costs=costs,
-            seed=seed,
-            device=CPU,
-        )
-        rows.append(
-            {
-                "seed": seed,
-                "val": res.val_metric,
-                "test": test_metric(res, cache, fcfg),
-                "genotype": str(res.genotype),
-                "search_cpu_s": dt,
-            }
-        )
-        print(
-            f"  seed {seed}: val {rows[-1]['val']:.4f} test {rows[-1]['test']:.4f} {res.genotype}",
-            flush=True,
-        )
-    uni_val = unimodal(bbs, ds, "val")
-    uni_test = unimodal(bbs, ds, "test")
-    best_mod = max(uni_val, key=lambda m: uni_val[m])  # chosen on val
-    mean_test = statistics.mean(r["test"] for r in rows)
-    results["accuracy"] = {
-        "settings": {
-            "C": fcfg.C,
-            "L": fcfg.L,
-            "epochs": fcfg.epochs,
-            "retrain_epochs": fcfg.retrain_epochs,
-            "batch_size": fcfg.batch_size,
-            "cells": fcfg.cells,
-            "nodes": fcfg.nodes,
-            "lambda_lat": fcfg.lambda_lat,
-            "lambda_energy": fcfg.lambda_energy,
-        },
-        "runs": rows,
-        "val_mean": statistics.mean(r["val"] for r in rows),
-        "val_std": statistics.pstdev(r["val"] for r in rows),
-        "test_mean": mean_test,
-        "test_std": statistics.pstdev(r["test"] for r in rows),
-        "unimodal_val": uni_val,
-        "unimodal_test": uni_test,
-        "best_single_modality": best_mod,
-        "gap_test_points": 100 * (mean_test - uni_test[best_mod]),
-    }
+def matmul_flops(n: int = 1024, reps: int = 8) -> float:
+    """Best-of-``reps`` FLOP/s of an n x n x n float32 matmul (CPU time)."""
+    a, m = torch.randn(n, n), torch.randn(n, n)
+    a @ m
+    return 2 * n**3 / min(_timed(torch.matmul, a, m)[2] for _ in range(reps))
 
 
-def part_cache_vs_live(cfg, ds, nets, costs, results, fcfg=None, key="cache_vs_live") -> None:  # type: ignore[no-untyped-def]
-    fcfg = fcfg or cfg.fusion
-    times: dict[str, dict[str, Any]] = {}
-    for mode in ("cache", "live"):
-        bbs = max_backbones(nets)
-        make = compute_feature_cache if mode == "cache" else live_feature_source
-
-        def candidate() -> Any:
-            src = make(  # noqa: B023
-                bbs,  # noqa: B023
-                ds,
-                L=fcfg.L,
-                fusion_points=fcfg.fusion_points,
-                bn_recalib_batches=cfg.pretrain.bn_recalib_batches,
-                batch_size=256,
-                device=CPU,
-            )
-            return search_fusion(
-                src,
-                fcfg,
-                cells=cfg.fusion.cells,
-                nodes=cfg.fusion.nodes,
-                op_costs=costs,
-                seed=0,
-                device=CPU,
-            )
-
-        res, wall, cpu = _timed(candidate)
-        times[mode] = {
-            "wall_s": wall,
-            "cpu_s": cpu,
-            **res.timings,
-            "val": res.val_metric,
-            "genotype": str(res.genotype),
-        }
-        print(f"  {mode}: {cpu:.1f}s CPU ({wall:.1f}s wall)  val {res.val_metric:.4f}", flush=True)
-    results[key] = {
-        "settings": {
-            "C": fcfg.C,
-            "L": fcfg.L,
-            "epochs": fcfg.epochs,
-            "retrain_epochs": fcfg.retrain_epochs,
-            "batch_size": fcfg.batch_size,
-        },
-        **times,
-        "speedup_cpu": times["live"]["cpu_s"] / times["cache"]["cpu_s"],
-        "speedup_wall": times["live"]["wall_s"] / times["cache"]["wall_s"],
-        "same_genotype": times["cache"]["genotype"] == times["live"]["genotype"],
-    }
-
-
-def part_lambda(cfg, ds, nets, seeds, costs, results) -> None:  # type: ignore[no-untyped-def]
-    base = cfg.fusion
-    cache, _ = make_cache(cfg, ds, nets, base.L, ("train", "val", "test"))
-    rows = []
-    for lam in (0.0, 0.1, 1.0, 10.0):
-        fcfg = base.model_copy(update={"lambda_lat": lam, "lambda_energy": 0.0})
-        per_seed = []
-        for seed in seeds:
-            res = search_fusion(
-                cache,
-                fcfg,
-                cells=base.cells,
-                nodes=base.nodes,
-                op_costs=costs,
-                seed=seed,
-                device=CPU,
-            )
-            lat = sum(costs[op][0] for op in res.genotype.ops)
-            per_seed.append(
-                {
-                    "seed": seed,
-                    "ops": res.genotype.ops,
-                    "ops_latency_ms": lat,
-                    "val": res.val_metric,
-                    "test": test_metric(res, cache, fcfg),
-                }
-            )
-        row = {
-            "lambda_lat": lam,
-            "ops_latency_ms": statistics.mean(r["ops_latency_ms"] for r in per_seed),
-            "val": statistics.mean(r["val"] for r in per_seed),
-            "test": statistics.mean(r["test"] for r in per_seed),
-            "runs": per_seed,
-        }
-        rows.append(row)
-        print(
-            f"  lambda {lam:>4}: ops latency {row['ops_latency_ms']:.4f} ms, val {row['val']:.4f}, "
-            f"test {row['test']:.4f}  {[r['ops'] for r in per_seed]}",
-            flush=True,
-        )
-    lats = [r["ops_latency_ms"] for r in rows]
-    results["lambda_sweep"] = {
-        "arch_lr": base.arch_lr,
-        "op_costs_ms_mj": costs,
-        "rows": rows,
-        "latency_non_increasing": all(b <= a + 1e-12 for a, b in itertools.pairwise(lats)),
-        "latency_falls": lats[-1] < lats[0],
-    }
-
-
-def part_paper(cfg, ds, nets, quick: bool, results) -> None:  # type: ignore[no-untyped-def]
+def part_paper(b: Bench, results: dict[str, Any]) -> None:
     paper = FusionConfig()  # the paper's defaults (C=192, L=16, 25 + 25 epochs, batch 96)
     costs = reference_op_costs(paper.C, paper.L, paper.ops)
     if costs is None:
         paper = paper.model_copy(update={"lambda_lat": 0.0, "lambda_energy": 0.0})
-    epochs = 3 if quick else paper.epochs
-    fcfg = paper.model_copy(update={"epochs": epochs, "retrain_epochs": epochs})
-    cache, _ = make_cache(cfg, ds, nets, paper.L, ("train", "val"))
-    # FLOPs of one search epoch + one retrain epoch (incl. the per-epoch val scoring)
+    cache = b.cache(paper.L, ("train", "val"))
     one = paper.model_copy(update={"epochs": 1, "retrain_epochs": 1})
     counter = FlopCounterMode(display=False)
+    kw: dict[str, Any] = {"cells": b.cfg.fusion.cells, "nodes": b.cfg.fusion.nodes}
     with counter:
-        search_fusion(
-            cache,
-            one,
-            cells=cfg.fusion.cells,
-            nodes=cfg.fusion.nodes,
-            op_costs=costs,
-            seed=0,
-            device=CPU,
-        )
-    flops_per_epoch_pair = counter.get_total_flops()
-    mm_before = matmul_flops()
-    res, wall, dt = _timed(
-        search_fusion,
-        cache,
-        fcfg,
-        cells=cfg.fusion.cells,
-        nodes=cfg.fusion.nodes,
-        op_costs=costs,
-        seed=0,
-        device=CPU,
-    )
-    mm_after = matmul_flops()
-    flops = flops_per_epoch_pair * epochs
-    achieved = flops / dt
-    floor = max(mm_before, mm_after)
+        search_fusion(cache, one, op_costs=costs, seed=0, device=CPU, **kw)
+    per_epoch = counter.get_total_flops()
+    res, wall, cpu = _timed(search_fusion, cache, paper, op_costs=costs, seed=0, device=CPU, **kw)
+    flops = per_epoch * paper.epochs
+    floor = matmul_flops()
     results["paper_defaults"] = {
         "settings": {
             "C": paper.C,
             "L": paper.L,
             "batch_size": paper.batch_size,
-            "epochs": epochs,
-            "retrain_epochs": epochs,
-            "cells": cfg.fusion.cells,
-            "nodes": cfg.fusion.nodes,
-            "op_costs": "jetson-tx2 reference" if costs else "none (lambda 0)",
+            "epochs": paper.epochs,
+            "op_costs": "jetson-tx2" if costs else "none",
         },
-        "time_cpu_s": dt,
+        "time_cpu_s": cpu,
         "time_wall_s": wall,
         "timings_wall": res.timings,
-        "time_cpu_s_at_25_epochs": dt * paper.epochs / epochs,
         "flops": flops,
-        "flops_per_search_plus_retrain_epoch": flops_per_epoch_pair,
-        "achieved_flops_per_s": achieved,
+        "achieved_flops_per_s": flops / cpu,
         "matmul_flops_per_s": floor,
-        "matmul_flops_per_s_before_after": [mm_before, mm_after],
-        "ratio_to_matmul_floor": floor / achieved,
+        "ratio_to_matmul_floor": floor / (flops / cpu),
         "val": res.val_metric,
         "genotype": str(res.genotype),
     }
+    print(f"  paper defaults: {cpu:.1f}s CPU, {flops / cpu / 1e9:.1f} GFLOP/s", flush=True)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--quick", action="store_true", help="shorter sweep and paper-size run")
-    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+def targets_of(r: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if "accuracy" in r:
+        a = r["accuracy"]
+        out["fused_vs_late_fusion_points"] = target(
+            a["fused_vs_late_fusion_avg_points"], -0.5, ">="
+        )
+        out["fused_vs_best_single_points"] = target(a["fused_vs_best_single_points"], 5.0, ">=")
+    if "lambda_sweep" in r:
+        s = r["lambda_sweep"]
+        out["lambda_sweep_distinct_op_mixes"] = target(s["distinct_op_mixes"], 3, ">=")
+        out["lambda_sweep_latency_monotone"] = target(s["latency_non_increasing"], True, "==")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", type=Path, default=ROOT / "configs" / "quick.yaml")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--lambdas", type=float, nargs="+", default=list(LAMBDAS))
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     p.add_argument(
         "--parts",
         nargs="+",
-        default=["accuracy", "cache", "lambda", "paper"],
-        choices=["accuracy", "cache", "lambda", "paper"],
+        default=["accuracy", "lambda", "cache", "paper"],
+        choices=["accuracy", "lambda", "cache", "paper"],
     )
     p.add_argument("--out", type=Path, default=OUT)
-    p.add_argument(
-        "--weight-lr",
-        type=float,
-        default=3e-3,
-        help="fusion weight lr for the quick-settings parts (the paper's 1e-4 needs the paper's "
-        "25 epochs; 4 + 4 epochs at 1e-4 leave the fusion net untrained). Pass 0 to keep the config's",
-    )
-    p.add_argument(
-        "--arch-lr",
-        type=float,
-        default=1e-2,
-        help="architecture lr for the quick-settings parts. Adam moves each architecture weight by "
-        "about lr per step whatever the gradient's size: 4 epochs here are ~70 arch steps (the "
-        "paper's AV-MNIST run: ~14k), so at the paper's 3e-4 the weights do not move and the "
-        "genotype is the initial noise. Pass 0 to keep the config's",
-    )
-    args = p.parse_args()
-    if args.weight_lr == 0:
-        args.weight_lr = None
-    if args.arch_lr == 0:
-        args.arch_lr = None
+    args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = load_config(
         args.config, overrides={"name": "bench-fusion", "run_dir": str(ROOT / "runs")}
     )
-    overrides: dict[str, float] = {}
-    if args.weight_lr is not None:
-        overrides.update(weight_lr=args.weight_lr, weight_lr_min=args.weight_lr / 100)
-    if args.arch_lr is not None:
-        overrides.update(arch_lr=args.arch_lr)
-    cfg = cfg.model_copy(update={"fusion": cfg.fusion.model_copy(update=overrides)})
-    ds = load_dataset(cfg)
-    nets = supernets(cfg, ds)
+    t0 = time.perf_counter()
+    b = Bench(cfg)
+    ds = b.problem.dataset
     results: dict[str, Any] = {
-        "config": str(args.config),
-        "threads": args.threads,
-        "quick": args.quick,
+        "command": " ".join(["python", "benchmarks/fusion_search.py", *(argv or sys.argv[1:])]),
+        "config": str(args.config.relative_to(ROOT)) if args.config.is_relative_to(ROOT) else "",
         "seeds": args.seeds,
+        "threads": args.threads,
         "fusion": cfg.fusion.model_dump(mode="json"),
         "dataset": {"name": ds.name, **{s: len(ds.split(s)) for s in ("train", "val", "test")}},
-        "backbones": {m: str(sn.max_genome()) for m, sn in nets.items()},
+        "energy_source": b.problem.cost_model.lut.energy_source,
     }
-    if args.out.is_file():  # keep parts not rerun
-        old = json.loads(args.out.read_text())
-        results = {
-            **{
-                k: v
-                for k, v in old.items()
-                if k in ("accuracy", "cache_vs_live", "lambda_sweep", "paper_defaults")
-            },
-            **results,
-        }
-    t0 = time.perf_counter()
-    costs = host_op_costs(cfg, cfg.fusion.C, cfg.fusion.L)
-    results["host_op_costs_ms_mj"] = costs
-    print("host fusion-op latency (ms):", {k: round(v[0], 4) for k, v in costs.items()}, flush=True)
     if "accuracy" in args.parts:
-        print("[1] accuracy over seeds", flush=True)
-        part_accuracy(cfg, ds, nets, args.seeds, costs, results)
-    if "cache" in args.parts:
-        print("[2] cache vs backbones every batch", flush=True)
-        part_cache_vs_live(cfg, ds, nets, costs, results)
-        # same comparison at the paper's fusion size (C=192, L=16, batch 96), 2 + 2 epochs
-        paper = FusionConfig().model_copy(update={"epochs": 2, "retrain_epochs": 2})
-        paper_costs = reference_op_costs(paper.C, paper.L, paper.ops)
-        if paper_costs is None:
-            paper = paper.model_copy(update={"lambda_lat": 0.0, "lambda_energy": 0.0})
-        part_cache_vs_live(cfg, ds, nets, paper_costs, results, paper, "cache_vs_live_paper_size")
+        print("[1] fused max backbones vs late fusion, honest vs reference protocol", flush=True)
+        part_accuracy(b, args.seeds, results)
     if "lambda" in args.parts:
-        print("[3] lambda_lat sweep", flush=True)
-        part_lambda(
-            cfg,
-            ds,
-            nets,
-            args.seeds[:2] if args.quick else args.seeds,
-            costs,
-            results,
-        )
+        print("[2] lambda_lat sweep", flush=True)
+        part_lambda(b, args.seeds, args.lambdas, results)
+    if "cache" in args.parts:
+        print("[3] cache vs backbones every batch", flush=True)
+        part_cache_vs_live(b, cfg.fusion, b.op_costs, results, "cache_vs_live")
     if "paper" in args.parts:
         print("[4] paper defaults", flush=True)
-        part_paper(cfg, ds, nets, args.quick, results)
+        part_paper(b, results)
     results["wall_s"] = time.perf_counter() - t0
-    atomic_write_json(args.out, results)
+    results["targets"] = targets_of(results)
+    atomic_write_json(args.out, results, schema_version=1)
     report(results)
-    print(f"saved {args.out}")
+    print(f"saved {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    return 0
 
 
 def report(r: dict[str, Any]) -> None:
     print("\n== fusion search benchmark ==")
     if "accuracy" in r:
         a = r["accuracy"]
-        print(
-            f"retrained fused net: val {a['val_mean']:.4f} ± {a['val_std']:.4f}, "
-            f"test {a['test_mean']:.4f} ± {a['test_std']:.4f} ({len(a['runs'])} seeds)"
-        )
-        print(
-            f"single modality (backbone classifier) test: {a['unimodal_test']}; best "
-            f"({a['best_single_modality']}) gap {a['gap_test_points']:+.1f} points (target >= +5)"
-        )
-    for key, label in (("cache_vs_live", "quick size"), ("cache_vs_live_paper_size", "C=192 L=16")):
-        if key in r:
-            c = r[key]
+        for name in ("honest", "reference"):
+            x = a[name]
             print(
-                f"candidate time ({label}, {c['settings']['epochs']}+{c['settings']['retrain_epochs']} "
-                f"epochs): cache {c['cache']['cpu_s']:.1f}s CPU vs backbones every batch "
-                f"{c['live']['cpu_s']:.1f}s CPU -> {c['speedup_cpu']:.1f}x "
-                f"(wall {c['speedup_wall']:.1f}x; target >= 5x); same genotype: {c['same_genotype']}"
+                f"fused ({name} protocol, arch_split {x['arch_split']}): val {x['val_mean']:.4f}"
+                f" ± {x['val_std']:.4f}, test {x['test_mean']:.4f} ± {x['test_std']:.4f}, "
+                f"val-test gap {x['val_test_gap_points']:+.1f} pts"
+            )
+        for b in a["baselines"]:
+            print(
+                f"  {b['name']:<20} val {b['val_metric']:.4f} test {b['test_metric']:.4f} "
+                f"{b['latency_ms']:.4f} ms"
             )
     if "lambda_sweep" in r:
         s = r["lambda_sweep"]
-        print(f"lambda_lat sweep (arch lr {s.get('arch_lr')})")
-        print("lambda_lat | chosen ops LUT latency (ms) | val | test")
+        print("lambda_lat | ops latency ms | model latency ms | val | test | op mixes")
         for row in s["rows"]:
             print(
-                f"{row['lambda_lat']:>10} | {row['ops_latency_ms']:>27.4f} | {row['val']:.4f} | {row['test']:.4f}"
+                f"{row['lambda_lat']:>10} | {row['ops_latency_ms']:.4f} | {row['latency_ms']:.4f}"
+                f" | {row['val']:.4f} ± {row['val_std']:.4f} | {row['test']:.4f} ± "
+                f"{row['test_std']:.4f} | {row['mixes']}"
             )
-        print(
-            f"latency non-increasing in lambda: {s['latency_non_increasing']}; falls: {s['latency_falls']}"
-        )
+    if "cache_vs_live" in r:
+        c = r["cache_vs_live"]
+        print(f"cache vs live: {c['speedup_cpu']:.1f}x CPU; same genotype {c['same_genotype']}")
     if "paper_defaults" in r:
         q = r["paper_defaults"]
         print(
-            f"paper defaults ({q['settings']['epochs']}+{q['settings']['retrain_epochs']} epochs, C=192, L=16): "
-            f"{q['time_cpu_s']:.1f}s CPU (-> {q['time_cpu_s_at_25_epochs']:.0f}s at 25+25), {q['flops'] / 1e12:.2f} TFLOP, "
-            f"{q['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s vs matmul {q['matmul_flops_per_s'] / 1e9:.1f} "
-            f"GFLOP/s: {q['ratio_to_matmul_floor']:.2f}x (goal <= 2x)"
+            f"paper defaults: {q['time_cpu_s']:.1f}s CPU, {q['ratio_to_matmul_floor']:.2f}x "
+            "from the matmul floor"
+        )
+    print("targets:")
+    for name, t in r["targets"].items():
+        print(
+            f"  {name}: {t['value']} (target {t['op']} {t['target']}): {'met' if t['met'] else 'MISSED'}"
         )
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

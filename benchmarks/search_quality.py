@@ -21,7 +21,7 @@ settings unless overridden) with EQUAL candidate budgets:
 The pipeline settings are configs/quick.yaml's (8 pretraining epochs, fusion C=32, L=4, 4 + 4
 epochs); ``--quick`` lowers the budget to population 4 x 3 generations and the throughput study to
 2 x 2 candidates with 1 + 1 epochs.
-Runs live in ``runs/bench-search-quality*``; results in ``benchmarks/results/search_quality.json``.
+Runs live in ``runs/bench-search-quality-p<population>g<generations>-s<seed>``; results in ``benchmarks/results/search_quality.json``.
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ PAPER_EPOCHS = 25
 
 def make_config(args: argparse.Namespace, seed: int) -> ExperimentConfig:
     data = args.base.model_dump(mode="json")
-    data.update(name=f"bench-search-quality{'-quick' if args.quick else ''}-s{seed}", seed=seed)
+    data.update(
+        name=f"bench-search-quality-p{args.population}g{args.generations}-s{seed}", seed=seed
+    )
     data["run_dir"] = str(ROOT / "runs")
     data["search"].update(population=args.population, generations=args.generations)
     return ExperimentConfig.model_validate(data)
@@ -207,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generations", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     args = ap.parse_args(argv)
     args.base = load_config(ROOT / "configs" / "quick.yaml")  # read once: edits do not leak in
     if args.population is None:
@@ -273,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value, target in rows:
         print(f"{name:<48}{fmt(value):>14}{target:>12}")
     atomic_write_json(
-        RESULTS,
+        args.out,
         {
             "command": " ".join([Path(sys.executable).name, *sys.argv]),
             "quick": args.quick,
@@ -283,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         schema_version=1,
     )
-    print(f"saved {RESULTS}")
+    print(f"saved {args.out}")
     return 0
 
 

@@ -80,6 +80,7 @@ def run_modality(cfg: Any, ds: Any, modality: str, n_random: int, seed: int) -> 
             supernet,
             genome,
             x_tr,
+            y_tr,
             batches=pcfg.bn_recalib_batches,
             batch_size=pcfg.batch_size,
             generator=torch.Generator().manual_seed(derive_seed(seed, "bn", i)),

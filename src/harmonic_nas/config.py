@@ -58,7 +58,10 @@ class DeviceConfig(_Strict):
     warmup: int = Field(10, ge=0)
     repeats: int = Field(50, ge=1)
     power_w: float = Field(
-        15.0, gt=0, description="constant-power model when no energy sensor exists"
+        15.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="constant-power model when no energy sensor exists (finite, W)",
     )
     energy_source: Literal["auto", "rapl", "nvml", "jetson-ina3221", "model"] = "auto"
     fallback_predictor: bool = False
@@ -104,11 +107,37 @@ class FusionConfig(_Strict):
     dropout: float = Field(0.1, ge=0, lt=1)
     fusion_points: int = Field(4, ge=1, description="feature maps taken from each CNN backbone")
     ops: tuple[str, ...] = ("Sum", "ScaleDotAttn", "LinearGLU", "ConcatFC", "SE1", "CatConvMish")
-    lambda_lat: float = Field(0.1, ge=0)
-    lambda_energy: float = Field(0.1, ge=0)
+    arch_split: float = Field(
+        0.3,
+        ge=0,
+        lt=1,
+        description="share of train held out for the architecture steps and the choice of the "
+        "search epoch (0: the reference code's protocol, architecture steps and every choice on "
+        "val; kept for comparisons only)",
+    )
+    lambda_lat: float = Field(
+        1.0,
+        ge=0,
+        description="weight of the fusion operators' expected latency, as a fraction of the "
+        "candidate's whole latency, in the architecture loss (0: plain DARTS)",
+    )
+    lambda_energy: float = Field(
+        1.0,
+        ge=0,
+        description="same for energy; ignored when the device's energy is modelled from latency",
+    )
     threshold: float = Field(0.5, gt=0, lt=1, description="multilabel decision threshold")
     cells: int = Field(2, ge=1, le=8, description="used by `harmonic-nas fusion`")
     nodes: int = Field(2, ge=1, le=8, description="used by `harmonic-nas fusion`")
+
+    @field_validator("ops")
+    @classmethod
+    def _some_ops(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("give at least one fusion operator, e.g. [Sum, ConcatFC]")
+        if len(set(v)) != len(v):
+            raise ValueError("list each fusion operator once")
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> FusionConfig:
@@ -138,6 +167,11 @@ class SearchConfig(_Strict):
     study_name: str | None = None
     workers: int = Field(1, ge=1)
     test_seeds: int = Field(1, ge=1)
+    require_all_modalities: bool = Field(
+        True,
+        description="a candidate whose fusion reads no feature of some modality is infeasible "
+        "(never a Pareto member); false keeps such unimodal members, flagged",
+    )
     heartbeat_s: int = Field(30, ge=1)
 
     @field_validator("population")
@@ -173,6 +207,13 @@ class ExperimentConfig(_Strict):
     pretrain: PretrainConfig = PretrainConfig()
     fusion: FusionConfig = FusionConfig()
     search: SearchConfig = SearchConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _inside_run_dir(cls, v: str) -> str:
+        if set(v) <= {"."}:
+            raise ValueError("must name a directory inside run_dir (not '.' or '..'), e.g. 'quick'")
+        return v
 
     @field_validator("modalities")
     @classmethod
@@ -221,17 +262,31 @@ def parse_config(data: Any, source: str = "<dict>") -> ExperimentConfig:
         raise ConfigError(_format_validation_error(exc, source)) from None
 
 
+def _read_yaml(path: Path, what: str, fix: str) -> Any:
+    """Parse a YAML file; one-line ConfigError if it cannot be read, is not UTF-8 or not YAML."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {exc.start}); {fix}") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read {what} {path}: {exc.strerror or exc.__class__.__name__}; "
+            "check that it is a readable file"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{what} {path} is not valid YAML{where}; {fix}") from None
+
+
 def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
     """Read and validate a YAML experiment file. ``overrides`` are merged at the top level."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}; pass the path of a YAML experiment file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"config {path} is not valid YAML{where}; fix the syntax") from None
+    data = _read_yaml(path, "config", "fix the syntax (save it as UTF-8 YAML)")
     if overrides and isinstance(data, dict):
         data = {**data, **overrides}
     return parse_config(data, str(path))
@@ -255,7 +310,12 @@ def load_run_config(run: Path | str) -> ExperimentConfig:
         raise ConfigError(
             f"{run} is not a run directory (no config.yaml); run `harmonic-nas run CONFIG` first"
         )
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = _read_yaml(
+        path,
+        "run config",
+        "restore it (it is the resolved copy `harmonic-nas run` saved) or rerun "
+        "`harmonic-nas run CONFIG` with the original experiment file",
+    )
     if isinstance(data, dict):
         data.pop("schema_version", None)
     return parse_config(data, str(path))

@@ -72,7 +72,7 @@ def test_extraction_equals_supernet_for_random_genomes(preset: str) -> None:
                 assert not sub.training
                 sub_feats, sub_logits = sub(x)
             assert logits.shape == (2, 7)
-            assert len(feats) == len(sub_feats) == 2 + sum(genome.d)
+            assert len(feats) == len(sub_feats) == 3 + sum(genome.d)  # + final representation
             for a, b in zip([*feats, logits], [*sub_feats, sub_logits], strict=True):
                 torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
             # the subnet owns its weights: changing it leaves the supernet untouched
@@ -86,7 +86,8 @@ def test_fusion_point_shapes_for_avmnist() -> None:
     net = ElasticMobileNetV3("avmnist", 1, 10).eval()
     for hw, mid, low in ((28, 14, 7), (20, 10, 5)):
         feats, logits = net.extract(net.max_genome())(torch.randn(2, 1, hw, hw))
-        assert [tuple(f.shape[1:]) for f in feats] == [(16, mid, mid)] * 2 + [(24, low, low)] * 4
+        shapes = [tuple(f.shape[1:]) for f in feats]
+        assert shapes == [(16, mid, mid)] * 2 + [(24, low, low)] * 4 + [(80,)]
         assert logits.shape == (2, 10)
 
 

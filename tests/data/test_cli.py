@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,14 @@ from .conftest import TINY_AV, make_avmnist, make_npz
 TINY = [x for k, v in TINY_AV.items() for x in ("--option", f"{k}={v}")]
 
 
+PROGRESS = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} ")
+
+
 def _one_line_error(capsys: pytest.CaptureFixture[str], code: int, needle: str) -> None:
     out = capsys.readouterr()
     assert code == 2
-    lines = [ln for ln in out.err.splitlines() if ln.strip()]
+    # plain timestamped progress lines (stderr is not a terminal) may come before the error
+    lines = [ln for ln in out.err.splitlines() if ln.strip() and not PROGRESS.match(ln)]
     assert len(lines) == 1, out.err
     assert lines[0].startswith("error: ") and needle in lines[0]
     assert "Traceback" not in out.err + out.out

@@ -126,8 +126,8 @@ def test_real_backbones_trace_and_onnx(tmp_path: Path) -> None:
         n_classes=10,
         genotype=FusionGenotype(
             (
-                CellGenotype((0, 4), (NodeGenotype("ScaleDotAttn", (0, 1)),)),
-                CellGenotype((6, 5), (NodeGenotype("SE1", (0, 1)),)),
+                CellGenotype((0, 5), (NodeGenotype("ScaleDotAttn", (0, 1)),)),
+                CellGenotype((7, 6), (NodeGenotype("SE1", (0, 1)),)),
             ),
             2,
         ),
@@ -136,7 +136,8 @@ def test_real_backbones_trace_and_onnx(tmp_path: Path) -> None:
     from harmonic_nas.fusion.cache import _plan
 
     _, refs, point_shapes = _plan(bbs, {"image": (1, 28, 28), "text": (20,)}, 9, 4)
-    assert len(refs) == 6  # 4 image maps + 2 Maxout hidden layers
+    assert len(refs) == 7  # 4 image maps + the image's final vector + 2 Maxout hidden layers
+    assert point_shapes[4] == (80,)  # the image backbone's final representation
     fixed = FixedFusionNet(point_shapes, arch.genotype, C=8, L=9, n_classes=10).eval()  # type: ignore[arg-type]
     model = MultimodalNet(arch, bbs, fixed).eval()
     x = (torch.randn(2, 1, 28, 28), torch.randn(2, 20))

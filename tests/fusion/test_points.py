@@ -12,12 +12,14 @@ from harmonic_nas.fusion import PointPool, PointProjection, fusion_point_indices
 @pytest.mark.parametrize(
     ("n", "k", "expected"),
     [
-        (6, 4, [2, 3, 4, 5]),  # avmnist depth 4: stem, fixed block, 4 blocks
-        (4, 4, [0, 1, 2, 3]),
-        (10, 4, [3, 5, 7, 9]),  # step (10-1)//4 = 2 back from the last
-        (2, 4, [0, 1]),  # Maxout: both hidden layers
-        (21, 4, [5, 10, 15, 20]),
-        (5, 1, [4]),
+        # the last feature (the final representation) is always a point, plus K of the others
+        (7, 4, [2, 3, 4, 5, 6]),  # avmnist depth 4: stem, fixed block, 4 blocks, final vector
+        (5, 4, [0, 1, 2, 3, 4]),
+        (11, 4, [3, 5, 7, 9, 10]),  # step (10-1)//4 = 2 back from the last map
+        (2, 4, [0, 1]),  # Maxout: both hidden layers (the last is the final representation)
+        (22, 4, [5, 10, 15, 20, 21]),
+        (6, 1, [4, 5]),
+        (1, 4, [0]),
     ],
 )
 def test_fusion_point_indices(n: int, k: int, expected: list[int]) -> None:

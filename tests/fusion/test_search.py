@@ -14,6 +14,7 @@ from torch import Tensor
 import harmonic_nas.fusion as fusion_pkg
 from harmonic_nas.errors import DataError, GenomeError, LUTError
 from harmonic_nas.fusion import (
+    BaseCost,
     FixedFusionNet,
     FusionGenotype,
     SearchNetwork,
@@ -46,10 +47,10 @@ def cache() -> FeatureCache:
 
 
 # --------------------------------------------------------------------------------------------
-# pitfall 1: the validation iterator is rebuilt each step (every arch step sees the same batch)
+# pitfall 1: the architecture iterator is rebuilt each step (every arch step sees the same batch)
 
 
-def test_each_arch_step_sees_a_fresh_val_batch(
+def test_each_arch_step_sees_a_fresh_batch_of_the_arch_split(
     cache: FeatureCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[Tensor] = []
@@ -63,15 +64,77 @@ def test_each_arch_step_sees_a_fresh_val_batch(
     monkeypatch.setattr(search_module, "_CyclingBatches", Recording)
     fcfg = small_fcfg(epochs=2, retrain_epochs=1, batch_size=16)
     search_fusion(cache, fcfg, cells=1, nodes=1, seed=0, device=CPU)
-    n_train, n_val = len(cache.split("train")), len(cache.split("val"))
-    assert len(seen) == 2 * (n_train // 16)  # one arch step per weight step
+    weights, arch = search_module.split_train(cache.split("train"), fcfg.arch_split, 0)
+    steps = len(search_module._Batches(len(weights), 16, torch.Generator(), CPU))
+    assert len(seen) == 2 * steps  # one arch step per weight step
     for a, b in itertools.pairwise(seen):
-        assert not torch.equal(a, b), "two consecutive arch steps used the same val batch"
-    per_pass = n_val // 16
+        assert not torch.equal(a, b), "two consecutive arch steps used the same batch"
+    n_arch = len(arch)
+    per_pass = n_arch // 16
     first_pass = torch.cat(seen[:per_pass])
-    assert first_pass.unique().numel() == n_val, "a pass over val must cover every sample"
+    assert first_pass.unique().numel() == per_pass * 16, "a pass never repeats a sample"
     second_pass = torch.cat(seen[per_pass : 2 * per_pass])
-    assert not torch.equal(first_pass, second_pass), "val is reshuffled between passes"
+    assert not torch.equal(first_pass, second_pass), "the arch split is reshuffled between passes"
+
+
+def test_arch_split_is_a_stratified_part_of_train_disjoint_from_the_weight_part(
+    cache: FeatureCache,
+) -> None:
+    train = cache.split("train")
+    weights, arch = search_module.split_train(train, 0.3, seed=0)
+    w_idx = set(weights.index.tolist())  # type: ignore[attr-defined]
+    a_idx = set(arch.index.tolist())  # type: ignore[attr-defined]
+    assert not w_idx & a_idx and w_idx | a_idx == set(range(len(train)))
+    assert len(arch) == round(0.3 * len(train))
+    counts = torch.bincount(arch.labels, minlength=cache.n_classes)
+    assert bool((counts > 0).all())
+    # a sample of the part is the train sample it names
+    idx = torch.tensor([0, 3])
+    got, want = arch.batch(idx), train.batch(arch.index[idx])  # type: ignore[attr-defined]
+    for a, b in zip(got, want, strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(GenomeError, match="arch_split"):
+        search_module.split_train(search_module._SubsetSplit(train, torch.arange(3)), 0.3, 0)
+
+
+def test_val_is_only_read_to_score_the_retrained_net(cache: FeatureCache) -> None:
+    """No architecture step, no choice of epoch reads val: it is read once per retraining epoch
+    (a learning curve) and the reported metric is that of the last epoch."""
+    calls: list[int] = []
+
+    class Recorder:
+        def __init__(self, base: Any) -> None:
+            self.base, self.labels = base, base.labels
+
+        def __len__(self) -> int:
+            return len(self.base)
+
+        def batch(self, idx: Tensor) -> list[Tensor]:
+            calls.append(len(idx))
+            return self.base.batch(idx)
+
+    splits = dict(cache.splits)
+    splits["val"] = Recorder(cache.splits["val"])  # type: ignore[assignment]
+    watched = FeatureCache(**{**cache.__dict__, "splits": splits})
+    fcfg = small_fcfg(epochs=2, retrain_epochs=3)
+    res = search_fusion(watched, fcfg, cells=1, nodes=1, seed=0, device=CPU)
+    n_val = len(cache.split("val"))
+    assert calls == [n_val] * 3  # one full pass per retraining epoch, nothing else
+    retrain = [h for h in res.history if h["phase"] == "retrain"]
+    assert res.val_metric == retrain[-1]["val_metric"]  # the last epoch, not the best one
+
+
+def test_arch_split_zero_reproduces_the_reference_protocol_on_val(cache: FeatureCache) -> None:
+    fcfg = small_fcfg(epochs=2, retrain_epochs=3, arch_split=0.0)
+    res = search_fusion(cache, fcfg, cells=1, nodes=1, seed=0, device=CPU)
+    retrain = [h for h in res.history if h["phase"] == "retrain"]
+    assert res.val_metric == max(h["val_metric"] for h in retrain)  # best val epoch kept
+
+
+def test_non_finite_losses_raise_fusion_diverged(cache: FeatureCache) -> None:
+    fcfg = small_fcfg(epochs=2, retrain_epochs=1, weight_lr=1e30, weight_lr_min=1e29)
+    with pytest.raises(search_module.FusionDiverged, match=r"non-finite|loss is"):
+        search_fusion(cache, fcfg, cells=1, nodes=1, seed=0, device=CPU)
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,7 +167,7 @@ def test_genotype_comes_from_best_val_epoch(
     assert best != last, "test needs genotypes that change between epochs"
     assert res.genotype == best
     assert res.net.genotype == best, "the retrained net must be the best epoch's genotype"
-    assert res.search_val_metric == pytest.approx(0.90)
+    assert res.search_metric == pytest.approx(0.90)
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,8 +320,14 @@ def test_hardware_term_gradient_reaches_arch_weights(cache: FeatureCache) -> Non
     net = SearchNetwork(
         cache.point_shapes, C=8, L=4, cells=2, nodes=2, multiplier=2, ops=ops, n_classes=4
     )
-    lat, en = search_module._cost_vectors(OP_COSTS, ops, True, 8, 4)  # type: ignore[misc]
-    assert float(lat.min()) == 0.0 and float(lat.max()) == 1.0  # normalised by the op-cost range
+    fcfg = small_fcfg(lambda_lat=1.0, lambda_energy=0.5)
+    base = BaseCost(latency_ms=2.0, energy_mj=3.0)
+    lat, en = search_module.hardware_vectors(OP_COSTS, ops, fcfg, n_nodes=4, base=base)
+    assert lat is not None and en is not None
+    # relative to the candidate's whole expected cost: base + 4 nodes at the mean op cost
+    mean_lat = sum(c[0] for c in OP_COSTS.values()) / len(OP_COSTS)
+    want = torch.tensor([OP_COSTS[o][0] / (2.0 + 4 * mean_lat) for o in ops])
+    torch.testing.assert_close(lat, want)
     w = net.op_weights()
     term = 1.0 * (w @ lat).sum() + 0.5 * (w @ en).sum()
     grads = torch.autograd.grad(term, list(net.gammas))
@@ -269,12 +338,32 @@ def test_hardware_term_gradient_reaches_arch_weights(cache: FeatureCache) -> Non
         assert (g[:, ops.index("ScaleDotAttn")] > 0).all()
 
 
+def test_hardware_term_scale_and_modelled_energy() -> None:
+    ops = list(OP_COSTS)
+    fcfg = small_fcfg(lambda_lat=1.0, lambda_energy=1.0)
+    small, _ = search_module.hardware_vectors(OP_COSTS, ops, fcfg, n_nodes=2)
+    big, _ = search_module.hardware_vectors(
+        OP_COSTS, ops, fcfg, n_nodes=2, base=BaseCost(latency_ms=10.0, energy_mj=1.0)
+    )
+    assert small is not None and big is not None
+    # the same operators weigh less in a candidate whose backbones cost more
+    assert bool((big < small).all())
+    # energy modelled from latency: no second latency term
+    lat, en = search_module.hardware_vectors(
+        OP_COSTS, ops, fcfg, n_nodes=2, base=BaseCost(1.0, 15.0, energy_modelled=True)
+    )
+    assert lat is not None and en is None
+    assert search_module.hardware_vectors(OP_COSTS, ops, small_fcfg(), n_nodes=2) == (None, None)
+    with pytest.raises(LUTError, match="needs fusion operator costs"):
+        search_module.hardware_vectors(None, ops, fcfg, n_nodes=2)
+
+
 def test_large_lambda_picks_cheap_ops(cache: FeatureCache) -> None:
     cheap = small_fcfg(epochs=3, retrain_epochs=1, arch_lr=0.05, lambda_lat=50.0, lambda_energy=0.0)
     res = search_fusion(cache, cheap, cells=2, nodes=2, op_costs=OP_COSTS, seed=0, device=CPU)
     assert set(res.genotype.ops) == {"Sum"}
     hist = [h for h in res.history if h["phase"] == "search"]
-    assert hist[-1]["expected_latency"] < hist[0]["expected_latency"]
+    assert hist[-1]["expected_latency_share"] < hist[0]["expected_latency_share"]
 
 
 def test_lambda_zero_needs_no_costs(cache: FeatureCache) -> None:

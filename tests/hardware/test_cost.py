@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from harmonic_nas.backbones import BackboneGenome, LayerSpec
@@ -111,17 +110,19 @@ def test_breakdown_with_the_published_tx2_table(reference_dir: Path) -> None:
     with pytest.raises(LUTError) as info:
         model.cost_arch(arch)
     assert "FusionReshape-input:1_" in str(info.value) and "\n" not in str(info.value)
-    # ...unless the fallback predictor fills them in, flagged
+    # ...and with the fallback predictor on, those kinds (of which the table has no entry at all)
+    # are never fitted from backbone or operator measurements: not costed, flagged, left out
     cost = CostModel(lut, fallback=True).cost_arch(arch)
     ops = ["ScaleDotAttn", "Sum", "LinearGLU", "SE1"]
     op_lat = sum(lut.op_costs(192, 16, ops)[o][0] for o in ops)
     assert cost.fusion_ops.latency_ms == pytest.approx(op_lat)
-    assert not cost.fusion_ops.predicted
-    assert cost.fusion_extra.predicted
-    assert all(
-        k.startswith(("FusionReshape", "FusionHead", "CellNorm")) for k in cost.predicted_keys
+    assert not cost.fusion_ops.predicted and not cost.fusion_ops.uncosted_keys
+    assert not cost.predicted_keys
+    assert cost.fusion_extra.latency_ms == 0.0 and cost.fusion_extra.energy_mj == 0.0
+    assert cost.uncosted_keys and all(
+        k.startswith(("FusionReshape", "FusionHead", "CellNorm")) for k in cost.uncosted_keys
     )
-    assert sum(k.startswith("CellNorm") for k in cost.predicted_keys) == 1  # one key, 2 cells
+    assert sum(k.startswith("CellNorm") for k in cost.uncosted_keys) == 1  # one key, 2 cells
     assert cost.paper_total.latency_ms == pytest.approx(
         bb["image"].latency_ms + bb["audio"].latency_ms + op_lat
     )
@@ -161,23 +162,24 @@ def test_total_counts_layers_and_overhead(small_cfg: ExperimentConfig) -> None:
 
 
 def test_live_graph_and_pruning(small_cfg: ExperimentConfig) -> None:
-    # image has 5 maps (stem, fixed, 3 blocks) -> points 1..4 = indices 0..3 of the image;
-    # audio has 6 maps -> its last 4 -> global points 4..7. Cell 0 reads image point 3 (the
-    # image's last map) and image point 0; its node 0 is dead (node 1 reads only x and node 0?)
+    # image has 5 maps (stem, fixed, 3 blocks) + its final vector -> maps 1..4 = global points
+    # 0..3, the final vector point 4; audio has 6 maps -> its last 4 = global points 5..8, its
+    # final vector point 9. Cell 0 reads image point 3 (the image's last map) and image point 0;
+    # its node 0 is dead (node 1 reads only x and node 0?)
     g = FusionGenotype(
         (
             CellGenotype((3, 0), (NodeGenotype("ConcatFC", (0, 1)), NodeGenotype("Sum", (0, 0)))),
-            CellGenotype((8, 5), (NodeGenotype("SE1", (0, 1)), NodeGenotype("Sum", (2, 0)))),
+            CellGenotype((10, 6), (NodeGenotype("SE1", (0, 1)), NodeGenotype("Sum", (2, 0)))),
         ),
         1,
     )
     arch = _arch(g, C=8, L=4)
     live = live_graph(arch)
-    # output = last cell (mult 1); cell 1 reads state 8 (cell 0) as x and audio point 5 (node 0 reads y)
+    # output = last cell (mult 1); cell 1 reads state 10 (cell 0) as x and audio point 6 (node 0 reads y)
     assert live.cells == frozenset({0, 1})
     assert live.nodes == frozenset({(0, 1), (1, 0), (1, 1)})  # cell 0 node 0 is dead
-    assert live.points == frozenset({3, 5})  # cell 0 never reads y (point 0): its reader is dead
-    # image point 3 = its 5th map (last block): 5 live layers; audio point 5 = its 4th map
+    assert live.points == frozenset({3, 6})  # cell 0 never reads y (point 0): its reader is dead
+    # image point 3 = its 5th map (last block): 5 live layers; audio point 6 = its 4th map
     assert live.backbone_layers == {"image": 5, "audio": 4}
     flat = CostModel(_flat_lut(small_cfg))  # onnxruntime: prunes
     cost = flat.cost_arch(arch)
@@ -209,6 +211,7 @@ def test_missing_key_names_it(small_cfg: ExperimentConfig) -> None:
         CostModel(lut).cost_layers([spec])
     c = CostModel(lut, fallback=True).cost_layers([spec])
     assert c.predicted_keys == ("LinearLayer-input:80-in_ch:80-out_ch:7",)
+    assert not c.uncosted_keys
 
 
 def test_fallback_predictor_recovers_a_linear_law() -> None:
@@ -230,9 +233,10 @@ def test_fallback_predictor_recovers_a_linear_law() -> None:
     assert cost.predicted_keys == (lut_key(unseen),)
     assert cost.latency_ms == pytest.approx(law(unseen), rel=0.05)
     assert cost.energy_mj == pytest.approx(10 * law(unseen), rel=0.05)
-    # a kind with no entries falls back on every entry; never negative
+    # a kind with no entries is never fitted from another kind: not costed, flagged
     other = CostModel(lut, fallback=True).layer_cost(LayerSpec("linear", (80,), 80, 10))
-    assert other.predicted and other.latency_ms >= 0 and np.isfinite(other.latency_ms)
+    assert not other.predicted and other.latency_ms == 0.0 and other.energy_mj == 0.0
+    assert other.uncosted_keys == ("LinearLayer-input:80-in_ch:80-out_ch:10",)
     # known keys are never flagged
     assert not CostModel(lut, fallback=True).cost_layers(known).predicted
 
@@ -247,11 +251,11 @@ def test_op_costs(small_cfg: ExperimentConfig) -> None:
 def test_cell_norms_are_costed_as_fusion_extra_and_pruned_with_dead_cells(
     small_cfg: ExperimentConfig,
 ) -> None:
-    # cell 1 (the output, multiplier 1) reads audio points 4 and 7, never cell 0: cell 0 is dead
+    # cell 1 (the output, multiplier 1) reads audio points 5 and 8, never cell 0: cell 0 is dead
     g = FusionGenotype(
         (
             CellGenotype((3, 2), (NodeGenotype("ConcatFC", (0, 1)),)),
-            CellGenotype((4, 7), (NodeGenotype("SE1", (0, 1)),)),
+            CellGenotype((5, 8), (NodeGenotype("SE1", (0, 1)),)),
         ),
         1,
     )
@@ -260,13 +264,45 @@ def test_cell_norms_are_costed_as_fusion_extra_and_pruned_with_dead_cells(
     norms = [s for s in fusion if s.op == "CellNorm"]
     assert len(norms) == 2 and lut_key(norms[0]) == "CellNorm-input:1_8_4-N:1-C:8-L:4"
     live = live_graph(arch)
-    assert live.cells == frozenset({1}) and live.points == frozenset({4, 7})
+    assert live.cells == frozenset({1}) and live.points == frozenset({5, 8})
     assert live.backbone_layers["image"] == 0  # no live image point: the backbone is dead
     cost = CostModel(_flat_lut(small_cfg)).cost_arch(arch)
     assert cost.fusion_ops.latency_ms == 2  # the two operators (paper)
     assert cost.fusion_extra.latency_ms == len(fusion) - 2  # reshapes, head, 2 cell norms
     n_img, n_aud = 8, 9
-    # image backbone, audio tail after its 5th map (point 7 = audio map 5), 2 image reshapes,
+    # image backbone, audio tail after its 5th map (point 8 = audio map 5), 2 image reshapes,
     # cell 0's operator and its norm
     dead = n_img + (n_aud - 6) + 2 + 1 + 1
     assert cost.pruned.latency_ms == dead
+
+
+def test_fallback_never_fits_a_fusion_operator_from_backbone_layers(reference_dir: Path) -> None:
+    """With only the published TX2 backbone table, fusion operators are not costed (the old
+    predictor invented 3.9 ms for each); the search's hardware term refuses them."""
+    files = [f for f in reference_files(reference_dir, "tx2") if "fusion" not in f.name]
+    lut = import_reference_lut(files, "jetson-tx2")
+    model = CostModel(lut, fallback=True)
+    spec = LayerSpec("fusion_op", (192, 16), 192, 192, op="ScaleDotAttn", C=192, L=16)
+    c = model.layer_cost(spec)
+    assert c.latency_ms == 0.0 and c.uncosted_keys == (lut_key(spec),)
+    with pytest.raises(LUTError, match="no entry of fusion operator ScaleDotAttn"):
+        model.op_costs(192, 16, ["ScaleDotAttn"])
+
+
+def test_fallback_predicts_an_operator_from_its_own_sizes(small_cfg: ExperimentConfig) -> None:
+    specs = [LayerSpec("fusion_op", (c, 4), c, c, op="ConcatFC", C=c, L=4) for c in (8, 16, 32)] + [
+        LayerSpec("fusion_op", (8, 4), 8, 8, op="Sum", C=8, L=4)
+    ]
+    lut = LUT(
+        DeviceInfo("host", backend="onnxruntime", threads=1),
+        "model:test",
+        {lut_key(s): LUTEntry.point(0.001 * macs(s) + 0.01, 1.0) for s in specs},
+    )
+    model = CostModel(lut, fallback=True)
+    want = LayerSpec("fusion_op", (24, 4), 24, 24, op="ConcatFC", C=24, L=4)
+    c = model.layer_cost(want)
+    assert c.predicted_keys == (lut_key(want),)
+    assert c.latency_ms == pytest.approx(0.001 * macs(want) + 0.01, rel=0.1)
+    # an operator of which the table has one size only is scaled from it, never from ConcatFC
+    s16 = model.layer_cost(LayerSpec("fusion_op", (16, 4), 16, 16, op="Sum", C=16, L=4))
+    assert s16.predicted and s16.latency_ms < 0.5

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from harmonic_nas.backbones import ElasticMobileNetV3, MaxoutMLP
-from harmonic_nas.pretrain import bn_recalibrate, extract_calibrated
+from harmonic_nas.pretrain import bn_recalibrate, calibration_generator, extract_calibrated
+from harmonic_nas.utils.sampling import stratified_subset
 
 STAT_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -61,10 +62,15 @@ def test_only_running_statistics_change(kind: str) -> None:
 def test_statistics_are_the_exact_average_over_the_batches() -> None:
     net = MaxoutMLP(6, 3).eval()
     inputs = torch.randn(40, 6)
-    bn_recalibrate(net, inputs, batches=4, batch_size=10)
+    labels = torch.arange(40) % 4
+    bn_recalibrate(
+        net, inputs, batches=4, batch_size=10, labels=labels, generator=calibration_generator(3)
+    )
     bn = net.hidden[0].bn
+    index = stratified_subset(labels, 40, calibration_generator(3))
+    assert sorted(index.tolist()) == list(range(40))
     with torch.no_grad():
-        h = net.hidden[0].maxout(inputs)
+        h = net.hidden[0].maxout(inputs[index])
     means = torch.stack([chunk.mean(0) for chunk in h.split(10)])
     vars_ = torch.stack([chunk.var(0, unbiased=True) for chunk in h.split(10)])
     assert bn.running_mean is not None and bn.running_var is not None
@@ -94,7 +100,7 @@ def test_recalibration_fixes_mixed_supernet_statistics() -> None:
         supernet(torch.randn(16, 1, 20, 20) * 3)
     genome = supernet.min_genome()
     x = torch.randn(32, 1, 20, 20)
-    sub = extract_calibrated(supernet, genome, x, batches=1, batch_size=32)
+    sub = extract_calibrated(supernet, genome, x, torch.arange(32) % 5, batches=1, batch_size=32)
     assert not sub.training
     with torch.no_grad():
         eval_logits = sub(x)[1]
@@ -116,3 +122,49 @@ def test_bad_arguments() -> None:
         bn_recalibrate(net, torch.randn(4, 6), 0, 4)
     with pytest.raises(ValueError, match="at least one"):
         bn_recalibrate(net, torch.randn(0, 6), 1, 4)
+
+
+def test_stratified_subset_holds_every_class_of_a_class_sorted_split() -> None:
+    # train splits are often sorted by class: the first rows would hold classes 0-6 only
+    labels = torch.arange(10).repeat_interleave(105)  # 1,050 rows, sorted, as av-digits' train
+    index = stratified_subset(labels, 640, calibration_generator(0))
+    assert index.shape == (640,) and len(set(index.tolist())) == 640
+    counts = torch.bincount(labels[index], minlength=10)
+    assert bool((counts > 0).all()), f"a class is missing from the subset: {counts.tolist()}"
+    assert int(counts.max() - counts.min()) <= 1  # proportional shares of a balanced split
+    # every batch mixes classes (the subset is shuffled)
+    assert len(set(labels[index[:32]].tolist())) >= 5
+    # seeded: same seed, same subset; another seed, another subset
+    assert torch.equal(index, stratified_subset(labels, 640, calibration_generator(0)))
+    assert not torch.equal(index, stratified_subset(labels, 640, calibration_generator(1)))
+
+
+def test_stratified_subset_keeps_class_proportions_and_a_rare_class() -> None:
+    labels = torch.cat([torch.zeros(900), torch.ones(90), torch.full((10,), 2.0)]).long()
+    counts = torch.bincount(labels[stratified_subset(labels, 100, calibration_generator(0))])
+    assert counts.tolist() == [90, 9, 1]
+
+
+def test_stratified_subset_of_multilabel_targets_is_uniform_random() -> None:
+    labels = (torch.rand(50, 4, generator=torch.Generator().manual_seed(0)) > 0.5).float()
+    index = stratified_subset(labels, 20, calibration_generator(0))
+    assert index.shape == (20,) and len(set(index.tolist())) == 20
+
+
+def test_recalibration_sees_every_class_of_a_sorted_split() -> None:
+    """The samples that reach the BN layers come from every class (inputs carry their label)."""
+    seen: list[torch.Tensor] = []
+
+    class Probe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bn = nn.BatchNorm1d(1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x[:, 0].clone())
+            return self.bn(x)
+
+    labels = torch.arange(10).repeat_interleave(105)
+    bn_recalibrate(Probe(), labels[:, None].float(), 20, 32, labels=labels)
+    classes = torch.cat(seen).long()
+    assert classes.numel() == 640 and set(classes.tolist()) == set(range(10))

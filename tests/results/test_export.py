@@ -15,7 +15,7 @@ import torch
 from harmonic_nas.cli import main
 from harmonic_nas.config import load_run_config
 from harmonic_nas.data import load_dataset
-from harmonic_nas.errors import StageMissingError
+from harmonic_nas.errors import DataError, StageMissingError
 from harmonic_nas.fusion import ArchSpec
 from harmonic_nas.results import (
     ExportError,
@@ -35,7 +35,18 @@ def _first_id(run: Path) -> str:
 
 
 def _test_split(run: Path) -> dict[str, torch.Tensor]:
+    """The test split as the search saw it (standardised with train statistics)."""
     return load_dataset(load_run_config(run)).split("test").inputs
+
+
+def _raw_test_split(run: Path) -> dict[str, torch.Tensor]:
+    """The same samples at raw scale, what an exported model takes: av-digits images as pixel
+    values 0-255 (the pipeline divides them by 255), audio as unnormalised MFCC."""
+    ds = load_dataset(load_run_config(run))
+    stats = ds.meta["normalization"]
+    x = ds.split("test").inputs
+    scale = {"image": 255.0, "audio": 1.0}
+    return {m: ((x[m].double() * stats[m]["std"] + stats[m]["mean"]) * scale[m]).float() for m in x}
 
 
 def test_load_model_restores_the_saved_weights(model_run: Path) -> None:
@@ -63,17 +74,21 @@ def test_torchscript_export_round_trip(model_run: Path) -> None:
     assert res.lut_latency_paper_ms == pytest.approx(pareto["latency_paper_ms"])
     assert not list(d.glob(".*tmp*"))  # no temporary left behind
 
-    # export -> load -> same outputs as the in-memory model, on real test inputs, any batch size
+    # export -> load -> same outputs as the in-memory model, on real test inputs, any batch size;
+    # the file takes raw-scale inputs, by keyword (named after the modalities) or in order
     model, arch = load_model(model_run, mid)
-    x = _test_split(model_run)
+    x, raw = _test_split(model_run), _raw_test_split(model_run)
     inputs = [x[m] for m in arch.modalities]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         loaded = torch.jit.load(str(res.model_path))
+    assert [a.name for a in loaded.forward.schema.arguments[1:]] == ["image", "audio"]
     with torch.inference_mode():
         expected = model(*inputs)
-        assert torch.allclose(loaded(*inputs), expected, atol=1e-6, rtol=0)
-        assert torch.allclose(loaded(*[t[:1] for t in inputs]), expected[:1], atol=1e-6, rtol=0)
+        got = loaded(image=raw["image"], audio=raw["audio"])
+        assert torch.allclose(got, expected, atol=1e-5, rtol=0)
+        one = loaded(raw["image"][:1], raw["audio"][:1])
+        assert torch.allclose(one, expected[:1], atol=1e-5, rtol=0)
 
     # the file is standalone: preprocess.json travels inside it too
     extra = {"preprocess.json": "", "arch.json": ""}
@@ -92,10 +107,30 @@ def test_preprocess_metadata(model_run: Path) -> None:
     export(model_run, mid, "torchscript")
     meta = json.loads((model_run / "models" / mid / "preprocess.json").read_text())
     assert meta["input_order"] == ["image", "audio"]
-    assert meta["inputs"] == [
-        {"name": "image", "kind": "image", "shape": [1, 28, 28], "dtype": "float32"},
-        {"name": "audio", "kind": "audio", "shape": [1, 20, 20], "dtype": "float32"},
-    ]
+    image, audio = meta["inputs"]
+    assert {k: image[k] for k in ("name", "argument", "kind", "shape", "dtype")} == {
+        "name": "image",
+        "argument": "image",
+        "kind": "image",
+        "shape": [1, 28, 28],
+        "dtype": "float32",
+    }
+    assert image["raw"]["type"] == "image" and image["raw"]["mode"] == "L"
+    assert image["raw"]["size"] == [28, 28]
+    assert image["raw"]["value_scale"] == pytest.approx(1 / 255)
+    assert (audio["name"], audio["kind"], audio["shape"]) == ("audio", "audio", [1, 20, 20])
+    # the audio recipe: the av-digits build's sample rate and feature settings
+    ds = load_dataset(load_run_config(model_run))
+    rec = audio["raw"]
+    assert rec["type"] == "audio" and rec["sample_rate"] == ds.meta["sample_rate"]
+    assert rec["clip_seconds"] == 1.0
+    assert rec["clip_samples"] == round(ds.meta["sample_rate"])
+    assert rec["features"]["kind"] == "mfcc"
+    assert (rec["features"]["n_coeffs"], rec["features"]["n_frames"]) == (20, 20)
+    assert rec["features"]["n_mels"] == 40 and rec["n_fft"] == 1024
+    assert rec["hop_samples"] == rec["clip_samples"] // 20
+    assert rec["value_scale"] == 1.0
+    assert meta["normalization_in_graph"] is True and meta["schema_version"] == 2
     assert meta["task"] == "classification" and meta["num_classes"] == 10
     assert meta["class_names"][:3] == ["zero", "one", "two"]
     assert meta["output"] == {"name": "logits", "shape": [10], "activation": "softmax"}
@@ -117,11 +152,11 @@ def test_onnx_parity_with_onnxruntime(model_run: Path) -> None:
     assert [i.name for i in proto.graph.input] == ["image", "audio"]
     assert any(p.key == "preprocess.json" for p in proto.metadata_props)
 
-    # independent check: onnxruntime vs the PyTorch model on every test sample
+    # independent check: onnxruntime on raw-scale inputs vs the PyTorch model on every sample
     model, arch = load_model(model_run, mid)
-    x = _test_split(model_run)
+    x, raw = _test_split(model_run), _raw_test_split(model_run)
     sess = ort.InferenceSession(str(res.model_path), providers=["CPUExecutionProvider"])
-    feeds = {m: x[m].numpy() for m in arch.modalities}
+    feeds = {m: raw[m].numpy() for m in arch.modalities}
     got = sess.run(None, feeds)[0]
     with torch.inference_mode():
         expected = model(*[x[m] for m in arch.modalities]).numpy()
@@ -141,9 +176,9 @@ def test_predict_on_exported_files(model_run: Path, tmp_path: Path) -> None:
     mid = _first_id(model_run)
     pt = export(model_run, mid, "torchscript").model_path
     ox = export(model_run, mid, "onnx").model_path
-    x = _test_split(model_run)
+    x, raw = _test_split(model_run), _raw_test_split(model_run)
     npz = tmp_path / "batch.npz"
-    np.savez(npz, image=x["image"][:5].numpy(), audio=x["audio"][:5].numpy())
+    np.savez(npz, image=raw["image"][:5].numpy(), audio=raw["audio"][:5].numpy())
     a, b = predict(pt, npz), predict(ox, [npz])
     assert a.probabilities.shape == (5, 10)
     np.testing.assert_allclose(a.probabilities.sum(axis=1), 1.0, atol=1e-6)
@@ -165,16 +200,16 @@ def test_cli_export_and_predict(
     assert main(["export", str(model_run), "--model", mid, "--format", "onnx"]) == 0
     out = capsys.readouterr().out
     assert "max abs diff" in out and "measured latency" in out and "LUT prediction" in out
-    x = _test_split(model_run)
+    raw = _raw_test_split(model_run)
     one = tmp_path / "one.npz"
-    np.savez(one, image=x["image"][0].numpy(), audio=x["audio"][0].numpy())  # no batch dim
+    np.savez(one, image=raw["image"][0].numpy(), audio=raw["audio"][0].numpy())  # no batch dim
     model = model_run / "models" / mid / "model.onnx"
     assert main(["predict", str(model), "--input", str(one), "--input", str(one)]) == 0
     out = capsys.readouterr().out
     assert len(re.findall(r"one\.npz\[0\]", out)) == 2
     pred = predict(model, one)
     top = [pred.class_names[j] for j in np.argsort(pred.probabilities[0])[::-1][:3]]
-    assert all(name in out for name in top)  # 10 classes do not fit 80 columns: top 3
+    assert all(name in out for name in top)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -221,8 +256,8 @@ def test_build_model_needs_a_genotype(model_run: Path) -> None:
 
 
 def test_modality_read_by_no_fusion_cell(model_run: Path, tmp_path: Path) -> None:
-    """A genotype may read only one backbone: ONNX prunes the other input, yet every modality is
-    still accepted (and ignored) by predict, and the export says so."""
+    """A genotype may read only one backbone: both formats still take every modality (the
+    unused input is kept in the ONNX graph and ignored), and the export says so."""
     from harmonic_nas.fusion import CellGenotype, FusionGenotype, NodeGenotype
     from harmonic_nas.utils.io import atomic_torch_save
 
@@ -249,13 +284,25 @@ def test_modality_read_by_no_fusion_cell(model_run: Path, tmp_path: Path) -> Non
 
     res = export(model_run, mid, "onnx")
     assert res.unused_modalities == ("audio",) and res.max_abs_diff <= 1e-4
-    assert [i.name for i in onnx.load(str(res.model_path)).graph.input] == ["image"]
+    proto = onnx.load(str(res.model_path))
+    onnx.checker.check_model(proto)
+    assert [i.name for i in proto.graph.input] == ["image", "audio"]
+    dims = [d.dim_param or d.dim_value for d in proto.graph.input[1].type.tensor_type.shape.dim]
+    assert dims == ["batch", 1, 20, 20]
     meta = json.loads((d / "preprocess.json").read_text())
     assert meta["unused_inputs"] == ["audio"] and meta["input_order"] == ["image", "audio"]
-    x = _test_split(model_run)
+    x, raw = _test_split(model_run), _raw_test_split(model_run)
     pred = predict(
-        res.model_path, {"image": x["image"][:4].numpy(), "audio": x["audio"][:4].numpy()}
+        res.model_path, {"image": raw["image"][:4].numpy(), "audio": raw["audio"][:4].numpy()}
     )
     with torch.inference_mode():
         ref = torch.softmax(model(x["image"][:4], x["audio"][:4]), 1).numpy()
     np.testing.assert_allclose(pred.probabilities, ref, atol=1e-5)
+    # the same inputs in both formats: TorchScript takes (and ignores) audio too
+    pt = export(model_run, mid, "torchscript").model_path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.jit.load(str(pt))
+    assert [a.name for a in loaded.forward.schema.arguments[1:]] == ["image", "audio"]
+    with pytest.raises(DataError, match="modality 'audio' is missing"):
+        predict(res.model_path, {"image": raw["image"][:4].numpy()})

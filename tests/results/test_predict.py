@@ -184,7 +184,7 @@ def test_cli_missing_files(
     assert "input file not found" in capsys.readouterr().err
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     assert main(["predict", str(path), "--input", str(tmp_path / "junk.npz")]) == 2
-    assert "is not a readable .npz" in capsys.readouterr().err
+    assert "as .npz" in capsys.readouterr().err
     assert (
         main(["predict", str(tmp_path / "nothing.pt"), "--input", str(tmp_path / "junk.npz")]) == 2
     )

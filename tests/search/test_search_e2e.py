@@ -100,8 +100,8 @@ def test_baselines(tiny_run: tuple[Path, Path], capsys: pytest.CaptureFixture[st
     assert main(["baselines", str(path)]) == 0, capsys.readouterr().err
     data = read_json(run / "baselines.json", schema_version=1)
     names = [b["name"] for b in data["baselines"]]
-    assert names[:2] == ["bm-nas-max", "late-fusion-avg"]
-    assert sorted(names[2:]) == ["single:audio", "single:image"]
+    assert names[:3] == ["bm-nas-max", "late-fusion-avg", "late-fusion-linear"]
+    assert sorted(names[3:]) == ["single:audio", "single:image"]
     by = {b["name"]: b for b in data["baselines"]}
     for b in data["baselines"]:
         assert 0.0 <= b["val_metric"] <= 1.0 and 0.0 <= b["test_metric"] <= 1.0
@@ -111,6 +111,14 @@ def test_baselines(tiny_run: tuple[Path, Path], capsys: pytest.CaptureFixture[st
         by["late-fusion-avg"]["params"]
         == by["single:image"]["params"] + by["single:audio"]["params"]
     )
+    # the linear late fusion drops both backbone classifiers for one linear layer over the
+    # concatenated final representations (80 + 80 features of the avmnist presets)
+    n_classes = 10
+    assert (
+        by["late-fusion-linear"]["params"]
+        == by["late-fusion-avg"]["params"] - 2 * (80 + 1) * n_classes + (160 + 1) * n_classes
+    )
+    assert not by["late-fusion-linear"]["uncosted_keys"]
     assert (run / "baselines" / "bm-nas-max" / "weights.pt").is_file()
     # current artifact: a rerun is skipped
     mtime = (run / "baselines.json").stat().st_mtime_ns

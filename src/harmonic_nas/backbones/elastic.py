@@ -386,7 +386,8 @@ class ElasticMobileNetV3(nn.Module):
     # --- compute ------------------------------------------------------------------------------
 
     def forward(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
-        """(fusion-point features [stem, fixed block, active blocks...], logits) of the active subnet."""
+        """(features [stem, fixed block, active blocks..., final representation], logits) of the
+        active subnet; the final representation is the pooled feature-mix output ``(B, D)``."""
         x = self.stem(x)
         features = [x]
         x = self.first_block(x)
@@ -397,8 +398,9 @@ class ElasticMobileNetV3(nn.Module):
                 features.append(x)
         x = self.final_expand(x)
         x = x.mean(dim=(2, 3), keepdim=True)
-        x = self.feature_mix(x)
-        return features, self.classifier(torch.flatten(x, 1))
+        z = torch.flatten(self.feature_mix(x), 1)
+        features.append(z)
+        return features, self.classifier(z)
 
     def extract(self, genome: BackboneGenome) -> StaticBackbone:
         """The static subnet of ``genome`` with copied weights (same train/eval mode as self)."""

@@ -121,8 +121,9 @@ def mbv3_layer_specs(
 class StaticBackbone(nn.Module):
     """A fixed subnet: stem -> fixed block -> active blocks -> head.
 
-    ``forward`` returns ``(features, logits)`` with features = [stem, fixed block, block 1, ...]
-    (the fusion points) and logits of shape (B, n_classes).
+    ``forward`` returns ``(features, logits)`` with features = [stem, fixed block, block 1, ...,
+    final representation] (the fusion-point candidates; the last is the pooled feature-mix output,
+    ``(B, feature_mix_width)``, what the classifier reads) and logits of shape (B, n_classes).
     """
 
     def __init__(
@@ -178,9 +179,9 @@ class StaticBackbone(nn.Module):
             features.append(x)
         x = self.final_expand(x)
         x = x.mean(dim=(2, 3), keepdim=True)
-        x = self.feature_mix(x)
-        logits = self.classifier(torch.flatten(x, 1))
-        return features, logits
+        z = torch.flatten(self.feature_mix(x), 1)
+        features.append(z)
+        return features, self.classifier(z)
 
     def layer_configs(self, input_shape: tuple[int, ...]) -> list[LayerSpec]:
         """The costed layers of this subnet for an input of shape (C, H, W)."""

@@ -1,64 +1,190 @@
 """The ``harmonic-nas`` command line: a thin layer over the Python API.
 
 Every user-facing problem is a :class:`~harmonic_nas.errors.HarmonicError`; :func:`main` prints it
-on one line and exits with code 2, without a traceback.
+on one line and exits with code 2, without a traceback. Ctrl-C prints one line and exits with 130.
+
+Start-up is light: the command modules import torch, optuna and the rest inside their command
+functions, so ``--help``, ``--version`` and shell completion answer at once. Settings that concern
+those libraries (torch's thread count, optuna's log level) are applied when they are first
+imported (:func:`after_import`).
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
-import os
 import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
 
-import torch
 import typer
 
+from harmonic_nas import __version__
 from harmonic_nas.cli import data, fusion, hardware, pretrain, results, run, search
-from harmonic_nas.cli._common import err_console
+from harmonic_nas.cli._common import err_console, output
 from harmonic_nas.errors import HarmonicError
+
+logger = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+INTERRUPTED = "interrupted (Ctrl-C); finished work is kept: rerun the same command to resume"
 
 app = typer.Typer(
     name="harmonic-nas",
     help="Hardware-aware multimodal neural architecture search.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"harmonic-nas {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    verbose: int = typer.Option(
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        help="more output: -v library progress logs (INFO), -vv debug logs",
+    ),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="only results and errors: no progress, no warnings"
+    ),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="print the version and exit",
+    ),
+) -> None:
     """Hardware-aware multimodal neural architecture search (Harmonic-NAS and beyond)."""
+    output.verbose, output.quiet = verbose, quiet
+    if quiet or verbose:
+        level = logging.ERROR if quiet else (logging.INFO if verbose == 1 else logging.DEBUG)
+        _set_log_level(level)
 
 
 for _module in (data, pretrain, hardware, fusion, search, results, run):
     _module.register(app)
 
 
-def _quiet_optuna(level: str) -> None:
-    import optuna
+# --------------------------------------------------------------------------- lazy library settings
 
-    optuna.logging.set_verbosity(getattr(logging, level, logging.WARNING))
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs callbacks right after a top-level module is first imported (then steps aside)."""
+
+    def __init__(self) -> None:
+        self.hooks: dict[str, list[Callable[[ModuleType], None]]] = {}
+        self._finding: set[str] = set()
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in self.hooks or fullname in self._finding:
+            return None
+        self._finding.add(fullname)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            self._finding.discard(fullname)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        hooks = self.hooks.pop(fullname)
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        def exec_then_hook(module: ModuleType) -> None:
+            exec_module(module)
+            for hook in hooks:
+                hook(module)
+
+        setattr(loader, "exec_module", exec_then_hook)  # noqa: B010 - this loader instance only
+        return spec
+
+
+_after_import_finder = _AfterImport()
+
+
+def after_import(name: str, hook: Callable[[ModuleType], None]) -> None:
+    """Call ``hook(module)`` once the top-level module ``name`` is imported (now if it is)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        hook(module)
+        return
+    _after_import_finder.hooks.setdefault(name, []).append(hook)
+    if _after_import_finder not in sys.meta_path:
+        sys.meta_path.insert(0, _after_import_finder)
+
+
+class _DropInterruptedTrials(logging.Filter):
+    """Optuna logs a Ctrl-C in a trial as a failed trial with a long traceback: drop it (the
+    CLI prints one line) and its companion "failed with value None" record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._trials: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        msg = record.getMessage()
+        if isinstance(exc, KeyboardInterrupt) or "KeyboardInterrupt" in msg:
+            self._trials.add(msg.split(" failed", 1)[0])
+            return False
+        head = msg.split(" failed with value", 1)[0]
+        return not (" failed with value" in msg and head in self._trials)
+
+
+def _set_log_level(level: int) -> None:
+    logging.getLogger().setLevel(level)
+    # optuna's own handler ignores the root level: set its verbosity when it is imported
+    after_import("optuna", lambda optuna: optuna.logging.set_verbosity(level))
+
+
+def _configure(argv: Sequence[str] | None) -> None:
+    from harmonic_nas.utils.env import log_level_from_env, threads_from_env
+
+    level = log_level_from_env()
+    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT)
+    _set_log_level(level)
+    trials_logger = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _DropInterruptedTrials) for f in trials_logger.filters):
+        trials_logger.addFilter(_DropInterruptedTrials())
+    # The networks searched here are small: at batch sizes of tens, intra-op threads cost more in
+    # synchronisation than they gain (and thrash on a shared machine). Scale out with --workers.
+    threads = threads_from_env()
+    after_import("torch", lambda torch: torch.set_num_threads(threads))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 bad input, 1 unexpected failure)."""
-    level = os.environ.get("HARMONIC_NAS_LOG", "WARNING").upper()
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    _quiet_optuna(level)
-    # The networks searched here are small: at batch sizes of tens, intra-op threads cost more in
-    # synchronisation than they gain (and thrash on a shared machine). Scale out with --workers.
-    torch.set_num_threads(int(os.environ.get("HARMONIC_NAS_THREADS", "1")))
+    """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 Ctrl-C, 1 unexpected failure)."""
     try:
+        _configure(argv)
         app(args=argv, prog_name="harmonic-nas", standalone_mode=True)
     except HarmonicError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True, markup=True)
         return exc.exit_code
-    except SystemExit as exc:  # typer's own exits: --help, usage errors, typer.Exit
+    except SystemExit as exc:  # typer's own exits: --help, usage errors, typer.Exit, Ctrl-C
         code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        code = code if isinstance(code, int) else (0 if code is None else 1)
+        if code == 130:
+            err_console.print(INTERRUPTED, highlight=False, soft_wrap=True)
+        return code
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print(INTERRUPTED, highlight=False, soft_wrap=True)
         return 130
     return 0
 

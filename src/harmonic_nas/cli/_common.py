@@ -1,32 +1,115 @@
-"""Shared CLI plumbing: consoles, rich progress bars, config loading."""
+"""Shared CLI plumbing: consoles, progress (rich bars or plain lines), JSON output, config loading.
+
+Nothing heavy is imported here (no torch, optuna or the config models): ``harmonic-nas --help``
+and ``--version`` must answer at once.
+"""
 
 from __future__ import annotations
 
+import datetime as _dt
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.console import Console, ConsoleDimensions
+from rich.text import Text, TextType
 
-from harmonic_nas.config import ExperimentConfig, load_config
-from harmonic_nas.utils.progress import ProgressFn
+from harmonic_nas.utils.progress import DEFAULT_INTERVAL_S, ProgressFn, ThrottledProgress
 
-console = Console()
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.style import Style
+
+    from harmonic_nas.config import ExperimentConfig
+
+# Width of the output when it is not a terminal (a file, a pipe, CI): wide enough that no table
+# wraps or truncates its cells (rich would otherwise assume 80 columns).
+PLAIN_WIDTH = 4096
+
+
+@dataclass
+class Output:
+    """Global output settings, set by the root options ``-v/--verbose`` and ``-q/--quiet``."""
+
+    verbose: int = 0
+    quiet: bool = False
+    progress_interval: float = DEFAULT_INTERVAL_S
+
+
+output = Output()
+
+
+def timestamp() -> str:
+    return _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+
+
+class CliConsole(Console):
+    """A rich console that, when not writing to a terminal, is as wide as its longest line and
+    draws stage rules as one plain timestamped line."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dims = super().size
+        if self.is_terminal or self._width is not None:
+            return dims
+        return ConsoleDimensions(PLAIN_WIDTH, dims.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+    def rule(
+        self,
+        title: TextType = "",
+        *,
+        characters: str = "─",
+        style: str | Style = "rule.line",
+        align: Any = "center",
+    ) -> None:
+        if self.is_terminal:
+            super().rule(title, characters=characters, style=style, align=align)
+            return
+        text = Text.from_markup(title).plain if isinstance(title, str) else title.plain
+        self.print(f"{timestamp()} == {text} ==", markup=False, highlight=False, soft_wrap=True)
+
+
+console = CliConsole()
+err_console = CliConsole(stderr=True)
+
+
+def print_json(obj: Any) -> None:
+    """``obj`` as indented JSON on stdout (no colours when not a terminal; non-JSON -> str)."""
+    console.print_json(json.dumps(obj, default=str), highlight=console.is_terminal)
 
 
 @contextmanager
 def rich_progress(transient: bool = False) -> Iterator[ProgressFn]:
-    """A :class:`ProgressFn` that draws one rich bar per task name."""
+    """A :class:`ProgressFn` for the CLI: one rich bar per task name when stdout is a terminal;
+    otherwise plain timestamped lines on stderr (at most one per task every few seconds, plus
+    its end), so that stdout keeps only results (tables, JSON); nothing with ``--quiet``."""
+    if output.quiet:
+        yield _silent
+        return
+    if not console.is_terminal:
+
+        def emit(line: str) -> None:
+            err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+        yield ThrottledProgress(emit, interval=output.progress_interval)
+        return
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     bars = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -47,6 +130,12 @@ def rich_progress(transient: bool = False) -> Iterator[ProgressFn]:
         yield update
 
 
+def _silent(task: str, completed: int, total: int) -> None:
+    """``--quiet``: no progress at all."""
+
+
 def load_cfg(path: Path) -> ExperimentConfig:
     """Load and validate an experiment file (errors are one-line ConfigErrors)."""
+    from harmonic_nas.config import load_config
+
     return load_config(path)

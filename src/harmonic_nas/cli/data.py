@@ -6,18 +6,17 @@ import inspect
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
 
 from harmonic_nas.cli._common import console, load_cfg, rich_progress
-from harmonic_nas.config import ExperimentConfig
-from harmonic_nas.data import build_dataset, check_modalities, get_dataset_entry, list_datasets
-from harmonic_nas.data.options import options_table, parse_cli_options
-from harmonic_nas.data.summary import dataset_summary
-from harmonic_nas.data.types import MultimodalDataset
 from harmonic_nas.errors import DataError
+
+if TYPE_CHECKING:
+    from harmonic_nas.config import ExperimentConfig
+    from harmonic_nas.data.types import MultimodalDataset
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +30,8 @@ def _resolve(
     name: str | None, config: Path | None, path: Path | None, option: list[str] | None, seed: int
 ) -> tuple[str, Path | None, dict[str, Any], int, ExperimentConfig | None]:
     """NAME/--path/--option/--seed, or the dataset section of --config (flags override it)."""
+    from harmonic_nas.data.options import parse_cli_options
+
     options = parse_cli_options(option)
     if config is None:
         if name is None:
@@ -54,6 +55,8 @@ def _build(
     cfg: ExperimentConfig | None,
     force: bool = False,
 ) -> tuple[MultimodalDataset, float]:
+    from harmonic_nas.data import build_dataset, check_modalities
+
     start = time.perf_counter()
     with rich_progress(transient=True) as progress:
         ds = build_dataset(
@@ -65,6 +68,8 @@ def _build(
 
 
 def _print_summary(ds: MultimodalDataset) -> None:
+    from harmonic_nas.data.summary import dataset_summary
+
     info = dataset_summary(ds)
     splits = list(info["sizes"])
     mods = Table(title=f"{ds.name}: modalities ({ds.task}, {ds.num_classes} classes)")
@@ -112,6 +117,8 @@ def register(app: typer.Typer) -> None:
     @data_app.command("list")
     def list_cmd() -> None:
         """List the registered datasets."""
+        from harmonic_nas.data import get_dataset_entry, list_datasets
+
         table = Table(title="datasets")
         table.add_column("name")
         table.add_column("needs --path")
@@ -130,6 +137,9 @@ def register(app: typer.Typer) -> None:
         config: Path | None = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
     ) -> None:
         """Show a dataset: layout, options, modalities, shapes, split sizes, class balance, ranges."""
+        from harmonic_nas.data import get_dataset_entry
+        from harmonic_nas.data.options import options_table
+
         name, path, options, seed, cfg = _resolve(name, config, path, option, seed)
         entry = get_dataset_entry(name)
         console.print(f"[bold]{name}[/bold]: {entry.summary}")

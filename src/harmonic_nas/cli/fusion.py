@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"genotype: {r.genotype}", highlight=False)
         console.print(
             f"val {metric} (retrained discrete net): {r.val_metric:.4f} "
-            f"(search best {r.search_val_metric:.4f} at epoch {r.best_epoch}); params {r.params}",
+            f"(search best {r.search_metric:.4f} at epoch {r.best_epoch}); params {r.params}",
             highlight=False,
         )
         console.print(

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from harmonic_nas.cli._common import console, load_cfg, rich_progress
+from harmonic_nas.cli._common import console, load_cfg, print_json, rich_progress
 from harmonic_nas.errors import ConfigError
 
 
@@ -89,7 +89,7 @@ def register(app: typer.Typer) -> None:
                     json.dumps({"per_modality": {m: c.to_json() for m, c in backbones.items()}})
                 )
                 return
-            predicted = total.predicted_keys
+            predicted, uncosted = total.predicted_keys, total.uncosted_keys
         else:
             cost = model.cost_arch(spec)
             if as_json:
@@ -108,14 +108,14 @@ def register(app: typer.Typer) -> None:
                 ("total", cost.total),
                 ("paper total (backbones + fusion ops)", cost.paper_total),
             ]
-            predicted = cost.predicted_keys
+            predicted, uncosted = cost.predicted_keys, cost.uncosted_keys
         table = Table(title=f"{spec_name(arch)} on {lut.device.name}")
         table.add_column("part")
         table.add_column("latency (ms)", justify="right")
         table.add_column("energy (mJ)", justify="right")
         for label, c in rows:
             sign = "-" if label.startswith("layers the model") else ""
-            flag = " *" if c.predicted else ""
+            flag = (" *" if c.predicted else "") + (" †" if c.uncosted_keys else "")
             table.add_row(
                 label, f"{sign}{_fmt(c.latency_ms)}{flag}", f"{sign}{_fmt(c.energy_mj)}{flag}"
             )
@@ -125,6 +125,12 @@ def register(app: typer.Typer) -> None:
             console.print(
                 f"* {len(predicted)} layer(s) absent from the LUT were predicted by the fallback "
                 "predictor: " + ", ".join(predicted),
+                highlight=False,
+            )
+        if uncosted:
+            console.print(
+                f"† {len(uncosted)} layer(s) are NOT COSTED on {lut.device.name} (its table has no "
+                "layer of their kind; left out of the totals): " + ", ".join(uncosted),
                 highlight=False,
             )
 
@@ -186,6 +192,9 @@ def register(app: typer.Typer) -> None:
     def show_cmd(
         target: str = typer.Argument(..., help="an installed device name or a LUT file"),
         entries: bool = typer.Option(False, help="list every entry"),
+        as_json: bool = typer.Option(
+            False, "--json", help="print the description (and --entries) as JSON"
+        ),
     ) -> None:
         """Describe a LUT (installed device or file)."""
         from harmonic_nas.hardware.lut import LUT
@@ -194,6 +203,22 @@ def register(app: typer.Typer) -> None:
         path = Path(target) if target.endswith(".json") else installed_path(target)
         lut = LUT.load(path)
         d = lut.device
+        if as_json:
+            info: dict[str, object] = {
+                "path": str(path),
+                "device": d.to_json(),
+                "energy_source": lut.energy_source,
+                "created": lut.created,
+                "n_entries": len(lut),
+                "overhead": lut.overhead.to_json() if lut.overhead is not None else None,
+            }
+            if entries:
+                info["entries"] = {
+                    key: {"latency_ms": e.latency_ms, "energy_mj": e.energy_mj}
+                    for key, e in sorted(lut.entries.items())
+                }
+            print_json(info)
+            return
         console.print(
             f"{path}\ndevice: {d.name} — {d.description}\nbackend: {d.backend}, threads: "
             f"{d.threads}, batch size {d.batch_size}\nenergy source: {lut.energy_source}\n"

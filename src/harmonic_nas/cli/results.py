@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from harmonic_nas.cli._common import console, rich_progress
+from harmonic_nas.cli._common import console, err_console, print_json, rich_progress
+from harmonic_nas.errors import DataError
 
 if TYPE_CHECKING:
     from harmonic_nas.results._predict import Prediction
@@ -43,18 +44,65 @@ def _prob_table(pred: Prediction, top: int, width: int) -> Table:
     return table
 
 
+def _parse_files(pairs: list[str] | None) -> dict[str, Path]:
+    """``--file MODALITY=PATH`` pairs -> ``{modality: path}`` (one-line errors)."""
+    out: dict[str, Path] = {}
+    for pair in pairs or []:
+        name, sep, path = pair.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise DataError(
+                f"--file {pair!r} is not MODALITY=FILE; write e.g. --file image=digit.png"
+            )
+        if name.strip() in out:
+            raise DataError(f"--file gives modality '{name.strip()}' twice; give one file each")
+        out[name.strip()] = Path(path.strip())
+    return out
+
+
+def _pareto_json(run: Path) -> dict[str, object]:
+    """The Pareto table of ``report`` as JSON: one object per member (the Markdown's columns)."""
+    from harmonic_nas.results import load_run
+
+    art = load_run(run)
+    return {
+        "run": str(run),
+        "metric": art.metric,
+        "members": [
+            {
+                "id": m.id,
+                "trial": m.trial,
+                "val_metric": m.val_metric,
+                "test_metric": m.test_metric,
+                "test_metric_std": m.test_metric_std,
+                "latency_ms": m.latency_ms,
+                "energy_mj": m.energy_mj,
+                "latency_paper_ms": m.latency_paper_ms,
+                "energy_paper_mj": m.energy_paper_mj,
+                "params": m.params,
+            }
+            for m in art.members
+        ],
+    }
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the app."""
 
     @app.command("report")
     def report_cmd(
         run: Path = typer.Argument(..., help="run directory, e.g. runs/quick"),
+        as_json: bool = typer.Option(
+            False, "--json", help="print the Pareto table (and the report path) as JSON"
+        ),
     ) -> None:
         """Write RUN/report.html (self-contained) and RUN/figures/*.png; print the Pareto table."""
         from harmonic_nas.results import pareto_markdown, report
 
         with rich_progress(transient=True) as progress:
             path = report(run, progress=progress)
+        if as_json:
+            print_json({**_pareto_json(run), "report": str(path)})
+            return
         console.print(pareto_markdown(run), markup=False, highlight=False, soft_wrap=True)
         console.print(f"report: {path}", markup=False, highlight=False, soft_wrap=True)
 
@@ -108,7 +156,7 @@ def register(app: typer.Typer) -> None:
             table.add_row(
                 "unused modalities",
                 ", ".join(res.unused_modalities)
-                + " (no fusion cell reads them; still accepted as inputs)",
+                + " (no fusion cell reads them; still inputs of the file, ignored)",
             )
         console.print(table)
 
@@ -117,18 +165,41 @@ def register(app: typer.Typer) -> None:
         model: Path = typer.Argument(
             ..., help="exported model.pt / model.onnx (or the directory holding it)"
         ),
-        inputs: list[Path] = typer.Option(
-            ...,
+        inputs: list[Path] | None = typer.Option(
+            None,
             "--input",
             "-i",
-            help=".npz with one array per modality (N samples or one); repeat for more files",
+            help=".npz with one array per modality (N samples or one), e.g. a dataset's "
+            "test.npz (its labels give the accuracy); repeat for more files",
+        ),
+        files: list[str] | None = typer.Option(
+            None,
+            "--file",
+            help="MODALITY=FILE: one raw file per modality, e.g. --file image=digit.png "
+            "--file audio=seven.wav (read as preprocess.json says)",
         ),
         top: int = typer.Option(
             3, min=1, help="classes shown per sample when all of them do not fit the terminal"
         ),
     ) -> None:
         """Run an exported model on samples and print class probabilities."""
-        from harmonic_nas.results import predict
+        from harmonic_nas.results import load_exported, predict
 
-        pred = predict(model, inputs)
+        exported = load_exported(model)
+        if not exported.takes_raw_inputs:
+            err_console.print(
+                f"warning: {exported.path} is an older export that takes standardised inputs; "
+                "export it again to feed raw-scale inputs",
+                highlight=False,
+                soft_wrap=True,
+            )
+        pred = predict(exported, list(inputs or []), files=_parse_files(files))
         console.print(_prob_table(pred, top, console.width))
+        acc = pred.accuracy
+        if acc is not None:
+            what = "exact-match accuracy" if pred.task == "multilabel" else "accuracy"
+            right = round(acc * len(pred.samples))
+            console.print(
+                f"{what}: {acc:.4f} ({right}/{len(pred.samples)} samples, labels of the input files)",
+                highlight=False,
+            )

@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from harmonic_nas.cli._common import console, load_cfg, rich_progress
-from harmonic_nas.config import ExperimentConfig, save_resolved
+from harmonic_nas.errors import ConfigError
+from harmonic_nas.utils.io import check_writable_dir
+
+if TYPE_CHECKING:
+    from harmonic_nas.config import ExperimentConfig
+
+#: Keys that say where a run lives, not what it is (a moved run keeps its identity).
+_LOCATION_KEYS = ("name", "run_dir")
 
 
 def _stage(name: str) -> None:
@@ -23,8 +31,36 @@ def _best_model_id(pareto: Path) -> str:
     return str(best["id"])
 
 
+def check_run_dir(cfg: ExperimentConfig) -> None:
+    """Decide before writing: refuse a run directory that is a file, cannot be written, or holds
+    a run made with another config (naming the differing keys). Only the budget keys and the
+    worker count may change: raising ``search.generations`` / ``search.population`` extends the
+    run's study."""
+    from harmonic_nas.config import load_run_config
+    from harmonic_nas.search.storage import RUN_MUTABLE_KEYS, differing_keys, flatten
+
+    run = cfg.run_path
+    existing = run / "config.yaml"
+    if existing.is_file():
+        old = load_run_config(run)
+        keys = differing_keys(
+            flatten(old.model_dump(mode="json")),
+            flatten(cfg.model_dump(mode="json")),
+            ignore=(*RUN_MUTABLE_KEYS, *_LOCATION_KEYS),
+        )
+        if keys:
+            shown = ", ".join(keys[:8]) + (" ..." if len(keys) > 8 else "")
+            raise ConfigError(
+                f"run directory {run} holds a run made with another config (it differs in "
+                f"{shown}), nothing was written; give the config a new `name` to start a new "
+                "run, or change only " + " / ".join(RUN_MUTABLE_KEYS) + " to extend this one"
+            )
+    check_writable_dir(run)
+
+
 def run_pipeline(cfg: ExperimentConfig, *, export_format: str = "onnx") -> Path:
     """data -> pretrain -> profile -> search -> baselines -> report -> export; returns report path."""
+    from harmonic_nas.config import save_resolved
     from harmonic_nas.data import load_dataset
     from harmonic_nas.hardware.registry import get_lut
     from harmonic_nas.pretrain import pretrain_supernet
@@ -33,6 +69,7 @@ def run_pipeline(cfg: ExperimentConfig, *, export_format: str = "onnx") -> Path:
     from harmonic_nas.search.baselines import run_baselines
 
     start = time.perf_counter()
+    check_run_dir(cfg)
     save_resolved(cfg)
     _stage("1/6 data")
     with rich_progress(transient=True) as progress:

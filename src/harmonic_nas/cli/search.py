@@ -7,11 +7,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import optuna
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from harmonic_nas.cli._common import console, load_cfg, rich_progress
+from harmonic_nas.cli._common import console, load_cfg, print_json, rich_progress
 from harmonic_nas.utils.progress import ProgressFn
 
 _SEARCH_TASKS = ("search:", "final:", "baseline")
@@ -85,7 +85,6 @@ def register(app: typer.Typer) -> None:
         from harmonic_nas.search import run_search
 
         cfg = load_cfg(config)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
         with search_progress() as progress:
             summary = run_search(
                 cfg,
@@ -150,12 +149,21 @@ def register(app: typer.Typer) -> None:
         all_candidates: bool = typer.Option(
             False, "--all", help="list every candidate, not only the Pareto front"
         ),
+        as_json: bool = typer.Option(False, "--json", help="print the status as JSON"),
     ) -> None:
         """Show a running or finished study: progress, failures, Pareto front, hypervolume."""
         from harmonic_nas.search import study_status
 
+        if as_json:
+            print_json(list(study_status(run, storage=storage)))
+            return
         for s in study_status(run, storage=storage):
-            state = "finished" if s["finished"] else "running / interrupted"
+            state = {
+                "finished": "finished",
+                "running": "running / interrupted",
+                "evaluated": f"evaluated, not finished: {escape(s['stage_note'])}; rerun "
+                "`harmonic-nas search CONFIG` to write them",
+            }.get(s["stage"], s["stage"])
             console.print(
                 f"[bold]{s['study']}[/bold] ({s['strategy']}, {state}) — {s['storage']}\n"
                 f"  candidates {s['complete']}/{s['budget']} complete, {s['running']} running, "

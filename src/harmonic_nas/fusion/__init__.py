@@ -29,6 +29,8 @@ from harmonic_nas.fusion.network import FixedFusionNet, SearchNetwork
 from harmonic_nas.fusion.ops import build_op, check_ops, list_ops, register_op
 from harmonic_nas.fusion.points import PointPool, PointProjection, fusion_point_indices
 from harmonic_nas.fusion.search import (
+    BaseCost,
+    FusionDiverged,
     FusionResult,
     OpCosts,
     evaluate,
@@ -43,11 +45,13 @@ __all__ = [
     "MAX_CELLS",
     "MAX_NODES",
     "ArchSpec",
+    "BaseCost",
     "CachedSplit",
     "CellGenotype",
     "FeatureCache",
     "FeatureSplit",
     "FixedFusionNet",
+    "FusionDiverged",
     "FusionGenotype",
     "FusionResult",
     "LiveSplit",

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from harmonic_nas.errors import DataError
 from harmonic_nas.fusion.points import fusion_point_indices, pool_point, pooled_shape
-from harmonic_nas.pretrain.bn import bn_recalibrate
+from harmonic_nas.pretrain.bn import bn_recalibrate, calibration_generator
 from harmonic_nas.utils.device import default_device
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
@@ -171,8 +171,10 @@ def _prepare(
     bn_recalib_batches: int,
     batch_size: int,
     device: torch.device,
+    seed: int,
 ) -> tuple[dict[str, list[tuple[int, ...]]], list[tuple[str, int]], list[tuple[int, ...]]]:
-    """Check modalities; freeze, move, BN-recalibrate (on train) the backbones; plan the points."""
+    """Check modalities; freeze, move, BN-recalibrate (on a class-stratified random subset of
+    train, the same subset for every modality) the backbones; plan the points."""
     _check_modalities(backbones, [m.name for m in dataset.modalities])
     train = dataset.split("train")
     for m, bb in backbones.items():
@@ -180,7 +182,14 @@ def _prepare(
         for p in bb.parameters():
             p.requires_grad_(False)
         if bn_recalib_batches > 0:
-            bn_recalibrate(bb, train.inputs[m].to(device), bn_recalib_batches, batch_size)
+            bn_recalibrate(
+                bb,
+                train.inputs[m].to(device),
+                bn_recalib_batches,
+                batch_size,
+                labels=train.labels,
+                generator=calibration_generator(seed),
+            )
         bb.eval()
     input_shapes = {m: tuple(train.inputs[m].shape[1:]) for m in backbones}
     return _plan(backbones, input_shapes, L, fusion_points)
@@ -196,9 +205,13 @@ def compute_feature_cache(
     bn_recalib_batches: int = 20,
     batch_size: int = 256,
     device: torch.device | None = None,
+    seed: int = 0,
     progress: ProgressFn = no_progress,
 ) -> FeatureCache:
     """Freeze the backbones, BN-recalibrate them on train, cache their pooled fusion points.
+
+    ``seed`` (the run's seed) draws the recalibration subset; the same seed gives every candidate
+    the same subset.
 
     ``dataset`` is a :class:`harmonic_nas.data.MultimodalDataset`. The backbones are modified in
     place (frozen, BN statistics re-estimated, eval mode): build the deployable model from the
@@ -206,7 +219,7 @@ def compute_feature_cache(
     """
     device = device or default_device()
     feature_shapes, refs, shapes = _prepare(
-        backbones, dataset, L, fusion_points, bn_recalib_batches, batch_size, device
+        backbones, dataset, L, fusion_points, bn_recalib_batches, batch_size, device, seed
     )
     out: dict[str, FeatureSplit] = {}
     total = sum(len(dataset.split(s)) for s in splits)
@@ -251,11 +264,12 @@ def live_feature_source(
     bn_recalib_batches: int = 20,
     batch_size: int = 256,
     device: torch.device | None = None,
+    seed: int = 0,
 ) -> FeatureCache:
     """Like :func:`compute_feature_cache`, but every batch runs the backbones (no caching)."""
     device = device or default_device()
     feature_shapes, refs, shapes = _prepare(
-        backbones, dataset, L, fusion_points, bn_recalib_batches, batch_size, device
+        backbones, dataset, L, fusion_points, bn_recalib_batches, batch_size, device, seed
     )
     out: dict[str, FeatureSplit] = {}
     for s in splits:

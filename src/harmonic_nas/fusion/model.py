@@ -86,6 +86,30 @@ class MultimodalNet(nn.Module):
         return self.fusion(points)
 
 
+def live_parameters(model: nn.Module, inputs: Sequence[Tensor]) -> int:
+    """Number of parameters the output of ``model(*inputs)`` depends on.
+
+    Layers a model computes but whose outputs never reach its logits (a backbone's own classifier
+    and the layers after its deepest used fusion point, fusion nodes no later node reads, ...) do
+    not count: they are not part of the deployed (exported, pruned) graph.
+    """
+    params = list(model.parameters())
+    flags = [p.requires_grad for p in params]
+    was = model.training
+    try:
+        for p in params:
+            p.requires_grad_(True)
+        model.eval()
+        with torch.enable_grad():
+            out = model(*inputs)
+            grads = torch.autograd.grad(out.sum(), params, allow_unused=True)
+    finally:
+        for p, f in zip(params, flags, strict=True):
+            p.requires_grad_(f)
+        model.train(was)
+    return int(sum(p.numel() for p, g in zip(params, grads, strict=True) if g is not None))
+
+
 @torch.no_grad()
 def _probe(
     backbones: nn.ModuleList, shapes: Sequence[tuple[int, ...]]

@@ -1,8 +1,11 @@
 """Fusion points: which backbone features feed the fusion network, and how they become (B, C, L).
 
-A CNN backbone returns its feature maps ``[stem, block_1, ..., block_N]``; a Maxout/vector backbone
-returns its hidden layers ``(B, D)``. From each backbone we take K of them
-(:func:`fusion_point_indices`) and turn each into a ``(B, C, L)`` tensor in two parts:
+A CNN backbone returns its feature maps ``[stem, block_1, ..., block_N]`` followed by its final
+representation (the pooled feature-mix output, ``(B, D)``, what its classifier reads); a
+Maxout/vector backbone returns its hidden layers ``(B, D)``, the last being its final
+representation. From each backbone we take the final representation and K of the other features
+(:func:`fusion_point_indices`), so that late fusion ("fuse the final features") is inside the search
+space, and turn each into a ``(B, C, L)`` tensor in two parts:
 
 1. a parameter-free **pool** (:class:`PointPool`): adaptive max-pool of a map to ``sqrt(L) x sqrt(L)``;
    identity for a vector. Its output is what the feature cache stores (it does not depend on
@@ -27,19 +30,24 @@ from harmonic_nas.fusion.ops import Dropout
 logger = logging.getLogger(__name__)
 
 
-def fusion_point_indices(n_feature_maps: int, k: int) -> list[int]:
-    """Indices (ascending) of the K feature maps used as fusion points.
+def fusion_point_indices(n_features: int, k: int) -> list[int]:
+    """Indices (ascending) of the fusion points among a backbone's ``n_features`` features.
 
-    Following Harmonic-NAS: start at the last map and step back by ``max(1, (n - 1) // k)``
-    through ``[stem, blocks...]``. With ``k >= n`` every map is used.
+    The last feature (the final representation) is always a fusion point. Of the others
+    (``[stem, blocks...]`` of a CNN, the earlier hidden layers of a Maxout MLP), K are taken as
+    Harmonic-NAS does: start at the last and step back by ``max(1, (n - 1) // k)``; with ``k >= n``
+    every one is used.
     """
-    if n_feature_maps < 1:
-        raise ValueError("a backbone must return at least one feature map")
+    if n_features < 1:
+        raise ValueError("a backbone must return at least one feature")
     if k < 1:
         raise ValueError("fusion_points must be >= 1")
-    k = min(k, n_feature_maps)
-    step = max(1, (n_feature_maps - 1) // k)
-    return sorted(n_feature_maps - 1 - i * step for i in range(k))
+    n = n_features - 1  # the features before the final representation
+    if n == 0:
+        return [0]
+    k = min(k, n)
+    step = max(1, (n - 1) // k)
+    return sorted({n - 1 - i * step for i in range(k)} | {n_features - 1})
 
 
 def pooled_shape(feature_shape: tuple[int, ...], L: int) -> tuple[int, ...]:

@@ -20,7 +20,7 @@ from harmonic_nas.errors import DataError, GenomeError
 from harmonic_nas.fusion.arch import ArchSpec, ModalityArch
 from harmonic_nas.fusion.cache import FeatureCache, compute_feature_cache
 from harmonic_nas.fusion.model import MultimodalNet
-from harmonic_nas.fusion.search import FusionResult, OpCosts, search_fusion
+from harmonic_nas.fusion.search import BaseCost, FusionResult, OpCosts, search_fusion
 from harmonic_nas.utils.device import default_device
 from harmonic_nas.utils.io import atomic_torch_save, atomic_write_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
@@ -126,11 +126,14 @@ def run_inner_tier(
     supernets: Mapping[str, Any],
     *,
     op_costs: OpCosts | None,
+    base_cost: BaseCost | None = None,
     seed: int | None = None,
     device: torch.device | None = None,
     progress: ProgressFn = no_progress,
 ) -> InnerTierResult:
-    """Extract ``arch``'s backbones from ``supernets``, search and retrain its fusion network."""
+    """Extract ``arch``'s backbones from ``supernets``, search and retrain its fusion network.
+
+    ``base_cost`` (the candidate's cost outside its fusion operators) scales the hardware term."""
     device = device or default_device()
     check_arch_against_dataset(arch, dataset)
     backbones = extract_backbones(cfg, arch, supernets)
@@ -142,6 +145,7 @@ def run_inner_tier(
         bn_recalib_batches=cfg.pretrain.bn_recalib_batches,
         batch_size=cfg.pretrain.batch_size,
         device=device,
+        seed=cfg.seed,
         progress=progress,
     )
     res = search_fusion(
@@ -150,6 +154,7 @@ def run_inner_tier(
         cells=arch.cells,
         nodes=arch.nodes,
         op_costs=op_costs,
+        base_cost=base_cost,
         seed=cfg.seed if seed is None else seed,
         device=device,
         progress=progress,
@@ -175,7 +180,7 @@ def save_inner_tier(out: InnerTierResult, directory: Path) -> dict[str, Path]:
             {
                 "genotype": out.result.genotype.to_json(),
                 "val_metric": out.result.val_metric,
-                "search_val_metric": out.result.search_val_metric,
+                "search_metric": out.result.search_metric,
                 "best_epoch": out.result.best_epoch,
                 "params": out.result.params,
                 "timings": out.result.timings,

@@ -1,15 +1,30 @@
 """Bilevel, first-order DARTS fusion search with a hardware term, then retraining of the genotype.
 
-* Network weights learn on train: Adam, cosine annealing with warm restarts
+* The train split is divided (class-stratified, seeded) into a WEIGHT part and an ARCHITECTURE part
+  (``fusion.arch_split`` of it, DARTS's usual split of the training data). Validation data is
+  never used to train or to choose anything here: it only scores the final model.
+* Network weights learn on the weight part: Adam, cosine annealing with warm restarts
   (``weight_lr -> weight_lr_min``, period ``restart_period`` epochs), gradient clipping at 5.
-* Architecture weights learn on val: Adam(``arch_lr``, betas (0.5, 0.999), ``arch_weight_decay``),
-  one step per weight step, each on a FRESH val batch from a persistent, reshuffling iterator.
-* Architecture loss = task loss + lambda_lat * E[lat] + lambda_energy * E[energy], where
-  ``E[c] = sum over nodes of sum_k softmax(gamma)_k * (c_k - min c) / (max c - min c)``: the
-  expected fusion-operator cost on the device, in units of that device's operator-cost range.
-* Each epoch the network is scored on val in eval mode; the genotype is taken at the BEST epoch.
-* The genotype's discrete :class:`FixedFusionNet` is then retrained from scratch and scored on val
-  (best retraining epoch kept): that model's metric is the reported one.
+* Architecture weights learn on the architecture part: Adam(``arch_lr``, betas (0.5, 0.999),
+  ``arch_weight_decay``), one step per weight step, each on a FRESH batch from a persistent,
+  reshuffling iterator.
+* Architecture loss = task loss + lambda_lat * E[lat] / T_lat (+ lambda_energy * E[energy] / T_en
+  when energy is measured, not modelled from latency), where ``E[c] = sum over nodes of
+  sum_k softmax(gamma)_k * c_k`` is the expected cost of the fusion operators on the device and
+  ``T`` the candidate's whole expected cost (backbones, reshapes, head, overhead and the fusion
+  operators at uniform weights). lambda = 1 thus prices "10 % of the model's latency" at 0.1 nats of
+  task loss; the choice moves from the most accurate to the cheapest operators gradually with
+  lambda (a min-max normalisation per operator set, the reference code's, makes any lambda > 0
+  pick the cheapest operator).
+* After each epoch the network is scored on the architecture part in eval mode; the genotype is
+  taken at the BEST such epoch.
+* The genotype's discrete :class:`FixedFusionNet` is then retrained from scratch on the whole train
+  split for ``retrain_epochs`` (no epoch chosen on val) and scored on val once: that model's
+  metric is the reported one.
+* ``arch_split = 0`` reproduces the reference code's protocol for comparisons: architecture steps
+  on val, search epoch and retraining epoch chosen on val (optimistic).
+* A non-finite loss or weight raises :class:`FusionDiverged` (the search's candidate fails with
+  that reason).
 """
 
 from __future__ import annotations
@@ -34,6 +49,7 @@ from harmonic_nas.fusion.network import FixedFusionNet, SearchNetwork
 from harmonic_nas.fusion.ops import check_ops
 from harmonic_nas.utils.device import default_device
 from harmonic_nas.utils.progress import ProgressFn, no_progress
+from harmonic_nas.utils.sampling import stratified_subset
 from harmonic_nas.utils.seeding import derive_seed, torch_generator
 
 logger = logging.getLogger(__name__)
@@ -42,6 +58,21 @@ OpCosts = Mapping[str, tuple[float, float]]
 """op name -> (latency_ms, energy_mj) of that fusion operator at this C, L on the device."""
 
 GRAD_CLIP = 5.0
+
+
+class FusionDiverged(RuntimeError):
+    """The fusion search or retraining produced a non-finite loss or weight."""
+
+
+@dataclass(frozen=True)
+class BaseCost:
+    """The candidate's cost outside its fusion operators (backbones, reshapes, head, overhead):
+    the scale against which the hardware term measures the operators' expected cost."""
+
+    latency_ms: float = 0.0
+    energy_mj: float = 0.0
+    energy_modelled: bool = False
+    """energy = constant power x latency: the energy term would be a second latency term"""
 
 
 @dataclass
@@ -54,7 +85,8 @@ class FusionResult:
     history: list[dict[str, Any]]
     best_epoch: int
     params: int
-    search_val_metric: float = 0.0
+    search_metric: float = 0.0
+    """best metric of the search epochs on the architecture part of train (val with arch_split 0)"""
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -163,31 +195,99 @@ def evaluate(
     return float(task_loss(out, split.labels, task)), metric(out, split.labels, task, threshold)
 
 
-def _cost_vectors(
-    op_costs: OpCosts | None, ops: Sequence[str], need: bool, C: int, L: int
-) -> tuple[Tensor, Tensor] | None:
-    """Per-op costs normalised to [0, 1] by the device's op-cost range (lat, energy)."""
+def hardware_vectors(
+    op_costs: OpCosts | None,
+    ops: Sequence[str],
+    fcfg: FusionConfig,
+    *,
+    n_nodes: int,
+    base: BaseCost | None = None,
+) -> tuple[Tensor | None, Tensor | None]:
+    """Per-op latency and energy divided by the candidate's whole expected cost ``T`` (see the
+    module docstring); ``None`` for a term whose lambda is 0 (energy: also when it is modelled).
+
+    ``T = base + n_nodes * mean op cost``; without ``base`` only the fusion operators count.
+    """
+    base = base or BaseCost()
+    use_lat = fcfg.lambda_lat > 0
+    use_en = fcfg.lambda_energy > 0 and not base.energy_modelled
+    if not (use_lat or use_en):
+        return None, None
     if op_costs is None:
-        if need:
-            raise LUTError(
-                "lambda_lat/lambda_energy > 0 needs fusion operator costs; pass op_costs from the "
-                "device LUT (or set both lambdas to 0)"
-            )
-        return None
+        raise LUTError(
+            "lambda_lat/lambda_energy > 0 needs fusion operator costs; pass op_costs from the "
+            "device LUT (or set both lambdas to 0)"
+        )
     missing = [o for o in ops if o not in op_costs]
     if missing:
         raise LUTError(
-            f"the LUT has no cost for fusion operator(s) {missing} at C={C}, L={L}; profile them "
-            "(`harmonic-nas profile`) or change fusion.C/L/ops"
+            f"the LUT has no cost for fusion operator(s) {missing} at C={fcfg.C}, L={fcfg.L}; "
+            "profile them (`harmonic-nas profile`) or change fusion.C/L/ops"
         )
-    lat = torch.tensor([float(op_costs[o][0]) for o in ops], dtype=torch.float32)
-    en = torch.tensor([float(op_costs[o][1]) for o in ops], dtype=torch.float32)
 
-    def norm(v: Tensor) -> Tensor:
-        rng = float(v.max() - v.min())
-        return (v - v.min()) / rng if rng > 0 else torch.zeros_like(v)
+    def scaled(i: int, base_value: float) -> Tensor:
+        v = torch.tensor([float(op_costs[o][i]) for o in ops], dtype=torch.float32)
+        total = base_value + n_nodes * float(v.mean())
+        return v / total if total > 0 else torch.zeros_like(v)
 
-    return norm(lat), norm(en)
+    lat = scaled(0, base.latency_ms) if use_lat else None
+    en = scaled(1, base.energy_mj) if use_en else None
+    return lat, en
+
+
+@dataclass
+class _SubsetSplit:
+    """Some samples of a feature split (the weight or the architecture part of train)."""
+
+    base: FeatureSplit
+    index: Tensor
+    labels: Tensor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.labels = self.base.labels.index_select(0, self.index)
+
+    def __len__(self) -> int:
+        return int(self.index.shape[0])
+
+    def batch(self, idx: Tensor) -> list[Tensor]:
+        return self.base.batch(self.index.index_select(0, idx))
+
+
+def split_train(
+    train: FeatureSplit, fraction: float, seed: int
+) -> tuple[FeatureSplit, FeatureSplit]:
+    """(weight part, architecture part) of train: ``fraction`` held out, class-stratified."""
+    n = len(train)
+    n_arch = min(max(2, round(fraction * n)), n - 2)
+    if n < 4 or n_arch < 2:
+        raise GenomeError(
+            f"the train split has {n} samples, too few to hold out fusion.arch_split={fraction} "
+            "for the architecture steps; use more data or fusion.arch_split: 0"
+        )
+    labels = train.labels.cpu()
+    arch = stratified_subset(labels, n_arch, torch_generator(seed, "fusion-arch-split"))
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[arch] = False
+    weights = torch.nonzero(mask).flatten()
+    device = train.labels.device
+    return _SubsetSplit(train, weights.to(device)), _SubsetSplit(
+        train, arch.sort().values.to(device)
+    )
+
+
+def _check_finite(loss: Tensor, where: str) -> None:
+    if not torch.isfinite(loss):
+        raise FusionDiverged(
+            f"the {where} loss is {float(loss)}; lower fusion.weight_lr / fusion.arch_lr"
+        )
+
+
+def _check_weights(net: nn.Module, where: str) -> None:
+    for name, p in net.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            raise FusionDiverged(
+                f"non-finite weights ({name}) after {where}; lower fusion.weight_lr / fusion.arch_lr"
+            )
 
 
 def _check_structure(cells: int, nodes: int, ops: Sequence[str]) -> None:
@@ -237,6 +337,7 @@ def search_fusion(
     task: Task | None = None,
     n_classes: int | None = None,
     op_costs: OpCosts | None = None,
+    base_cost: BaseCost | None = None,
     seed: int = 0,
     device: torch.device | None = None,
     progress: ProgressFn = no_progress,
@@ -244,7 +345,8 @@ def search_fusion(
     """Search the fusion genotype on cached features, retrain it, score it on val.
 
     ``op_costs`` (op -> (latency_ms, energy_mj) at ``fcfg.C, fcfg.L``) feeds the hardware term;
-    it is required when ``fcfg.lambda_lat`` or ``fcfg.lambda_energy`` is positive.
+    it is required when ``fcfg.lambda_lat`` or ``fcfg.lambda_energy`` is positive. ``base_cost``
+    (the rest of the candidate's cost) sets the term's scale (see the module docstring).
     """
     device = device or cache.device or default_device()
     task = task or cache.task
@@ -255,9 +357,12 @@ def search_fusion(
         raise GenomeError(
             f"the feature cache was pooled for L={cache.L} but fusion.L={fcfg.L}; recompute it"
         )
-    need_cost = fcfg.lambda_lat > 0 or fcfg.lambda_energy > 0
-    costs = _cost_vectors(op_costs, ops, need_cost, fcfg.C, fcfg.L)
+    lat_vec, en_vec = hardware_vectors(op_costs, ops, fcfg, n_nodes=cells * nodes, base=base_cost)
     train, val = cache.split("train"), cache.split("val")
+    if fcfg.arch_split > 0:
+        weight_data, arch_data = split_train(train, fcfg.arch_split, seed)
+    else:  # the reference code's protocol (comparisons only): architecture and choices on val
+        weight_data, arch_data = train, val
     t0 = time.perf_counter()
     history: list[dict[str, Any]] = []
     with _scoped_rng(derive_seed(seed, "fusion-search"), device):
@@ -273,8 +378,8 @@ def search_fusion(
             dropout=fcfg.dropout,
             generator=torch_generator(seed, "fusion-arch-init"),
         ).to(device)
-        lat_vec = costs[0].to(device) if costs is not None else None
-        en_vec = costs[1].to(device) if costs is not None else None
+        lat_vec = lat_vec.to(device) if lat_vec is not None else None
+        en_vec = en_vec.to(device) if en_vec is not None else None
         arch_params = net.arch_parameters()
         weight_params = list(net.weight_parameters())
         w_opt, w_sched = _weight_optim(weight_params, fcfg)
@@ -284,9 +389,11 @@ def search_fusion(
             betas=(0.5, 0.999),
             weight_decay=fcfg.arch_weight_decay,
         )
-        train_batches = _Batches(len(train), fcfg.batch_size, torch_generator(seed, "ft"), device)
-        val_iter = _CyclingBatches(
-            _Batches(len(val), fcfg.batch_size, torch_generator(seed, "fv"), device)
+        train_batches = _Batches(
+            len(weight_data), fcfg.batch_size, torch_generator(seed, "ft"), device
+        )
+        arch_iter = _CyclingBatches(
+            _Batches(len(arch_data), fcfg.batch_size, torch_generator(seed, "fv"), device)
         )
         best_metric, best_epoch = -math.inf, -1
         best_genotype = net.genotype()
@@ -297,19 +404,20 @@ def search_fusion(
             net.train()
             loss_sum, seen = 0.0, 0
             for idx in train_batches.epoch():
-                # architecture step on a fresh val batch
-                vidx = next(val_iter)
-                v_loss = task_loss(net(val.batch(vidx)), val.labels[vidx], task)
-                if lat_vec is not None and en_vec is not None:
+                # architecture step on a fresh batch of the architecture part
+                aidx = next(arch_iter)
+                a_loss = task_loss(net(arch_data.batch(aidx)), arch_data.labels[aidx], task)
+                if lat_vec is not None or en_vec is not None:
                     w = net.op_weights()
-                    v_loss = (
-                        v_loss
-                        + fcfg.lambda_lat * (w @ lat_vec).sum()
-                        + fcfg.lambda_energy * (w @ en_vec).sum()
-                    )
-                _step(a_opt, arch_params, v_loss, None)
-                # weight step on train
-                loss = task_loss(net(train.batch(idx)), train.labels[idx], task)
+                    if lat_vec is not None:
+                        a_loss = a_loss + fcfg.lambda_lat * (w @ lat_vec).sum()
+                    if en_vec is not None:
+                        a_loss = a_loss + fcfg.lambda_energy * (w @ en_vec).sum()
+                _check_finite(a_loss, "architecture")
+                _step(a_opt, arch_params, a_loss, None)
+                # weight step on the weight part
+                loss = task_loss(net(weight_data.batch(idx)), weight_data.labels[idx], task)
+                _check_finite(loss, "fusion search")
                 _step(w_opt, weight_params, loss, GRAD_CLIP)
                 loss_sum += float(loss.detach()) * len(idx)
                 seen += len(idx)
@@ -317,8 +425,10 @@ def search_fusion(
                 progress("fusion search", step, total)
             lr = w_opt.param_groups[0]["lr"]
             w_sched.step()
-            val_loss, val_metric = evaluate(
-                net, val, task, threshold=fcfg.threshold, batch_size=max(fcfg.batch_size, 256)
+            _check_weights(net, "the fusion search")
+            eval_bs = max(fcfg.batch_size, 256)
+            arch_loss, arch_metric = evaluate(
+                net, arch_data, task, threshold=fcfg.threshold, batch_size=eval_bs
             )
             genotype = net.genotype()
             with torch.no_grad():
@@ -330,17 +440,17 @@ def search_fusion(
                     "phase": "search",
                     "epoch": epoch,
                     "train_loss": loss_sum / max(seen, 1),
-                    "val_loss": val_loss,
-                    "val_metric": val_metric,
+                    "arch_loss": arch_loss,
+                    "arch_metric": arch_metric,
                     "lr": lr,
-                    "expected_latency": exp_lat,
-                    "expected_energy": exp_en,
+                    "expected_latency_share": exp_lat,
+                    "expected_energy_share": exp_en,
                     "genotype": genotype.to_json(),
                 }
             )
-            logger.debug("search epoch %d val %.4f %s", epoch, val_metric, genotype)
-            if val_metric > best_metric:
-                best_metric, best_epoch, best_genotype = val_metric, epoch, genotype
+            logger.debug("search epoch %d arch-split %.4f %s", epoch, arch_metric, genotype)
+            if arch_metric > best_metric:
+                best_metric, best_epoch, best_genotype = arch_metric, epoch, genotype
     t1 = time.perf_counter()
     fixed, val_metric, retrain_hist = _train_fixed(
         cache,
@@ -361,7 +471,7 @@ def search_fusion(
         history=history,
         best_epoch=best_epoch,
         params=_count(fixed),
-        search_val_metric=best_metric,
+        search_metric=best_metric,
         timings={"search_s": t1 - t0, "retrain_s": t2 - t1},
     )
 
@@ -378,10 +488,11 @@ def train_fixed(
     device: torch.device | None = None,
     progress: ProgressFn = no_progress,
 ) -> tuple[FixedFusionNet, float]:
-    """Train the discrete network of ``genotype`` from scratch on train; keep its best val epoch.
+    """Train the discrete network of ``genotype`` from scratch on train; score it on val.
 
-    Returns ``(net in eval mode, val metric of that net)``. ``epochs`` defaults to
-    ``fcfg.retrain_epochs``.
+    Returns ``(net in eval mode, val metric of that net)``. The net is the one after the last of
+    ``epochs`` (default ``fcfg.retrain_epochs``); with ``fcfg.arch_split = 0`` (the reference
+    protocol) the best val epoch is kept instead.
     """
     net, val_metric, _ = _train_fixed(
         cache,
@@ -413,6 +524,7 @@ def _train_fixed(
     task = task or cache.task
     n_classes = n_classes or cache.n_classes
     epochs = epochs or fcfg.retrain_epochs
+    keep_best = fcfg.arch_split == 0  # the reference protocol: the epoch is chosen on val
     train, val = cache.split("train"), cache.split("val")
     history: list[dict[str, Any]] = []
     with _scoped_rng(derive_seed(seed, "fusion-retrain"), device):
@@ -429,6 +541,7 @@ def _train_fixed(
         opt, sched = _weight_optim(params, fcfg)
         batches = _Batches(len(train), fcfg.batch_size, torch_generator(seed, "fr"), device)
         best_metric, best_state = -math.inf, None
+        val_metric = -math.inf
         total = epochs * len(batches)
         step = 0
         for epoch in range(epochs):
@@ -437,6 +550,7 @@ def _train_fixed(
             for idx in batches.epoch():
                 pts = train.batch(idx)
                 loss = task_loss(net([pts[i] for i in used]), train.labels[idx], task)
+                _check_finite(loss, "fusion retraining")
                 _step(opt, params, loss, GRAD_CLIP)
                 loss_sum += float(loss.detach()) * len(idx)
                 seen += len(idx)
@@ -444,6 +558,9 @@ def _train_fixed(
                 progress("fusion retrain", step, total)
             lr = opt.param_groups[0]["lr"]
             sched.step()
+            _check_weights(net, "fusion retraining")
+            # per-epoch val: a learning curve to look at; nothing is chosen on it (but with
+            # arch_split 0, the reference protocol)
             val_loss, val_metric = evaluate(
                 net,
                 val,
@@ -462,10 +579,11 @@ def _train_fixed(
                     "lr": lr,
                 }
             )
-            if val_metric > best_metric:
+            if keep_best and val_metric > best_metric:
                 best_metric = val_metric
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    if best_state is not None:
+    if keep_best and best_state is not None:
         net.load_state_dict(best_state)
+        val_metric = best_metric
     net.eval()
-    return net, float(best_metric), history
+    return net, float(val_metric), history

@@ -6,8 +6,12 @@ Cost of a multimodal model = Σ backbone layers (``layer_configs`` of each modal
 ``paper_total`` = backbones + fusion operators, comparable with the published numbers.
 
 A key missing from the LUT is a :class:`LUTError` naming it, unless the fallback predictor is on:
-then the layer is predicted from a per-kind non-negative least-squares fit of the LUT's own
-entries on (MACs, bytes, 1), and its key is listed in ``predicted_keys``.
+then the layer is predicted from a non-negative least-squares fit on (MACs, bytes, 1) of the LUT's
+entries OF THE SAME KIND (a fusion operator: of the same operator), and its key is listed in
+``predicted_keys``. A kind of which the table has no entry at all is never fitted from another
+kind's measurements (a backbone table says nothing about fusion operators): such a layer is NOT
+COSTED on that device, its cost left out of every total and its key listed in ``uncosted_keys``
+(flagged in candidates.json, pareto.json and the report).
 """
 
 from __future__ import annotations
@@ -32,19 +36,27 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def _union(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    return a + tuple(k for k in b if k not in a)
+
+
 @dataclass(frozen=True)
 class Cost:
-    """Latency (ms) and energy (mJ); ``predicted_keys`` lists layers the fallback predicted."""
+    """Latency (ms) and energy (mJ); ``predicted_keys`` lists layers the fallback predicted,
+    ``uncosted_keys`` layers the table cannot cost (left out of the figures)."""
 
     latency_ms: float = 0.0
     energy_mj: float = 0.0
     predicted_keys: tuple[str, ...] = ()
+    uncosted_keys: tuple[str, ...] = ()
 
     def __add__(self, other: Cost) -> Cost:
-        keys = self.predicted_keys + tuple(
-            k for k in other.predicted_keys if k not in self.predicted_keys
+        return Cost(
+            self.latency_ms + other.latency_ms,
+            self.energy_mj + other.energy_mj,
+            _union(self.predicted_keys, other.predicted_keys),
+            _union(self.uncosted_keys, other.uncosted_keys),
         )
-        return Cost(self.latency_ms + other.latency_ms, self.energy_mj + other.energy_mj, keys)
 
     def __sub__(self, other: Cost) -> Cost:
         """Remove ``other``'s cost (its layers are part of ``self``; flags are kept)."""
@@ -52,6 +64,7 @@ class Cost:
             max(self.latency_ms - other.latency_ms, 0.0),
             max(self.energy_mj - other.energy_mj, 0.0),
             self.predicted_keys,
+            self.uncosted_keys,
         )
 
     @property
@@ -63,6 +76,7 @@ class Cost:
             "latency_ms": self.latency_ms,
             "energy_mj": self.energy_mj,
             "predicted_keys": list(self.predicted_keys),
+            "uncosted_keys": list(self.uncosted_keys),
         }
 
 
@@ -102,6 +116,10 @@ class ArchCost:
     @property
     def predicted_keys(self) -> tuple[str, ...]:
         return self.total.predicted_keys
+
+    @property
+    def uncosted_keys(self) -> tuple[str, ...]:
+        return self.total.uncosted_keys
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -149,44 +167,40 @@ class _Fit:
 
 
 class FallbackPredictor:
-    """Per layer-kind predictor fitted on a LUT's own entries (fusion ops: per operator if the
-    LUT has that operator at two or more sizes)."""
+    """Per layer-kind predictor fitted on a LUT's own entries of that kind (a fusion operator: of
+    that operator, at its other sizes). Never fits a kind from another kind's measurements."""
 
     def __init__(self, lut: LUT):
         self._groups: dict[tuple[str, ...], tuple[list[LayerSpec], list[float], list[float]]] = {}
         for key, entry in lut.entries.items():
             spec = parse_key(key)
-            for group in self._group_keys(spec):
-                specs, lat, en = self._groups.setdefault(group, ([], [], []))
-                specs.append(spec)
-                lat.append(entry.latency_ms)
-                en.append(entry.energy_mj)
+            specs, lat, en = self._groups.setdefault(self._group(spec), ([], [], []))
+            specs.append(spec)
+            lat.append(entry.latency_ms)
+            en.append(entry.energy_mj)
         self._fits: dict[tuple[str, ...], _Fit] = {}
 
     @staticmethod
-    def _group_keys(spec: LayerSpec) -> list[tuple[str, ...]]:
-        groups: list[tuple[str, ...]] = [("*",), (spec.kind,)]
-        if spec.kind == "fusion_op":
-            groups.append((spec.kind, spec.op))
-        return groups
+    def _group(spec: LayerSpec) -> tuple[str, ...]:
+        return (spec.kind, str(spec.op)) if spec.kind == "fusion_op" else (spec.kind,)
 
-    def _fit_for(self, spec: LayerSpec) -> _Fit:
-        candidates: list[tuple[str, ...]] = []
-        if spec.kind == "fusion_op":
-            candidates.append((spec.kind, spec.op))
-        candidates += [(spec.kind,), ("*",)]
-        for group in candidates:
-            data = self._groups.get(group)
-            minimum = 2 if len(group) == 2 else 1
-            if data is not None and len(data[0]) >= minimum:
-                if group not in self._fits:
-                    self._fits[group] = _Fit(*data)
-                return self._fits[group]
-        raise LUTError("the fallback predictor needs a LUT with at least one entry")
+    def can_predict(self, spec: LayerSpec) -> bool:
+        """Whether the table has entries of this layer's kind to fit on."""
+        return self._group(spec) in self._groups
 
     def predict(self, spec: LayerSpec) -> tuple[float, float]:
         """``(latency_ms, energy_mj)`` of a layer absent from the LUT (never negative)."""
-        lat, en = self._fit_for(spec).predict(spec)
+        group = self._group(spec)
+        data = self._groups.get(group)
+        if data is None:
+            name = f"fusion operator {spec.op}" if spec.kind == "fusion_op" else spec.kind
+            raise LUTError(
+                f"the table has no {name} layer to predict {lut_key(spec)} from; import or "
+                "profile a table with that kind of layer"
+            )
+        if group not in self._fits:
+            self._fits[group] = _Fit(*data)
+        lat, en = self._fits[group].predict(spec)
         return max(lat, 0.0), max(en, 0.0)
 
 
@@ -212,6 +226,9 @@ class CostModel:
             return Cost(entry.latency_ms, entry.energy_mj)
         if not self.fallback:
             self.lut.entry(key)  # raises the one-line LUTError naming the key
+        if not self.predictor.can_predict(spec):
+            logger.debug("not costed on this device (no layer of its kind): %s", key)
+            return Cost(uncosted_keys=(key,))
         lat, en = self.predictor.predict(spec)
         logger.debug("predicted %s: %.4f ms, %.4f mJ", key, lat, en)
         return Cost(lat, en, (key,))
@@ -230,13 +247,21 @@ class CostModel:
         return self.cost_layers(specs) + self.overhead()
 
     def op_costs(self, C: int, L: int, ops: Iterable[str]) -> dict[str, tuple[float, float]]:
-        """``op -> (latency_ms, energy_mj)`` at (C, L), predicted when missing and ``fallback``."""
+        """``op -> (latency_ms, energy_mj)`` at (C, L), predicted when missing and ``fallback``.
+
+        An operator the table cannot cost at all is a :class:`LUTError`: the hardware term must
+        never see an unknown operator as free."""
         out: dict[str, tuple[float, float]] = {}
         for op in ops:
             spec = LayerSpec(
                 kind="fusion_op", input_shape=(C, L), in_ch=C, out_ch=C, op=op, C=C, L=L
             )
             c = self.layer_cost(spec)
+            if c.uncosted_keys:
+                raise LUTError(
+                    f"the device table has no entry of fusion operator {op} (needed at C={C}, "
+                    f"L={L}); import its fusion table or profile it on the device"
+                )
             out[op] = (c.latency_ms, c.energy_mj)
         return out
 

@@ -207,6 +207,12 @@ class LUT:
                 "jetson-ina3221, model:<description>, imported:<provenance>"
             )
 
+    @property
+    def energy_modelled(self) -> bool:
+        """Energy is a model of latency (constant power x latency), not a measurement: it is
+        then no objective of its own."""
+        return self.energy_source.startswith("model:")
+
     # -- lookup ------------------------------------------------------------------------------
     def __contains__(self, key: object) -> bool:
         return key in self.entries

@@ -63,14 +63,28 @@ def backbone_specs(
 def feature_shapes(specs: Sequence[LayerSpec]) -> list[tuple[int, ...]]:
     """Shapes of a backbone's fusion-point features, from its costed layers.
 
-    CNN: ``[stem, fixed block, block 1, ...]`` = outputs of the leading conv and every mbconv;
-    Maxout: the hidden layers' outputs.
+    CNN: ``[stem, fixed block, block 1, ..., final representation]`` = outputs of the leading conv
+    and every mbconv, then the feature mix's output as a vector; Maxout: the hidden layers' outputs.
     """
     if specs and specs[0].kind == "maxout":
         return [s.output_shape() for s in specs if s.kind == "maxout"]
     out = [specs[0].output_shape()]
     out += [s.output_shape() for s in specs if s.kind == "mbconv"]
+    out.append((specs[-2].out_ch,))  # the feature mix (before the classifier), pooled: (D,)
     return out
+
+
+def feature_live_layers(specs: Sequence[LayerSpec]) -> list[int]:
+    """For each feature of :func:`feature_shapes`, how many leading layers of ``specs`` compute it.
+
+    Feature ``k`` is the output of layer ``k``, except a CNN's final representation, which is the
+    output of the feature mix (every layer but the classifier).
+    """
+    n = len(feature_shapes(specs))
+    counts = list(range(1, n + 1))
+    if specs and specs[0].kind != "maxout":
+        counts[-1] = len(specs) - 1
+    return counts
 
 
 def all_genomes(preset: str) -> Iterator[BackboneGenome]:
@@ -205,7 +219,8 @@ def live_graph(arch: ArchSpec) -> LiveGraph:
 
     Feature ``k`` of a backbone is the output of its ``k``-th costed layer (stem, fixed block,
     blocks... for a CNN; hidden layers for a Maxout MLP), so the live backbone layers of a
-    modality are ``specs[: k_max + 1]`` (0 when none of its points is live).
+    modality are ``specs[: n]`` with ``n`` from :func:`feature_live_layers` for its deepest live
+    point (0 when none of its points is live).
     """
     from harmonic_nas.fusion import point_refs
 
@@ -232,15 +247,19 @@ def live_graph(arch: ArchSpec) -> LiveGraph:
         if 1 in inner:
             needed.add(cell.inputs[1])
     points = frozenset(i for i in needed if i < n_points)
-    deepest = dict.fromkeys(arch.modalities, -1)
+    live_layers = {
+        m: feature_live_layers(backbone_specs(ma.preset, ma.shape, ma.genome, arch.n_classes))
+        for m, ma in arch.modalities.items()
+    }
+    backbone_layers = dict.fromkeys(arch.modalities, 0)
     for i in points:
         m, k = refs[i]
-        deepest[m] = max(deepest[m], k)
+        backbone_layers[m] = max(backbone_layers[m], live_layers[m][k])
     return LiveGraph(
         points=points,
         cells=frozenset(cells),
         nodes=frozenset(nodes),
-        backbone_layers={m: k + 1 for m, k in deepest.items()},
+        backbone_layers=backbone_layers,
     )
 
 
@@ -292,6 +311,7 @@ def space_layer_specs(cfg: ExperimentConfig, n_classes: int | None = None) -> li
     max_cells = max(cfg.search.cells[1], fc.cells)
     for mult in range(1, max_cells + 1):  # any genotype may concatenate up to all its cells
         specs.append(head_spec(mult, C, L, n))
+    specs.append(late_fusion_head_spec(cfg, n))  # the late-fusion-linear baseline
     return distinct(specs)
 
 
@@ -308,6 +328,19 @@ def reshape_spec(shape: Sequence[int], C: int, L: int) -> LayerSpec:
         C=C,
         L=L,
     )
+
+
+def final_width(preset: str, shape: Sequence[int]) -> int:
+    """Width D of a backbone's final representation (the same for every genome of a preset)."""
+    genome = covering_genomes(preset)[0]
+    return feature_shapes(backbone_specs(preset, shape, genome, 1))[-1][0]
+
+
+def late_fusion_head_spec(cfg: ExperimentConfig, n_classes: int) -> LayerSpec:
+    """The ``late-fusion-linear`` baseline's head: one linear layer over the concatenated final
+    representations of every modality's backbone."""
+    d = sum(final_width(m.preset, m.shape) for m in cfg.modalities.values())
+    return LayerSpec("linear", (d,), d, n_classes, act="none")
 
 
 def head_spec(multiplier: int, C: int, L: int, n_classes: int) -> LayerSpec:

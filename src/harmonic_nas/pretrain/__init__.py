@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harmonic_nas.pretrain.bn import bn_recalibrate
+from harmonic_nas.pretrain.bn import bn_recalibrate, calibration_generator
 from harmonic_nas.pretrain.checkpoint import (
     CHECKPOINT_FORMAT,
     read_checkpoint,
@@ -27,6 +27,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "PretrainResult",
     "bn_recalibrate",
+    "calibration_generator",
     "distill_loss",
     "evaluate",
     "extract_calibrated",

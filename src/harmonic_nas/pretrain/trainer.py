@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from harmonic_nas.backbones import BackboneGenome, Supernet, build_supernet
 from harmonic_nas.errors import CheckpointError, ConfigError, HarmonicError, StageMissingError
-from harmonic_nas.pretrain.bn import bn_recalibrate
+from harmonic_nas.pretrain.bn import bn_recalibrate, calibration_generator
 from harmonic_nas.pretrain.checkpoint import (
     METRICS_SCHEMA_VERSION,
     check_identity,
@@ -180,15 +180,17 @@ def extract_calibrated(
     supernet: Supernet,
     genome: BackboneGenome,
     inputs: Tensor,
+    labels: Tensor,
     *,
     batches: int,
     batch_size: int,
     generator: torch.Generator | None = None,
 ) -> nn.Module:
-    """``supernet.extract(genome)`` in eval mode, with BN statistics recalibrated on ``inputs``."""
+    """``supernet.extract(genome)`` in eval mode, with BN statistics recalibrated on a
+    class-stratified random subset of ``inputs`` (:func:`~harmonic_nas.pretrain.bn.calibration_subset`)."""
     sub = supernet.extract(genome)
     if batches > 0:
-        bn_recalibrate(sub, inputs, batches, batch_size, generator=generator)
+        bn_recalibrate(sub, inputs, batches, batch_size, labels=labels, generator=generator)
     return sub.eval()
 
 
@@ -319,6 +321,7 @@ def _train_epoch(
 def _evaluate_ends(
     model: Supernet,
     train_x: Tensor,
+    train_y: Tensor,
     val_x: Tensor,
     val_y: Tensor,
     *,
@@ -333,9 +336,10 @@ def _evaluate_ends(
             model,
             genome,
             train_x,
+            train_y,
             batches=pcfg.bn_recalib_batches,
             batch_size=pcfg.batch_size,
-            generator=torch_generator(seed),
+            generator=calibration_generator(seed),
         )
         scores.append(evaluate(sub, val_x, val_y, task=task))
     return scores[0], scores[1]
@@ -496,6 +500,7 @@ def _train(
         max_acc, min_acc = _evaluate_ends(
             model,
             train_x,
+            train_y,
             val_x,
             val_y,
             pcfg=pcfg,

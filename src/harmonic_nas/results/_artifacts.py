@@ -42,6 +42,21 @@ class ParetoMember:
     latency_paper_ms: float | None
     energy_paper_mj: float | None
     params: int | None
+    missing_modalities: tuple[str, ...] = ()
+    predicted_keys: tuple[str, ...] = ()
+    uncosted_keys: tuple[str, ...] = ()
+
+    @property
+    def flags(self) -> list[str]:
+        """What a reader must know before trusting this member's figures (empty: nothing)."""
+        out = []
+        if self.missing_modalities:
+            out.append("ignores " + ", ".join(self.missing_modalities))
+        if self.predicted_keys:
+            out.append(f"{len(self.predicted_keys)} layer cost(s) predicted")
+        if self.uncosted_keys:
+            out.append(f"{len(self.uncosted_keys)} layer(s) not costed")
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any], index: int) -> ParetoMember:
@@ -62,7 +77,14 @@ class ParetoMember:
             latency_paper_ms=_float(data.get("latency_paper_ms")),
             energy_paper_mj=_float(data.get("energy_paper_mj")),
             params=_int(data.get("params")),
+            missing_modalities=_strings(data.get("missing_modalities")),
+            predicted_keys=_strings(data.get("predicted_keys")),
+            uncosted_keys=_strings(data.get("uncosted_keys")),
         )
+
+
+def _strings(v: Any) -> tuple[str, ...]:
+    return tuple(str(x) for x in v) if isinstance(v, list) else ()
 
 
 @dataclass(frozen=True)
@@ -110,6 +132,17 @@ class RunArtifacts:
     @property
     def modalities(self) -> list[str]:
         return list(self.config.modalities)
+
+    @property
+    def energy(self) -> dict[str, Any]:
+        """How the run's energy figures were obtained: ``source`` and ``modelled`` (energy =
+        constant power x latency, then not an objective of its own)."""
+        e = self.pareto.get("energy")
+        return e if isinstance(e, dict) else {"source": "", "modelled": False}
+
+    @property
+    def energy_modelled(self) -> bool:
+        return bool(self.energy.get("modelled"))
 
     def member(self, model_id: str) -> ParetoMember:
         """The Pareto member ``model_id`` (UnknownModelError listing the valid ids otherwise)."""

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import keyword
 import logging
 import os
+import re
 import statistics
 import time
 import warnings
@@ -35,6 +37,7 @@ from harmonic_nas.results._predict import (
     PREPROCESS_SCHEMA_VERSION,
     load_exported,
 )
+from harmonic_nas.results._raw import raw_recipes
 from harmonic_nas.utils.io import atomic_write_json, read_json, safe_torch_load
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
@@ -73,7 +76,7 @@ class ExportResult:
     lut_latency_paper_ms: float | None  # backbones + fusion ops only
     lut_energy_mj: float | None
     device: str
-    unused_modalities: tuple[str, ...] = ()  # read by no fusion cell (ONNX drops their input)
+    unused_modalities: tuple[str, ...] = ()  # read by no fusion cell (still graph inputs)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -136,10 +139,92 @@ def load_model(run: Path | str, model_id: str) -> tuple[MultimodalNet, ArchSpec]
     return model, arch
 
 
+def argument_names(names: Sequence[str]) -> list[str]:
+    """Python identifiers for modality names (TorchScript argument names): ``a-b`` -> ``a_b``."""
+    out: list[str] = []
+    for name in names:
+        arg = re.sub(r"\W", "_", name)
+        if not arg or arg[0].isdigit() or keyword.iskeyword(arg) or arg == "self":
+            arg = f"x_{arg}"
+        while arg in out:
+            arg += "_"
+        out.append(arg)
+    return out
+
+
+class RawInputModel(nn.Module):
+    """The deployable graph: raw-scale inputs, one named argument per modality.
+
+    ``forward(<modality>, ...)`` standardises each input inside the graph,
+    ``(x * value_scale - mean) / std`` with the train statistics, then runs the
+    ``MultimodalNet``. Build it with :meth:`build` (the forward signature names the modalities).
+    """
+
+    def __init__(
+        self, net: nn.Module, names: Sequence[str], norm: Sequence[tuple[float, float, float]]
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.modality_names = list(names)
+        for i, (scale, mean, std) in enumerate(norm):
+            self.register_buffer(f"scale{i}", torch.tensor(scale, dtype=torch.float32))
+            self.register_buffer(f"mean{i}", torch.tensor(mean, dtype=torch.float32))
+            self.register_buffer(f"std{i}", torch.tensor(std, dtype=torch.float32))
+
+    def standardise(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for i, x in enumerate(xs):
+            scale, mean, std = (getattr(self, f"{k}{i}") for k in ("scale", "mean", "std"))
+            out.append((x * scale - mean) / std)
+        return out
+
+    def run(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        out: torch.Tensor = self.net(*self.standardise(xs))
+        return out
+
+    @classmethod
+    def build(
+        cls, net: nn.Module, names: Sequence[str], norm: Sequence[tuple[float, float, float]]
+    ) -> RawInputModel:
+        """An instance whose ``forward`` takes one argument named after each modality."""
+        args = argument_names(names)
+        src = f"def forward(self, {', '.join(args)}):\n    return self.run([{', '.join(args)}])\n"
+        scope: dict[str, Any] = {}
+        exec(src, {}, scope)  # the source holds only sanitised identifiers
+        named = type("RawInputModel", (cls,), {"forward": scope["forward"]})
+        model: RawInputModel = named(net, names, norm)
+        return model.eval()
+
+
+def input_normalisation(
+    meta: dict[str, Any], names: Sequence[str]
+) -> list[tuple[float, float, float]]:
+    """``(value_scale, mean, std)`` per input from ``preprocess.json`` metadata."""
+    norm = meta.get("normalization") or {}
+    scales = {i["name"]: float(i.get("raw", {}).get("value_scale", 1.0)) for i in meta["inputs"]}
+    out = []
+    for n in names:
+        stats = norm.get(n) or {}
+        out.append(
+            (scales.get(n, 1.0), float(stats.get("mean", 0.0)), float(stats.get("std", 1.0)))
+        )
+    return out
+
+
+def raw_scale(
+    inputs: Sequence[torch.Tensor], norm: Sequence[tuple[float, float, float]]
+) -> tuple[torch.Tensor, ...]:
+    """Standardised pipeline inputs back at raw scale: ``(x * std + mean) / value_scale``."""
+    return tuple(
+        ((x.double() * std + mean) / scale).float().contiguous()
+        for x, (scale, mean, std) in zip(inputs, norm, strict=True)
+    )
+
+
 def _test_inputs(
     cfg: ExperimentConfig, arch: ArchSpec, n: int
 ) -> tuple[tuple[torch.Tensor, ...], MultimodalDataset]:
-    """The first ``n`` samples of the test split, in arch order, and the dataset."""
+    """The first ``n`` samples of the test split (standardised), in arch order, and the dataset."""
     from harmonic_nas.data import load_dataset
 
     ds = load_dataset(cfg)
@@ -180,9 +265,14 @@ def preprocess_metadata(
     model_id: str,
     unused: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """``preprocess.json``: how to feed the exported model (either format) and read its output."""
+    """``preprocess.json``: how to feed the exported model (either format) and read its output.
+
+    The model takes raw-scale inputs and standardises them inside the graph; each input's
+    ``raw`` recipe says how a raw file (image, wav) or array becomes that input.
+    """
     specs = {m.name: m for m in ds.modalities}
     norm = ds.meta.get("normalization") if isinstance(ds.meta, dict) else None
+    recipes = raw_recipes(cfg, ds)
     task = str(ds.task)
     return {
         "schema_version": PREPROCESS_SCHEMA_VERSION,
@@ -193,11 +283,15 @@ def preprocess_metadata(
         "inputs": [
             {
                 "name": name,
+                "argument": arg,
                 "kind": specs[name].kind if name in specs else "",
                 "shape": list(m.shape),
                 "dtype": "float32",
+                "raw": recipes.get(name, {"type": "array", "value_scale": 1.0}),
             }
-            for name, m in arch.modalities.items()
+            for (name, m), arg in zip(
+                arch.modalities.items(), argument_names(list(arch.modalities)), strict=True
+            )
         ],
         "input_order": list(arch.modalities),
         "unused_inputs": list(unused),
@@ -212,11 +306,10 @@ def preprocess_metadata(
         "class_names": [str(c) for c in ds.class_names],
         "threshold": float(cfg.fusion.threshold) if task == "multilabel" else None,
         "normalization": norm if isinstance(norm, dict) else None,
+        "normalization_in_graph": True,
         "normalization_note": (
-            "inputs are standardised per modality: x = (raw - mean) / std, with the train "
-            "split's statistics; the dataset pipeline (features, resizing) comes first"
-            if isinstance(norm, dict)
-            else "inputs are fed as the dataset pipeline produces them"
+            "feed raw-scale inputs (each input's 'raw' recipe): the model standardises them "
+            "itself, x = (input * value_scale - mean) / std, with the train split's statistics"
         ),
         "dataset": {
             "name": cfg.dataset.name,
@@ -271,10 +364,33 @@ def _write_onnx(
             dynamo=False,
         )
     proto = onnx.load(str(path))
+    _keep_every_input(proto, names, [tuple(x.shape[1:]) for x in example])
     entry = proto.metadata_props.add()
     entry.key, entry.value = PREPROCESS_NAME, json.dumps(meta)
     proto.producer_name = "harmonic-nas"
     onnx.save(proto, str(path))
+
+
+def _keep_every_input(proto: Any, names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> None:
+    """Put back the inputs the exporter pruned (a modality no fusion cell reads), in order.
+
+    The same inputs as the TorchScript file and ``predict``: an unused input is accepted and
+    ignored, so every deployment feeds every modality.
+    """
+    import onnx
+
+    present = {i.name: i for i in proto.graph.input}
+    if all(n in present for n in names):
+        return
+    inputs = [
+        present[n]
+        if n in present
+        else onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["batch", *shape])
+        for n, shape in zip(names, shapes, strict=True)
+    ]
+    extra = [i for i in proto.graph.input if i.name not in set(names)]
+    del proto.graph.input[:]
+    proto.graph.input.extend([*inputs, *extra])
 
 
 @contextmanager
@@ -332,16 +448,19 @@ def export(
     unused = unused_modalities(model)
     meta = preprocess_metadata(cfg, arch, ds, model_id, unused)
     names = list(arch.modalities)
+    norm = input_normalisation(meta, names)
+    raw = raw_scale(inputs, norm)
+    deployable = RawInputModel.build(model, names, norm)
 
     out = d / MODEL_FILES[fmt]
     stem, suffix = MODEL_FILES[fmt].split(".")
     tmp = d / f".{stem}.tmp{os.getpid()}.{suffix}"
-    example = tuple(x[:1] for x in inputs)
+    example = tuple(x[:1] for x in raw)
     try:
         if fmt == "torchscript":
-            _write_torchscript(model, example, tmp, meta, json.dumps(arch.to_json()))
+            _write_torchscript(deployable, example, tmp, meta, json.dumps(arch.to_json()))
         else:
-            _write_onnx(model, example, tmp, names, meta)
+            _write_onnx(deployable, example, tmp, names, meta)
     except HarmonicError:
         tmp.unlink(missing_ok=True)
         raise
@@ -356,18 +475,18 @@ def export(
     threads = int(cfg.device.threads)
     try:
         with torch.inference_mode():
-            expected = model(*inputs).numpy()
+            expected = model(*inputs).numpy()  # the searched model on the standardised inputs
         exported = load_exported(tmp, threads=threads)  # reads the metadata embedded in the file
-        got = exported.logits({n: x.numpy() for n, x in zip(names, inputs, strict=True)})
+        got = exported.logits({n: x.numpy() for n, x in zip(names, raw, strict=True)})
         diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
         if not np.isfinite(diff) or diff > tolerance:
             raise ExportError(
                 f"the {fmt} export of '{model_id}' differs from the PyTorch model by {diff:.3g} "
-                f"(max abs, {len(inputs[0])} test samples) > tolerance {tolerance:g}; "
+                f"(max abs, {len(inputs[0])} raw-scale test samples) > tolerance {tolerance:g}; "
                 "the file was not written"
             )
         progress("export", 3, total)
-        one = [x[:1].numpy() for x in inputs]
+        one = [x[:1].numpy() for x in raw]
         n_rep = max(50, int(repeats))
         with _torch_threads(threads):
             med, p90 = _measure(lambda: exported.run(one), warmup, n_rep)

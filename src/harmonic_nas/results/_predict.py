@@ -1,8 +1,10 @@
-"""Running an exported model (``model.pt`` TorchScript or ``model.onnx``) on samples from ``.npz`` files.
+"""Running an exported model (``model.pt`` TorchScript or ``model.onnx``) on samples.
 
-This is the user's smoke test of a deployable file: it needs only the model file and the
-``preprocess.json`` written beside it by ``harmonic-nas export`` (the TorchScript file also carries
-a copy inside, so it works on its own).
+Samples come from ``.npz`` files (one array per modality; a dataset split file works too: its
+``labels`` are kept aside to score the predictions) or from raw files, one per modality (``.png``,
+``.wav``), turned into inputs by the recipes of ``preprocess.json`` (:mod:`._raw`). It needs only
+the model file and the ``preprocess.json`` written beside it by ``harmonic-nas export`` (the
+TorchScript file also carries a copy inside, so it works on its own).
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from typing import Any
 import numpy as np
 
 from harmonic_nas.errors import DataError, HarmonicError, StageMissingError
+from harmonic_nas.utils.io import read_npz as read_npz_arrays
 
 logger = logging.getLogger(__name__)
 
 PREPROCESS_NAME = "preprocess.json"
-PREPROCESS_SCHEMA_VERSION = 1
+PREPROCESS_SCHEMA_VERSION = 2  # 2: raw-scale inputs, standardised inside the graph
+NPZ_RESERVED = ("labels", "class_names")  # keys of a dataset split file that are not inputs
 MODEL_FILES = {"torchscript": "model.pt", "onnx": "model.onnx"}
 
 
@@ -39,6 +43,7 @@ class InputSpec:
     shape: tuple[int, ...]
     dtype: str = "float32"
     kind: str = ""
+    raw: dict[str, Any] | None = None  # how a raw file becomes this input (preprocess.json)
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,16 @@ class ExportedModel:
                 tuple(int(s) for s in i["shape"]),
                 str(i.get("dtype", "float32")),
                 str(i.get("kind", "")),
+                i.get("raw") if isinstance(i.get("raw"), dict) else None,
             )
             for i in self.meta["inputs"]
         ]
+
+    @property
+    def takes_raw_inputs(self) -> bool:
+        """False for an older export (schema 1) that expects inputs standardised by the caller;
+        exports of schema 2 and later standardise inside the graph."""
+        return bool(self.meta.get("normalization_in_graph")) or not self.meta.get("normalization")
 
     @property
     def task(self) -> str:
@@ -77,8 +89,8 @@ class ExportedModel:
     def run(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
         """One forward pass on float32 batches, one per modality in input order -> logits.
 
-        An ONNX graph may lack the input of a modality the fused network never reads (the
-        exporter prunes it); that array is then simply not fed.
+        Every modality is an input of both formats, also one the fused network never reads
+        (older ONNX exports lack such an input; that array is then simply not fed).
         """
         names = [i.name for i in self.inputs]
         out: np.ndarray = self._runner(dict(zip(names, arrays, strict=True)))
@@ -187,8 +199,15 @@ def load_exported(path: Path | str, *, threads: int = 0) -> ExportedModel:
     if beside.is_file():
         try:
             meta = json.loads(beside.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise ModelFileError(f"{beside} is not valid JSON; export the model again") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ModelFileError(
+                f"{beside} is not valid UTF-8 JSON; export the model again"
+            ) from None
+        except OSError as exc:
+            raise ModelFileError(
+                f"cannot read {beside}: {exc.strerror or exc.__class__.__name__}; check that "
+                "it is readable"
+            ) from None
     elif embedded is not None:
         meta = embedded
     else:
@@ -198,7 +217,26 @@ def load_exported(path: Path | str, *, threads: int = 0) -> ExportedModel:
         )
     if not isinstance(meta, dict) or not isinstance(meta.get("inputs"), list):
         raise ModelFileError(f"{beside} has no 'inputs' list; export the model again")
+    _check_input_meta(meta["inputs"], beside if beside.is_file() else p)
     return ExportedModel(path=p, format=fmt, meta=meta, _runner=runner)
+
+
+def _check_input_meta(inputs: list[Any], source: Path) -> None:
+    """Every input of ``preprocess.json`` names its modality and a shape of positive integers."""
+    for k, i in enumerate(inputs):
+        name = i.get("name") if isinstance(i, dict) else None
+        if not isinstance(name, str) or not name:
+            raise ModelFileError(f"{source}: input {k} has no 'name'; export the model again")
+        shape = i.get("shape")
+        if (
+            not isinstance(shape, list)
+            or not shape
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+        ):
+            raise ModelFileError(
+                f"{source}: input '{name}' has shape {shape!r}, not a list of positive integers; "
+                "export the model again"
+            )
 
 
 # --------------------------------------------------------------------------- inputs
@@ -236,6 +274,8 @@ def check_inputs(
             )
         if tuple(a.shape) == spec.shape:
             a = a[None]
+        elif len(spec.shape) > 1 and spec.shape[0] == 1 and tuple(a.shape[1:]) == spec.shape[1:]:
+            a = a[:, None]  # (N, H, W) for a one-channel (1, H, W) input, as the npz loader takes
         elif tuple(a.shape[1:]) != spec.shape:
             raise DataError(
                 f"{source}: modality '{spec.name}' has shape {tuple(a.shape)}; expected "
@@ -255,19 +295,43 @@ def check_inputs(
 
 
 def read_npz(path: Path | str, specs: Sequence[InputSpec]) -> dict[str, np.ndarray]:
-    """Read and validate one ``.npz`` of inputs (one array per modality name)."""
+    """Read and validate one ``.npz`` of inputs (one array per modality name; ``labels`` and
+    ``class_names`` of a dataset split file are ignored)."""
+    return read_npz_with_labels(path, specs)[0]
+
+
+def read_npz_with_labels(
+    path: Path | str, specs: Sequence[InputSpec]
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The inputs of one ``.npz`` and its ``labels`` array (None when the file has none)."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"input file not found: {p}; pass an .npz with one array per modality")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise DataError(
-            f"{p} is not a readable .npz ({exc.__class__.__name__}); save inputs with "
-            "numpy.savez(path, image=..., audio=...)"
-        ) from None
-    return check_inputs(arrays, specs, source=str(p))
+    arrays = read_npz_arrays(
+        p, fix="save inputs with numpy.savez(path, image=..., audio=...), one array per modality"
+    )
+    labels = arrays.get("labels")
+    inputs = {k: v for k, v in arrays.items() if k not in NPZ_RESERVED}
+    return check_inputs(inputs, specs, source=str(p)), labels
+
+
+def read_files(
+    files: Mapping[str, Path | str], specs: Sequence[InputSpec]
+) -> dict[str, np.ndarray]:
+    """One sample per modality from raw files (``{modality: file}``), per preprocess.json."""
+    from harmonic_nas.results._raw import load_raw_file
+
+    by_name = {s.name: s for s in specs}
+    arrays = {}
+    for name, f in files.items():
+        spec = by_name.get(name)
+        if spec is None:
+            raise DataError(
+                f"--file {name}={f}: unknown modality '{name}'; this model takes "
+                + ", ".join(f"'{n}'" for n in by_name)
+            )
+        arrays[name] = load_raw_file(f, name, spec.raw, spec.shape)
+    return check_inputs(arrays, specs, source="--file")
 
 
 # --------------------------------------------------------------------------- prediction
@@ -282,6 +346,21 @@ class Prediction:
     task: str
     threshold: float
     samples: list[str]  # "file.npz[i]" per row
+    labels: np.ndarray | None = None  # true labels when every input file had them
+
+    @property
+    def accuracy(self) -> float | None:
+        """Share of samples predicted right (multilabel: every label right); None without labels."""
+        if self.labels is None or len(self.labels) != len(self.probabilities):
+            return None
+        if not len(self.labels):
+            return None
+        if self.task == "multilabel":
+            pred = self.probabilities >= self.threshold
+            truth = np.asarray(self.labels).reshape(pred.shape) > 0.5
+            return float(np.mean(np.all(pred == truth, axis=1)))
+        truth = np.asarray(self.labels).reshape(-1).astype(np.int64)
+        return float(np.mean(np.argmax(self.probabilities, axis=1) == truth))
 
     @property
     def predicted(self) -> list[list[str]]:
@@ -306,29 +385,44 @@ def probabilities(logits: np.ndarray, task: str) -> np.ndarray:
 
 def predict(
     model: Path | str | ExportedModel,
-    inputs: Mapping[str, Any] | Path | str | Sequence[Path | str],
+    inputs: Mapping[str, Any] | Path | str | Sequence[Path | str] = (),
+    *,
+    files: Mapping[str, Path | str] | None = None,
 ) -> Prediction:
     """Class probabilities of an exported model on samples.
 
     ``inputs`` is a mapping ``{modality: array}`` (``(N, *shape)`` or one sample ``shape``), or one
-    or more ``.npz`` files holding such arrays; samples of several files are concatenated.
+    or more ``.npz`` files holding such arrays; samples of several files are concatenated. A
+    dataset split file works as is: its ``labels`` are not inputs, they score the predictions
+    (:attr:`Prediction.accuracy`). ``files`` gives one raw file per modality instead
+    (``{"image": "digit.png", "audio": "seven.wav"}``), read as ``preprocess.json`` describes.
     """
     m = model if isinstance(model, ExportedModel) else load_exported(model)
     specs = m.inputs
     batches: list[dict[str, np.ndarray]] = []
     samples: list[str] = []
-    if isinstance(inputs, Mapping):
+    labels: list[np.ndarray | None] = []
+    if files:
+        if inputs:
+            raise DataError("give either --file MODALITY=FILE or --input FILE.npz, not both")
+        batches.append(read_files(files, specs))
+        samples.append("+".join(Path(f).name for f in files.values()))
+        labels.append(None)
+    elif isinstance(inputs, Mapping):
         arrays = check_inputs(inputs, specs)
         batches.append(arrays)
         n = len(next(iter(arrays.values())))
         samples.extend(f"input[{i}]" for i in range(n))
     else:
-        files = [inputs] if isinstance(inputs, str | Path) else list(inputs)
-        if not files:
-            raise DataError("no input file given; pass --input FILE.npz")
-        for f in files:
-            arrays = read_npz(f, specs)
+        paths = [inputs] if isinstance(inputs, str | Path) else list(inputs)
+        if not paths:
+            raise DataError(
+                "no input given; pass --input FILE.npz or --file MODALITY=FILE per modality"
+            )
+        for f in paths:
+            arrays, y = read_npz_with_labels(f, specs)
             batches.append(arrays)
+            labels.append(y)
             n = len(next(iter(arrays.values())))
             samples.extend(f"{Path(f).name}[{i}]" for i in range(n))
     merged = {s.name: np.concatenate([b[s.name] for b in batches], axis=0) for s in specs}
@@ -345,4 +439,9 @@ def predict(
         task=m.task,
         threshold=float(m.meta.get("threshold") or 0.5),
         samples=samples,
+        labels=(
+            np.concatenate([np.asarray(y) for y in labels if y is not None], axis=0)
+            if labels and all(y is not None for y in labels)
+            else None
+        ),
     )

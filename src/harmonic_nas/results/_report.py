@@ -379,6 +379,7 @@ def _pareto_table(art: RunArtifacts) -> str:
         ("paper latency ms", True),
         ("paper energy mJ", True),
         ("params", True),
+        ("flags", False),
         ("architecture", False),
     ]
     rows = []
@@ -395,6 +396,7 @@ def _pareto_table(art: RunArtifacts) -> str:
             + _td(_fmt(m.latency_paper_ms, 3), m.latency_paper_ms, num=True)
             + _td(_fmt(m.energy_paper_mj, 3), m.energy_paper_mj, num=True)
             + _td(_fmt_params(m.params), m.params, num=True)
+            + _td("<br>".join(_e(f) for f in m.flags) or "—", raw=True)
             + '<td class="mono small">'
             + "<br>".join(
                 [f"{_e(mod)}: {_e(genomes.get(mod, '?'))}" for mod in art.modalities]
@@ -666,6 +668,17 @@ def _architectures_section(art: RunArtifacts, figs: _Figures) -> str:
     return f'<div class="grid">{"".join(cards)}</div>'
 
 
+def _energy_note(art: RunArtifacts) -> str:
+    source = _e(art.energy.get("source") or "unknown")
+    if art.energy_modelled:
+        return (
+            f"<p class='note'><b>Energy is modelled, not measured</b> ({source}): it is latency "
+            "times a constant, so it is no objective of its own — the search optimised "
+            "validation accuracy and latency, and the energy column is for reference.</p>"
+        )
+    return f"<p class='note'>Energy source: {source}.</p>"
+
+
 def _cards(art: RunArtifacts, hv: list[dict[str, float]]) -> str:
     states = [str(c.get("state", "?")).upper() for c in art.candidates]
     counts = {st: states.count(st) for st in dict.fromkeys(["COMPLETE", *sorted(set(states))])}
@@ -677,16 +690,22 @@ def _cards(art: RunArtifacts, hv: list[dict[str, float]]) -> str:
         ),
         _card("Pareto models", str(len(art.members))),
     ]
-    vals = [m for m in art.members if m.test_metric is not None]
-    if vals:
-        best = max(vals, key=lambda m: m.test_metric or 0.0)
-        cards.append(_card(f"best test {art.metric}", _fmt(best.test_metric), best.id))
+    vals = [m for m in art.members if m.val_metric is not None]
+    if vals:  # chosen on val; its test score beside it
+        best = max(vals, key=lambda m: m.val_metric or 0.0)
+        cards.append(
+            _card(
+                f"best val {art.metric}",
+                _fmt(best.val_metric),
+                f"{best.id}; test {_fmt(best.test_metric)}",
+            )
+        )
     lat = [m for m in art.members if m.latency_ms is not None]
     if lat:
         fast = min(lat, key=lambda m: m.latency_ms or 0.0)
         cards.append(_card("fastest", f"{_fmt(fast.latency_ms, 3)} ms", fast.id))
     en = [m for m in art.members if m.energy_mj is not None]
-    if en:
+    if en and not art.energy_modelled:  # modelled energy is latency x a constant: "fastest"
         low = min(en, key=lambda m: m.energy_mj or 0.0)
         cards.append(_card("lowest energy", f"{_fmt(low.energy_mj, 3)} mJ", low.id))
     if hv:
@@ -706,12 +725,13 @@ def _render(art: RunArtifacts, figs: _Figures, progress: ProgressFn) -> str:
     ax_val = _plots.Axis("val", f"validation {metric}", True)
     ax_lat = _plots.Axis("latency", "latency (ms)", False)
     ax_en = _plots.Axis("energy", "energy (mJ)", False)
-    projections = [
-        ("pareto_acc_latency", ax_lat, ax_val),
-        ("pareto_acc_energy", ax_en, ax_val),
-        ("pareto_latency_energy", ax_lat, ax_en),
-    ]
-    total = 7
+    projections = [("pareto_acc_latency", ax_lat, ax_val)]
+    if not art.energy_modelled:  # else energy-vs-latency is a straight line
+        projections += [
+            ("pareto_acc_energy", ax_en, ax_val),
+            ("pareto_latency_energy", ax_lat, ax_en),
+        ]
+    total = 4 + len(projections)
     step = 0
     figs_html = []
     for name, x, y in projections:
@@ -733,10 +753,15 @@ def _render(art: RunArtifacts, figs: _Figures, progress: ProgressFn) -> str:
         "once, after the search). Latency and energy are per inference at batch size 1 on "
         f"<b>{_e(art.device)}</b>; the paper columns count backbones and fusion operators only."
         "</p>"
+        + _energy_note(art)
+        + "<p class='note'>Flags: <i>ignores m</i> — the fusion reads no feature of modality m "
+        "(a unimodal model); <i>predicted</i> — layer costs estimated by the fallback predictor "
+        "from the device table's layers of the same kind; <i>not costed</i> — layers of a kind "
+        "the device table has no entry of, left out of the latency and energy.</p>"
         + f'<div class="wide">{_pareto_table(art)}</div>'
         + "<h3>Pareto projections</h3>"
         + "<p>Grey: every completed candidate (dashed: its 2-D front); coloured: the Pareto "
-        "set (non-dominated in all three objectives)."
+        "set (non-dominated in the search's objectives)."
         + _e(base_note)
         + "</p>"
         + f'<div class="grid">{"".join(figs_html)}</div>'

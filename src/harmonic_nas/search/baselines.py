@@ -5,6 +5,8 @@
   BM-NAS-style design;
 * ``late-fusion-avg``: late fusion of the max subnets: each keeps its own pretrained classifier
   (BN recalibrated) and the logits are averaged (no trained fusion parameters);
+* ``late-fusion-linear``: one linear layer, trained on train, over the max subnets' concatenated
+  final representations (:mod:`harmonic_nas.fusion.late`);
 * ``single:<modality>``: one modality's max subnet alone, with its own classifier.
 
 Metrics: validation for selection, test scored once. Costs: the same LUT cost model as the search
@@ -15,9 +17,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import Tensor
 
 from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.errors import HarmonicError
@@ -28,28 +31,19 @@ from harmonic_nas.utils.io import atomic_write_json, read_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.seeding import derive_seed
 
+if TYPE_CHECKING:
+    from harmonic_nas.search.evaluator import HarmonicProblem
+
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-
-
-@torch.no_grad()
-def _logits(
-    model: torch.nn.Module, x: torch.Tensor, device: torch.device, batch: int = 512
-) -> torch.Tensor:
-    model.eval()
-    outs = [model(x[i : i + batch].to(device))[1].cpu() for i in range(0, len(x), batch)]
-    return torch.cat(outs)
 
 
 def run_baselines(
     cfg: ExperimentConfig, *, force: bool = False, progress: ProgressFn = no_progress
 ) -> Path:
     """Evaluate the baselines and write ``<run>/baselines.json`` (skipped when it is current)."""
-    from harmonic_nas.fusion import metric
-    from harmonic_nas.hardware.space import backbone_specs
-    from harmonic_nas.pretrain import extract_calibrated
-    from harmonic_nas.search.evaluator import HarmonicProblem, model_params
+    from harmonic_nas.search.evaluator import HarmonicProblem
 
     out = cfg.run_path / "baselines.json"
     chash = search_config_hash(cfg, "baselines")
@@ -65,8 +59,6 @@ def run_baselines(
         update={"fusion": fc.model_copy(update={"lambda_lat": 0.0, "lambda_energy": 0.0})}
     )
     problem = HarmonicProblem(no_hw)
-    ds = problem.dataset
-    cm = problem.cost_model
     max_bb = problem.space.max_genome().backbones
     rows: list[dict[str, Any]] = []
 
@@ -99,65 +91,10 @@ def run_baselines(
         }
     )
 
-    # 2. late fusion (average of logits) and 3. every modality alone
+    # 2. late fusion (averaged logits, learned linear head) and 3. every modality alone
     progress("baselines", 1, 3)
-    train, val, test = ds.split("train"), ds.split("val"), ds.split("test")
-    logits: dict[str, dict[str, torch.Tensor]] = {}
-    costs = {}
-    params = {}
-    for m, sn in problem.supernets.items():
-        sub = extract_calibrated(
-            sn,
-            max_bb[m],
-            train.inputs[m],
-            batches=cfg.pretrain.bn_recalib_batches,
-            batch_size=cfg.pretrain.batch_size,
-        )
-        logits[m] = {
-            "val": _logits(sub, val.inputs[m], problem.device),
-            "test": _logits(sub, test.inputs[m], problem.device),
-        }
-        mc = cfg.modalities[m]
-        costs[m] = cm.cost_layers(backbone_specs(mc.preset, mc.shape, max_bb[m], problem.n_classes))
-        params[m] = model_params(sub)
-    overhead = cm.overhead()
-
-    def score(split: str, mods: list[str]) -> float:
-        avg = torch.stack([logits[m][split] for m in mods]).mean(0)
-        labels = (val if split == "val" else test).labels
-        return float(metric(avg, labels, ds.task, fc.threshold))
-
-    mods = list(logits)
-    total = overhead
-    for m in mods:
-        total = total + costs[m]
-    rows.append(
-        {
-            "name": "late-fusion-avg",
-            "description": "max subnets, own classifiers, logits averaged",
-            "val_metric": score("val", mods),
-            "test_metric": score("test", mods),
-            "test_metric_std": 0.0,
-            "latency_ms": total.latency_ms,
-            "energy_mj": total.energy_mj,
-            "params": sum(params.values()),
-        }
-    )
+    rows += late_fusion_rows(problem)
     progress("baselines", 2, 3)
-    for m in mods:
-        c = costs[m] + overhead
-        rows.append(
-            {
-                "name": f"single:{m}",
-                "description": f"the max '{m}' subnet alone with its classifier",
-                "val_metric": score("val", [m]),
-                "test_metric": score("test", [m]),
-                "test_metric_std": 0.0,
-                "latency_ms": c.latency_ms,
-                "energy_mj": c.energy_mj,
-                "params": params[m],
-            }
-        )
     progress("baselines", 3, 3)
     return atomic_write_json(
         out,
@@ -170,3 +107,114 @@ def run_baselines(
         },
         schema_version=SCHEMA_VERSION,
     )
+
+
+def late_fusion_rows(problem: HarmonicProblem) -> list[dict[str, Any]]:
+    """``late-fusion-avg``, ``late-fusion-linear`` and ``single:<m>`` on the max subnets, each
+    BN-recalibrated on the run's class-stratified subset of train; val and test metrics, LUT costs
+    (a row's cost: the layers its output depends on, plus the per-model overhead)."""
+    from harmonic_nas.fusion import late
+    from harmonic_nas.hardware.space import backbone_specs, late_fusion_head_spec
+    from harmonic_nas.pretrain import calibration_generator, extract_calibrated
+    from harmonic_nas.search.evaluator import model_params
+
+    cfg, ds, cm = problem.cfg, problem.dataset, problem.cost_model
+    task, thr = ds.task, cfg.fusion.threshold
+    max_bb = problem.space.max_genome().backbones
+    train, val, test = ds.split("train"), ds.split("val"), ds.split("test")
+    outs: dict[str, dict[str, late.BackboneOutputs]] = {"train": {}, "val": {}, "test": {}}
+    costs, heads, params = {}, {}, {}
+    for m, sn in problem.supernets.items():
+        sub = extract_calibrated(
+            sn,
+            max_bb[m],
+            train.inputs[m],
+            train.labels,
+            batches=cfg.pretrain.bn_recalib_batches,
+            batch_size=cfg.pretrain.batch_size,
+            generator=calibration_generator(cfg.seed),
+        )
+        for name, split in (("train", train), ("val", val), ("test", test)):
+            outs[name][m] = late.backbone_outputs(sub, split.inputs[m], problem.device)
+        mc = cfg.modalities[m]
+        specs = backbone_specs(mc.preset, mc.shape, max_bb[m], problem.n_classes)
+        costs[m] = cm.cost_layers(specs[:-1])  # up to the final representation
+        heads[m] = cm.cost_layers(specs[-1:])  # the backbone's own classifier
+        params[m] = model_params(sub)
+    overhead = cm.overhead()
+    mods = list(costs)
+
+    def row(
+        name: str,
+        description: str,
+        val_logits: Tensor,
+        test_logits: Tensor,
+        cost: Any,
+        n_params: int,
+    ) -> dict[str, Any]:
+        return {
+            "name": name,
+            "description": description,
+            "val_metric": late.score(val_logits, val.labels, task, thr),
+            "test_metric": late.score(test_logits, test.labels, task, thr),
+            "test_metric_std": 0.0,
+            "latency_ms": cost.latency_ms,
+            "energy_mj": cost.energy_mj,
+            "params": n_params,
+            "uncosted_keys": list(cost.uncosted_keys),
+        }
+
+    every = overhead
+    for m in mods:
+        every = every + costs[m] + heads[m]
+    rows = [
+        row(
+            "late-fusion-avg",
+            "max subnets, own classifiers, logits averaged",
+            late.average_logits(outs["val"]),
+            late.average_logits(outs["test"]),
+            every,
+            sum(params.values()),
+        )
+    ]
+    head = late.train_linear_head(
+        late.concat_final(outs["train"]), train.labels, problem.n_classes, task, seed=cfg.seed
+    )
+    with torch.no_grad():
+        val_lin, test_lin = (
+            head(late.concat_final(outs["val"])),
+            head(late.concat_final(outs["test"])),
+        )
+    lin_cost = overhead + cm.cost_layers([late_fusion_head_spec(cfg, problem.n_classes)])
+    for m in mods:
+        lin_cost = lin_cost + costs[m]
+    n_heads = sum(p.numel() for p in head.parameters())
+    rows.append(
+        row(
+            "late-fusion-linear",
+            "max subnets' final representations concatenated, one linear layer trained on train",
+            val_lin,
+            test_lin,
+            lin_cost,
+            sum(params.values()) - sum(_classifier_params(cfg, problem.n_classes)) + n_heads,
+        )
+    )
+    for m in mods:
+        rows.append(
+            row(
+                f"single:{m}",
+                f"the max '{m}' subnet alone with its classifier",
+                outs["val"][m].logits,
+                outs["test"][m].logits,
+                costs[m] + heads[m] + overhead,
+                params[m],
+            )
+        )
+    return rows
+
+
+def _classifier_params(cfg: ExperimentConfig, n_classes: int) -> list[int]:
+    """Parameters of each backbone's own classifier (weights and bias)."""
+    from harmonic_nas.hardware.space import final_width
+
+    return [(final_width(mc.preset, mc.shape) + 1) * n_classes for mc in cfg.modalities.values()]

@@ -174,11 +174,11 @@ class HarmonicProblem:
     def _first_point_prefix(self, layers: list[LayerSpec]) -> list[LayerSpec]:
         """The layers that must run for the shallowest fusion point of a backbone."""
         from harmonic_nas.fusion import fusion_point_indices
-        from harmonic_nas.hardware.space import feature_shapes
+        from harmonic_nas.hardware.space import feature_live_layers
 
-        n_maps = len(feature_shapes(layers))
-        first = fusion_point_indices(n_maps, self.cfg.fusion.fusion_points)[0]
-        return layers[: first + 1]
+        counts = feature_live_layers(layers)
+        first = fusion_point_indices(len(counts), self.cfg.fusion.fusion_points)[0]
+        return layers[: counts[first]]
 
     def _bound(self, genome: MultimodalGenome, *, upper: bool = False) -> Cost:
         from harmonic_nas.hardware import Cost
@@ -219,37 +219,67 @@ class HarmonicProblem:
     def evaluate(
         self, genome: MultimodalGenome, *, seed: int, progress: ProgressFn = no_progress
     ) -> Evaluation:
+        from harmonic_nas.fusion import BaseCost
         from harmonic_nas.fusion.runner import run_inner_tier
+        from harmonic_nas.hardware import live_graph
 
         arch = self.arch_spec(genome)
+        cm = self.cost_model
+        rest = cm.cost_backbones(arch) + cm.overhead()
         result = run_inner_tier(
             self.cfg,
             arch,
             self.dataset,
             self.supernets,
             op_costs=self.op_costs,
+            base_cost=BaseCost(
+                rest.latency_ms, rest.energy_mj, energy_modelled=self.energy_modelled
+            ),
             seed=seed,
             device=self.device,
             progress=progress,
         )
-        cost = self.cost_model.cost_arch(result.arch)
+        cost = cm.cost_arch(result.arch)
         r = result.result
+        live = live_graph(result.arch)
         return Evaluation(
             val_metric=float(r.val_metric),
             latency_ms=cost.total.latency_ms,
             energy_mj=cost.total.energy_mj,
-            params=model_params(result.model),
+            params=self._live_params(result.model),
             latency_paper_ms=cost.paper_total.latency_ms,
             energy_paper_mj=cost.paper_total.energy_mj,
             genotype=r.genotype.to_json(),
             extra={
-                "search_val_metric": float(r.search_val_metric),
+                "search_metric": float(r.search_metric),
                 "best_epoch": r.best_epoch,
                 "fusion_params": r.params,
                 "timings": dict(r.timings),
-                "predicted_keys": list(cost.predicted_keys),
+                "val_curve": [h["val_metric"] for h in r.history if h["phase"] == "retrain"],
             },
+            modalities_used=[m for m, n in live.backbone_layers.items() if n > 0],
+            predicted_keys=list(cost.predicted_keys),
+            uncosted_keys=list(cost.uncosted_keys),
         )
+
+    @property
+    def energy_modelled(self) -> bool:
+        """Energy is constant power x latency on this device: not an objective of its own."""
+        return self.cost_model.lut.energy_modelled
+
+    @property
+    def energy_source(self) -> str:
+        return self.cost_model.lut.energy_source
+
+    def _live_params(self, model: nn.Module) -> int:
+        """Parameters of the layers the model's output depends on (see ``live_parameters``)."""
+        from harmonic_nas.fusion.model import live_parameters
+
+        inputs = [
+            torch.zeros((2, *self.cfg.modalities[m].shape), device=self.device)
+            for m in self.cfg.modalities
+        ]
+        return live_parameters(model, inputs)
 
     def score_test(
         self,
@@ -284,6 +314,7 @@ class HarmonicProblem:
             bn_recalib_batches=self.cfg.pretrain.bn_recalib_batches,
             batch_size=self.cfg.pretrain.batch_size,
             device=self.device,
+            seed=self.cfg.seed,
             progress=progress,
         )
         scores = []

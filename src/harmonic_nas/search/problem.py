@@ -50,6 +50,18 @@ class Evaluation:
     energy_paper_mj: float = math.nan
     genotype: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    modalities_used: list[str] | None = None
+    """the modalities the model's output depends on (None: not known, e.g. a synthetic problem)"""
+    predicted_keys: list[str] = field(default_factory=list)
+    """layers whose cost the fallback predictor estimated (flagged)"""
+    uncosted_keys: list[str] = field(default_factory=list)
+    """layers the device's table cannot cost (no entry of their kind): left out of the totals"""
+
+    def missing_modalities(self, modalities: list[str]) -> list[str]:
+        """Those of ``modalities`` the model ignores (a unimodal "multimodal" model)."""
+        if self.modalities_used is None:
+            return []
+        return [m for m in modalities if m not in self.modalities_used]
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -98,6 +110,17 @@ class SearchProblem(Protocol):
 
     @property
     def task(self) -> str: ...
+
+    @property
+    def energy_modelled(self) -> bool:
+        """Energy is constant power x latency on the device: then it is no objective of its own
+        (the search optimises the val metric and latency)."""
+        ...
+
+    @property
+    def energy_source(self) -> str:
+        """Where the energy figures come from (the device table's ``energy_source``)."""
+        ...
 
     def arch_json(
         self, genome: MultimodalGenome, genotype: dict[str, Any] | None = None

@@ -39,6 +39,18 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+#: Evaluation fields stored as top-level trial user attributes (the rest under "evaluation").
+EVALUATION_SCALARS = (
+    "val_metric",
+    "latency_ms",
+    "energy_mj",
+    "params",
+    "latency_paper_ms",
+    "energy_paper_mj",
+)
+#: Study user attribute: the objectives of the front (written when the study is created).
+ATTR_OBJECTIVES = "front_objectives"
+FRONT_OBJECTIVES = ("val_metric", "latency_ms", "energy_mj")
 _GENERATION_KEY = NSGAIISampler._get_generation_key()
 _EPOCH = _dt.datetime.min
 
@@ -59,29 +71,53 @@ class CandidateRecord:
     duplicate_of: int | None
     eval_seed: int | None
     completed_at: _dt.datetime | None
+    partial: bool = False
 
     @property
     def scored(self) -> bool:
         """COMPLETE, evaluated (not skipped by the cheap pass) and within the hard budgets."""
         return self.state == "COMPLETE" and self.evaluation is not None and self.feasible
 
-    def minimised(self) -> tuple[float, float, float]:
-        """Objectives as a minimisation vector ``(-val_metric, latency_ms, energy_mj)``."""
+    def minimised(self, n_objectives: int = 3) -> tuple[float, ...]:
+        """Objectives as a minimisation vector ``(-val_metric, latency_ms, energy_mj)``, the
+        first ``n_objectives`` of it (2: energy is modelled from latency, no objective)."""
         assert self.evaluation is not None
         ev = self.evaluation
-        return (-float(ev.val_metric), float(ev.latency_ms), float(ev.energy_mj))
+        return (-float(ev.val_metric), float(ev.latency_ms), float(ev.energy_mj))[:n_objectives]
 
 
-def _record(t: FrozenTrial) -> CandidateRecord | None:
+def _evaluation(t: FrozenTrial) -> Evaluation | None:
+    """The evaluation of a trial: scalars at the top level, the rest under ``evaluation``
+    (studies written before the attributes were compacted hold everything under it)."""
+    ev = t.user_attrs.get("evaluation")
+    if not isinstance(ev, dict):
+        return None
+    data = {k: t.user_attrs[k] for k in EVALUATION_SCALARS if k in t.user_attrs}
+    data.update(ev)
+    return Evaluation.from_json(data)
+
+
+def is_partial(t: FrozenTrial, genes: frozenset[str] | None = None) -> bool:
+    """A trial that never received its whole genome (killed, or the disk filled, while its
+    genes were suggested): a failure, never decoded as a genome. Without the space's ``genes``,
+    an unfinished trial without a genome key is partial (the key is set once every gene is)."""
+    if genes is not None and not genes <= set(t.params):
+        return True
+    return t.state != TrialState.COMPLETE and ATTR_KEY not in t.user_attrs
+
+
+def _record(t: FrozenTrial, genes: frozenset[str] | None = None) -> CandidateRecord | None:
     if t.state == TrialState.WAITING or not t.params or t.user_attrs.get(ATTR_BUDGET):
         return None
-    ev = t.user_attrs.get("evaluation")
-    evaluation = Evaluation.from_json(ev) if isinstance(ev, dict) else None
+    partial = t.state != TrialState.COMPLETE and is_partial(t, genes)
+    evaluation = _evaluation(t)
     skipped = str(t.user_attrs.get("skipped", ""))
     feasible = not skipped and all(v <= 0 for v in t.constraints.values())
     fail = str(t.user_attrs.get(ATTR_FAIL, ""))
     if t.state == TrialState.FAIL and not fail:
         fail = "interrupted: heartbeat stale (worker lost)"
+    if partial and t.state == TrialState.FAIL:
+        fail = f"{fail or 'interrupted'} (while its genes were suggested: {len(t.params)} set)"
     dup = t.user_attrs.get(ATTR_DUPLICATE)
     gen = t.system_attrs.get(_GENERATION_KEY)
     return CandidateRecord(
@@ -97,6 +133,7 @@ def _record(t: FrozenTrial) -> CandidateRecord | None:
         duplicate_of=int(dup) if dup is not None else None,
         eval_seed=t.user_attrs.get("eval_seed"),
         completed_at=t.datetime_complete,
+        partial=partial,
     )
 
 
@@ -106,11 +143,20 @@ class SearchRecords:
 
     records: list[CandidateRecord]
     population: int
+    objectives: tuple[str, ...] = FRONT_OBJECTIVES
+    """the objectives the front and hypervolume are computed on (no energy when it is modelled)"""
 
     @classmethod
-    def from_study(cls, study: optuna.Study, *, population: int) -> SearchRecords:
-        recs = [r for t in study.get_trials(deepcopy=False) if (r := _record(t)) is not None]
-        return cls(sorted(recs, key=lambda r: r.trial), population)
+    def from_study(
+        cls, study: optuna.Study, *, population: int, space: SearchSpace | None = None
+    ) -> SearchRecords:
+        genes = frozenset(space.distributions()) if space is not None else None
+        recs = [r for t in study.get_trials(deepcopy=False) if (r := _record(t, genes)) is not None]
+        objectives = study.user_attrs.get(ATTR_OBJECTIVES) or FRONT_OBJECTIVES
+        return cls(sorted(recs, key=lambda r: r.trial), population, tuple(objectives))
+
+    def _vec(self, rec: CandidateRecord) -> tuple[float, ...]:
+        return rec.minimised(len(self.objectives))
 
     @property
     def complete(self) -> list[CandidateRecord]:
@@ -140,7 +186,7 @@ class SearchRecords:
     def front(self, upto: int | None = None) -> list[CandidateRecord]:
         """Non-dominated feasible candidates among the first ``upto`` completed (all if None)."""
         pool = [r for r in self.complete[:upto] if r.scored]
-        idx = non_dominated([r.minimised() for r in pool])
+        idx = non_dominated([self._vec(r) for r in pool])
         return sorted((pool[i] for i in idx), key=lambda r: (r.minimised()[1], r.trial))
 
     def hypervolume_history(
@@ -148,14 +194,15 @@ class SearchRecords:
     ) -> list[dict[str, Any]]:
         """Normalised hypervolume of the front after each generation (every ``population``
         completed candidates, in completion order, for every strategy alike)."""
-        lo = (-ideal["val_metric"], ideal["latency_ms"], ideal["energy_mj"])
-        hi = (-reference["val_metric"], reference["latency_ms"], reference["energy_mj"])
+        k = len(self.objectives)
+        lo = (-ideal["val_metric"], ideal["latency_ms"], ideal["energy_mj"])[:k]
+        hi = (-reference["val_metric"], reference["latency_ms"], reference["energy_mj"])[:k]
         n = len(self.complete)
         out = []
         for g in range(math.ceil(n / self.population)):
             upto = min((g + 1) * self.population, n)
             front = self.front(upto)
-            hv = normalised_hypervolume([r.minimised() for r in front], lo, hi)
+            hv = normalised_hypervolume([self._vec(r) for r in front], lo, hi)
             out.append(
                 {"generation": g, "hypervolume": hv, "n_complete": upto, "front_size": len(front)}
             )
@@ -163,9 +210,10 @@ class SearchRecords:
 
 
 def load_records(study: optuna.Study, space: SearchSpace, population: int) -> SearchRecords:
-    """Candidates of ``study`` (the space is checked against the stored genes)."""
-    records = SearchRecords.from_study(study, population=population)
-    for r in records.records[:1]:
+    """Candidates of ``study`` (the space is checked against the stored genes of a complete
+    candidate; partial trials are failures and never decoded)."""
+    records = SearchRecords.from_study(study, population=population, space=space)
+    for r in [r for r in records.records if not r.partial][:1]:
         space.from_params(r.params)  # GenomeError if the study belongs to another space
     return records
 
@@ -182,7 +230,7 @@ def write_candidates(
     rows = []
     for r in records.records:
         ev = r.evaluation
-        genome = _genome(problem.space, r)
+        genome = None if r.partial else _genome(problem.space, r)
         reason = r.fail_reason or r.skipped
         if r.duplicate_of is not None:
             reason = f"duplicate of trial {r.duplicate_of}"
@@ -191,8 +239,12 @@ def write_candidates(
                 "trial": r.trial,
                 "state": r.state,
                 "generation": records.generation_of(r),
-                "key": r.key or genome.key(),
-                "arch": problem.arch_json(genome, ev.genotype if ev else None),
+                "key": r.key or (genome.key() if genome is not None else None),
+                "arch": (
+                    problem.arch_json(genome, ev.genotype if ev else None)
+                    if genome is not None
+                    else None
+                ),
                 "val_metric": ev.val_metric if ev else None,
                 "latency_ms": ev.latency_ms if ev else None,
                 "energy_mj": ev.energy_mj if ev else None,
@@ -206,6 +258,7 @@ def write_candidates(
                 "feasible": r.feasible if ev else None,
                 "pareto": r.trial in front,
                 "fail_reason": reason or None,
+                **(_flags(ev, problem) if ev else {}),
             }
         )
     return atomic_write_json(
@@ -213,11 +266,33 @@ def write_candidates(
         {
             "strategy": strategy.name,
             "selection_objectives": list(strategy.objectives),
-            "objectives": ["val_metric", "latency_ms", "energy_mj"],
+            "objectives": list(records.objectives),
+            "energy": energy_info(problem),
             "candidates": rows,
         },
         schema_version=SCHEMA_VERSION,
     )
+
+
+def energy_info(problem: SearchProblem) -> dict[str, Any]:
+    """How the energy figures were obtained (``modelled``: constant power x latency, then no
+    objective of its own)."""
+    return {
+        "source": problem.energy_source,
+        "modelled": problem.energy_modelled,
+        "objective": not problem.energy_modelled,
+    }
+
+
+def _flags(ev: Evaluation, problem: SearchProblem) -> dict[str, Any]:
+    """What a reader must know about a candidate's figures: the modalities its output ignores,
+    and the layers whose cost is predicted or missing on the device."""
+    return {
+        "modalities_used": ev.modalities_used,
+        "missing_modalities": ev.missing_modalities(list(problem.space.backbones)),
+        "predicted_keys": list(ev.predicted_keys),
+        "uncosted_keys": list(ev.uncosted_keys),
+    }
 
 
 def study_points(study: optuna.Study) -> tuple[dict[str, float], dict[str, float]]:
@@ -330,6 +405,7 @@ def finalize_study(
                 if math.isfinite(ev.energy_paper_mj)
                 else None,
                 "params": ev.params,
+                **_flags(ev, problem),
             }
         )
     progress("final: scoring the Pareto set on test", len(front), len(front))
@@ -344,6 +420,8 @@ def finalize_study(
             "strategy": strategy,
             "study": study.study_name,
             "test_seeds": cfg.search.test_seeds,
+            "objectives": list(records.objectives),
+            "energy": energy_info(problem),
             "reference_point": ref,
             "ideal_point": ideal,
             "members": members,

@@ -18,16 +18,23 @@ handling included) until the study holds exactly ``cfg.search.budget`` COMPLETE 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
@@ -42,6 +49,9 @@ from harmonic_nas.search.problem import (
     resolve_factory,
 )
 from harmonic_nas.search.results import (
+    ATTR_OBJECTIVES,
+    EVALUATION_SCALARS,
+    FRONT_OBJECTIVES,
     SearchRecords,
     finalize_study,
     load_records,
@@ -57,13 +67,18 @@ from harmonic_nas.search.storage import (
     ATTR_INTERRUPTED,
     ATTR_KEY,
     ATTR_WORKER,
+    ATTR_WRITE_OUT,
     StorageError,
+    config_identity,
     default_storage_url,
     fail_stale,
+    legacy_config_hash,
     open_storage,
     open_study,
+    portable_url,
     recover_interrupted,
     redact,
+    resolve_url,
     search_config_hash,
     worker_identity,
 )
@@ -75,6 +90,8 @@ from harmonic_nas.utils.seeding import derive_seed
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.5
+PARENT_CHECK_S = 1.0
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 MAX_DUPLICATES_IN_ROW = 2000
 _FATAL = (StageMissingError, CheckpointError, ConfigError, StorageError)
 
@@ -232,13 +249,19 @@ class _Objective:
             trial.set_user_attr(ATTR_DUPLICATE, dup)
             self.outcome = "duplicate"
             raise optuna.TrialPruned(f"duplicate of trial {dup} (evaluated concurrently)")
-        trial.set_user_attr("evaluation", evaluation.to_json())
-        for name in ("val_metric", "latency_ms", "energy_mj", "params"):
-            trial.set_user_attr(name, getattr(evaluation, name))
+        record = evaluation.to_json()
+        for name in EVALUATION_SCALARS:  # top level, once (what optuna-dashboard shows)
+            trial.set_user_attr(name, record.pop(name))
+        trial.set_user_attr("evaluation", record)  # the rest: genotype, extra
         if skipped:
             trial.set_user_attr("skipped", skipped)
         for name, value in self._violations(evaluation.latency_ms, evaluation.energy_mj).items():
             trial.set_constraint(name, value)
+        missing = evaluation.missing_modalities(list(self.cfg.modalities))
+        if self.cfg.search.require_all_modalities and missing:
+            # a unimodal "multimodal" model: infeasible, never a Pareto member
+            trial.set_constraint("modalities", float(len(missing)))
+            trial.set_user_attr("skipped", "ignores modality " + ", ".join(missing))
         self.outcome = "complete"
         values = (evaluation.val_metric, evaluation.latency_ms, evaluation.energy_mj)
         return values[: len(self.strategy.directions)]
@@ -302,7 +325,7 @@ def _worker_loop(
     storage: RDBStorage | None = None,
 ) -> None:
     cfg = ctx.cfg
-    strategy = get_strategy(ctx.strategy, cfg.search)
+    strategy = get_strategy(ctx.strategy, cfg.search, energy_objective=not problem.energy_modelled)
     if storage is None:
         storage = open_storage(ctx.storage_url, heartbeat_s=cfg.search.heartbeat_s)
     study = optuna.load_study(
@@ -312,7 +335,10 @@ def _worker_loop(
     max_fail = max(5, cfg.search.population)
     dups = fails = 0
     while _counts(study)["COMPLETE"] < cfg.search.budget:
-        study.optimize(objective, n_trials=1, catch=(CandidateFailed,), gc_after_trial=False)
+        try:
+            study.optimize(objective, n_trials=1, catch=(CandidateFailed,), gc_after_trial=False)
+        except sqlalchemy.exc.SQLAlchemyError as exc:  # disk full, read-only, server gone, ...
+            raise _storage_failed(ctx.storage_url, exc) from None
         if objective.outcome == "budget":
             break
         dups = dups + 1 if objective.outcome == "duplicate" else 0
@@ -333,8 +359,43 @@ def _worker_loop(
         report_progress(study, cfg, strategy, progress)
 
 
-def _worker_entry(ctx: SearchContext, threads: int) -> None:
+def _storage_failed(url: str, exc: BaseException) -> StorageError:
+    text = " ".join(str(exc).split()).split("[SQL:")[0].split("(Background on")[0].strip()
+    return StorageError(
+        f"the study storage {redact(url)} failed during the search "
+        f"({exc.__class__.__name__}: {text[:160]}); free disk space or fix the storage, then "
+        "rerun the same command to resume (completed candidates are kept)"
+    )
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker process end when its parent does (no orphan keeps running the study).
+
+    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); everywhere, a
+    daemon thread also checks every second that the parent is still ours (the portable fallback,
+    and the cover for a parent that died before the prctl call)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):  # no libc / no prctl: the heartbeat below suffices
+            logger.debug("prctl(PR_SET_PDEATHSIG) unavailable; relying on the parent heartbeat")
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_CHECK_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="harmonic-nas-parent-watch", daemon=True).start()
+
+
+def _worker_entry(ctx: SearchContext, threads: int, parent_pid: int | None = None) -> None:
     """Entry point of a spawned local worker process (its own share of the CPU threads)."""
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     import torch
 
     torch.set_num_threads(threads)
@@ -349,7 +410,7 @@ def _run_workers(
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp) as pool:
         threads = max(1, (os.cpu_count() or 1) // workers)
         futures: list[Future[None]] = [
-            pool.submit(_worker_entry, ctx, threads) for _ in range(workers)
+            pool.submit(_worker_entry, ctx, threads, os.getpid()) for _ in range(workers)
         ]
         while not all(f.done() for f in futures):
             report_progress(study, ctx.cfg, strategy, progress)
@@ -375,7 +436,7 @@ def prepare(
             f"search.population must be at least 2 (NSGA-II needs parents to cross), got {scfg.population}"
         )
     name = strategy or scfg.strategy
-    strat = get_strategy(name, scfg)
+    get_strategy(name, scfg)  # an unknown name fails before anything is opened
     ref = problem if problem is not None else problem_reference()
     url = storage or scfg.storage or default_storage_url(cfg)
     study_name = study_name or default_study_name(cfg, name)
@@ -390,6 +451,7 @@ def prepare(
     )
     rdb = open_storage(url, heartbeat_s=scfg.heartbeat_s)
     prob = ctx.build_problem()
+    strat = get_strategy(name, scfg, energy_objective=not prob.energy_modelled)
     space = prob.space
     if space.size() < scfg.budget:
         raise ConfigError(
@@ -414,6 +476,7 @@ def prepare(
         "population": scfg.population,
         "seed": cfg.seed,
         "metric": prob.metric,
+        ATTR_OBJECTIVES: list(FRONT_OBJECTIVES[:2] if prob.energy_modelled else FRONT_OBJECTIVES),
         "ideal_point": {
             "val_metric": 1.0,
             "latency_ms": ideal.latency_ms,
@@ -425,15 +488,47 @@ def prepare(
             "energy_mj": refpt.energy_mj,
         },
     }
-    study = open_study(
-        rdb,
-        study_name=study_name,
-        directions=list(strat.directions),
-        sampler=make_sampler(strat, cfg.seed),
-        config_hash=ctx.config_hash,
-        attrs=attrs,
-    )
+    try:
+        study = open_study(
+            rdb,
+            study_name=study_name,
+            directions=list(strat.directions),
+            sampler=make_sampler(strat, cfg.seed),
+            config_hash=ctx.config_hash,
+            attrs=attrs,
+            identity=config_identity(cfg, name),
+            metric_names=list(strat.objectives),
+            legacy_hash=legacy_config_hash(cfg, name),
+        )
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # disk full, read-only, server gone, ...
+        raise _storage_failed(url, exc) from None
     return ctx, prob, study, rdb
+
+
+@contextmanager
+def _write_out(study: optuna.Study, n_complete: int) -> Iterator[Callable[..., None]]:
+    """Record in the study whether the write-out stage (candidates, hypervolume, Pareto set)
+    finished for ``n_complete`` candidates, so that ``status`` never calls a study whose
+    results were not written "finished"."""
+    state: dict[str, Any] = {"n_complete": n_complete, "state": "writing", "pareto": False}
+
+    def done(*, pareto: bool) -> None:
+        state.update(state="done", pareto=pareto)
+
+    try:
+        yield done
+    except BaseException as exc:
+        state.update(state="failed", error=_one_line(exc))
+        raise
+    finally:
+        try:
+            if state["state"] == "done" and not state["pareto"]:
+                previous = study.user_attrs.get(ATTR_WRITE_OUT) or {}
+                if previous.get("n_complete") == n_complete and previous.get("state") == "done":
+                    state["pareto"] = bool(previous.get("pareto"))
+            study.set_user_attr(ATTR_WRITE_OUT, state)
+        except Exception as exc:  # the storage itself may be what failed (disk full)
+            logger.warning("could not record the write-out state in the study: %s", exc)
 
 
 def run_search(
@@ -460,13 +555,15 @@ def run_search(
     ctx, prob, study, rdb = prepare(
         cfg, storage=storage, strategy=strategy, study_name=study_name, problem=problem
     )
-    strat = get_strategy(ctx.strategy, cfg.search)
+    strat = get_strategy(ctx.strategy, cfg.search, energy_objective=not prob.energy_modelled)
     out = output_dir(cfg, ctx.strategy, ctx.study_name)
     if out == cfg.run_path or not (cfg.run_path / "config.yaml").is_file():
         save_resolved(cfg)
     if out != cfg.run_path:  # another strategy / study: its config next to its results
         atomic_write_text(out / "config.yaml", dump_config(cfg))
-    write_search_index(cfg.run_path, ctx.study_name, ctx.strategy, redact(ctx.storage_url), out)
+    write_search_index(
+        cfg.run_path, ctx.study_name, ctx.strategy, portable_url(ctx.storage_url, cfg.run_path), out
+    )
     recover_interrupted(study, rdb)
     fail_stale(study)
     report_progress(study, cfg, strat, progress)
@@ -475,11 +572,13 @@ def run_search(
     else:
         _run_workers(ctx, n_workers, study, strat, progress)
     records = load_records(study, prob.space, cfg.search.population)
-    cand_path = write_candidates(out / "candidates.json", records, prob, strat)
-    hv_path, history = write_hypervolume(out / "hypervolume.json", records, study)
     pareto_path = None
-    if finalize and records.n_complete >= cfg.search.budget:
-        pareto_path = finalize_study(cfg, study, records, prob, out, progress=progress)
+    with _write_out(study, records.n_complete) as done:
+        cand_path = write_candidates(out / "candidates.json", records, prob, strat)
+        hv_path, history = write_hypervolume(out / "hypervolume.json", records, study)
+        if finalize and records.n_complete >= cfg.search.budget:
+            pareto_path = finalize_study(cfg, study, records, prob, out, progress=progress)
+        done(pareto=pareto_path is not None)
     return SearchSummary(
         run=cfg.run_path,
         out_dir=out,
@@ -511,6 +610,8 @@ def finalize(
     name = strategy or cfg.search.strategy
     study_name = study_name or default_study_name(cfg, name)
     stored = read_search_index(cfg.run_path).get(study_name, {}).get("storage")
+    if stored:
+        stored = resolve_url(stored, cfg.run_path)
     ctx, prob, study, _ = prepare(
         cfg,
         storage=storage or (stored if stored and "***" not in stored else None),
@@ -525,4 +626,7 @@ def finalize(
             "finish it with `harmonic-nas search CONFIG` first"
         )
     out = output_dir(cfg, name, ctx.study_name)
-    return finalize_study(cfg, study, records, prob, out, progress=progress)
+    with _write_out(study, records.n_complete) as done:
+        path = finalize_study(cfg, study, records, prob, out, progress=progress)
+        done(pareto=True)
+    return path

@@ -14,13 +14,29 @@ from optuna.trial import TrialState
 from harmonic_nas.config import load_run_config
 from harmonic_nas.errors import StageMissingError
 from harmonic_nas.search.results import SearchRecords, read_search_index, study_points
-from harmonic_nas.search.storage import StorageError, default_storage_url, open_storage, redact
+from harmonic_nas.search.storage import (
+    ATTR_WRITE_OUT,
+    RUN_PLACEHOLDER,
+    StorageError,
+    open_storage,
+    redact,
+    resolve_url,
+)
 
 logger = logging.getLogger(__name__)
 
 
-def _row(r: Any, records: SearchRecords) -> dict[str, Any]:
+def _row(r: Any, records: SearchRecords, modalities: list[str]) -> dict[str, Any]:
     ev = r.evaluation
+    flags = []
+    if ev is not None:
+        missing = ev.missing_modalities(modalities)
+        if missing:
+            flags.append("ignores " + ", ".join(missing))
+        if ev.predicted_keys:
+            flags.append(f"{len(ev.predicted_keys)} costs predicted")
+        if ev.uncosted_keys:
+            flags.append(f"{len(ev.uncosted_keys)} layers not costed")
     return {
         "trial": r.trial,
         "state": r.state,
@@ -34,9 +50,28 @@ def _row(r: Any, records: SearchRecords) -> dict[str, Any]:
         "note": (
             f"duplicate of {r.duplicate_of}"
             if r.duplicate_of is not None
-            else r.fail_reason or r.skipped
+            else r.fail_reason or r.skipped or "; ".join(flags)
         ),
+        "flags": flags,
     }
+
+
+def _stage(done: int, budget: int, write_out: Any, legacy_done: bool) -> tuple[str, str]:
+    """``running`` (fewer candidates than the budget), ``finished`` (the budget evaluated and its
+    results written), or ``evaluated`` (the budget met, its results not, or not all, written)."""
+    if done < budget:
+        return "running", ""
+    if write_out is None and legacy_done:  # written before the write-out state was recorded
+        return "finished", ""
+    w = write_out if isinstance(write_out, dict) else {}
+    if w.get("n_complete") == done and w.get("state") == "done":
+        if w.get("pareto"):
+            return "finished", ""
+        return "evaluated", "the Pareto set was not scored on test"
+    if w.get("n_complete") == done and w.get("state") == "failed":
+        reason = str(w.get("error") or "unknown error")
+        return "evaluated", f"writing the results failed ({reason[:200]})"
+    return "evaluated", "the results (candidates, hypervolume, Pareto set) were not written"
 
 
 def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[str, Any]]:
@@ -46,10 +81,10 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
     index = read_search_index(run)
     if not index:
         default = cfg.search.study_name or cfg.name
-        index = {default: {"strategy": "nsga2", "storage": default_storage_url(cfg)}}
+        index = {default: {"strategy": "nsga2", "storage": f"sqlite:///{RUN_PLACEHOLDER}/study.db"}}
     out = []
     for study_name, entry in index.items():
-        url = storage or entry["storage"]
+        url = storage or resolve_url(entry["storage"], run)
         if "***" in url:
             raise StorageError(
                 f"the storage of study '{study_name}' needs a password: "
@@ -74,11 +109,14 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
         population = int(attrs.get("population", cfg.search.population))
         budget = int(attrs.get("budget", cfg.search.budget))
         records = SearchRecords.from_study(study, population=population)
+        mods = list(cfg.modalities)
         states = [t.state for t in study.get_trials(deepcopy=False)]
         front = records.front()
         history = records.hypervolume_history(*study_points(study)) if records.complete else []
         scored = [r for r in records.complete if r.scored]
         done = records.n_complete
+        legacy_done = (run / str(entry.get("out_dir", ".")) / "pareto.json").is_file()
+        stage, note = _stage(done, budget, attrs.get(ATTR_WRITE_OUT), legacy_done)
         out.append(
             {
                 "study": study.study_name,
@@ -98,9 +136,12 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
                 "best_val_metric": max(
                     (r.evaluation.val_metric for r in scored if r.evaluation), default=None
                 ),
-                "finished": done >= budget,
-                "front": [_row(r, records) for r in front],
-                "candidates": [_row(r, records) for r in records.records],
+                "finished": stage == "finished",
+                "stage": stage,
+                "stage_note": note,
+                "objectives": list(records.objectives),
+                "front": [_row(r, records, mods) for r in front],
+                "candidates": [_row(r, records, mods) for r in records.records],
             }
         )
     return out

@@ -36,6 +36,11 @@ logger = logging.getLogger(__name__)
 
 #: SearchConfig fields that change nothing in the results (excluded from the config hash).
 _OPERATIONAL = ("storage", "study_name", "workers", "heartbeat_s", "strategy", "test_seeds")
+#: Budget keys: not part of a study's identity, so raising them extends the study.
+BUDGET_KEYS = ("search.generations", "search.population")
+#: Keys of the resolved config that may differ between two invocations of one run directory.
+RUN_MUTABLE_KEYS = (*BUDGET_KEYS, "search.workers")
+_IDENTITY_SECTIONS = ("seed", "dataset", "modalities", "device", "pretrain", "fusion")
 MAX_RETRY = 3
 
 # User-attribute names shared by the runner, the results writer and ``status``.
@@ -45,6 +50,9 @@ ATTR_FAIL = "fail_reason"
 ATTR_INTERRUPTED = "interrupted"
 ATTR_DUPLICATE = "duplicate_of"
 ATTR_BUDGET = "budget_reached"
+#: Study attribute: ``{"n_complete", "state": writing|done|failed, "pareto", "error"?}`` of the
+#: last write-out stage (candidates.json, hypervolume.json, pareto.json).
+ATTR_WRITE_OUT = "write_out"
 
 
 class StorageError(HarmonicError):
@@ -54,6 +62,31 @@ class StorageError(HarmonicError):
 def default_storage_url(cfg: ExperimentConfig) -> str:
     """``sqlite:///<run>/study.db`` (absolute path, so workers in other cwds open the same file)."""
     return f"sqlite:///{(cfg.run_path / 'study.db').resolve()}"
+
+
+#: Placeholder for the run directory in stored storage URLs (so a moved or copied run works).
+RUN_PLACEHOLDER = "{run}"
+
+
+def portable_url(url: str, run: Path) -> str:
+    """``url`` as stored in the run directory: a SQLite file inside ``run`` becomes
+    ``sqlite:///{run}/<relative path>``; other URLs are redacted (no password is ever stored)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :]).expanduser()
+        try:
+            rel = path.resolve().relative_to(Path(run).resolve())
+        except (ValueError, OSError):
+            return url
+        return f"sqlite:///{RUN_PLACEHOLDER}/{rel.as_posix()}"
+    return redact(url)
+
+
+def resolve_url(stored: str, run: Path) -> str:
+    """The inverse of :func:`portable_url` for the run directory where it now lives."""
+    prefix = f"sqlite:///{RUN_PLACEHOLDER}/"
+    if stored.startswith(prefix):
+        return f"sqlite:///{(Path(run) / stored[len(prefix) :]).resolve()}"
+    return stored
 
 
 def redact(url: str) -> str:
@@ -69,12 +102,57 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-def search_config_hash(cfg: ExperimentConfig, strategy: str) -> str:
-    """Hash of everything that changes the candidates' results (not workers, storage, names)."""
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one ``{"dotted.path": leaf}`` mapping (lists are leaves)."""
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+def differing_keys(
+    old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...] = ()
+) -> list[str]:
+    """Dotted keys whose values differ between two flat mappings (or exist in only one)."""
+    missing = object()
+    return sorted(
+        k
+        for k in set(old) | set(new)
+        if k not in ignore and old.get(k, missing) != new.get(k, missing)
+    )
+
+
+def config_identity(cfg: ExperimentConfig, strategy: str) -> dict[str, Any]:
+    """Everything that changes the candidates' results, as dotted keys: not the budget keys
+    (raising them extends a study), workers, storage, names or the final stage's test seeds."""
     data = cfg.model_dump(mode="json")
-    payload = {
-        k: data[k] for k in ("seed", "dataset", "modalities", "device", "pretrain", "fusion")
+    payload: dict[str, Any] = {k: data[k] for k in _IDENTITY_SECTIONS}
+    payload["search"] = {
+        k: v
+        for k, v in data["search"].items()
+        if k not in _OPERATIONAL and f"search.{k}" not in BUDGET_KEYS
     }
+    out = flatten(payload)
+    out["strategy"] = strategy
+    return out
+
+
+def search_config_hash(cfg: ExperimentConfig, strategy: str) -> str:
+    """Hash of :func:`config_identity` (budget keys, workers, storage and names excluded)."""
+    payload = config_identity(cfg, strategy)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def legacy_config_hash(cfg: ExperimentConfig, strategy: str) -> str:
+    """The hash studies made before budget keys left the identity recorded (to resume them)."""
+    data = cfg.model_dump(mode="json")
+    payload = {k: data[k] for k in _IDENTITY_SECTIONS}
     payload["search"] = {k: v for k, v in data["search"].items() if k not in _OPERATIONAL}
     payload["strategy"] = strategy
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -177,12 +255,23 @@ def open_study(
     config_hash: str,
     attrs: dict[str, Any],
     create: bool = True,
+    identity: dict[str, Any] | None = None,
+    metric_names: list[str] | None = None,
+    legacy_hash: str | None = None,
 ) -> optuna.Study:
-    """Create the study or load it; refuse a study of the same name made with another config."""
+    """Create the study or load it; refuse a study of the same name made with another config.
+
+    ``identity`` (dotted keys, see :func:`config_identity`) is stored with a new study so that a
+    refusal names the keys that differ. A study found with the same identity but other budget
+    attributes (``budget``, ``population`` in ``attrs``) is extended: its attributes are updated.
+    """
     try:
         existing = storage.get_study_id_from_name(study_name)
     except KeyError:
         existing = None
+    stored = {"config_hash": config_hash, **attrs}
+    if identity is not None:
+        stored["config_identity"] = identity
     if existing is None:
         if not create:
             raise StorageError(
@@ -197,22 +286,49 @@ def open_study(
             load_if_exists=True,  # another worker may create it at the same instant
         )
         if "config_hash" not in study.user_attrs:
-            for k, v in {"config_hash": config_hash, **attrs}.items():
+            for k, v in stored.items():
                 study.set_user_attr(k, v)
     else:
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
     found = study.user_attrs.get("config_hash")
+    if found != config_hash and legacy_hash is not None and found == legacy_hash:
+        study.set_user_attr("config_hash", config_hash)  # made before budgets left the identity
+        found = config_hash
+        if identity is not None:
+            study.set_user_attr("config_identity", identity)
     if found != config_hash:
+        before = study.user_attrs.get("config_identity")
+        keys = differing_keys(before, identity) if isinstance(before, dict) and identity else []
+        what = (
+            f"(it differs in {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''})"
+            if keys
+            else f"(hash {found} != {config_hash})"
+        )
         raise StorageError(
-            f"study '{study_name}' in {redact(storage.url)} was made with another config "
-            f"(hash {found} != {config_hash}); rerun with the original config to resume it, "
-            "or pass --study-name NEW_NAME to start a separate study"
+            f"study '{study_name}' in {redact(storage.url)} was made with another config {what}; "
+            "rerun with the original config to resume it (only search.generations and "
+            "search.population may change, to extend it), or pass --study-name NEW_NAME to "
+            "start a separate study"
         )
     if [d.name.lower() for d in study.directions] != directions:
         raise StorageError(
             f"study '{study_name}' optimises {[d.name.lower() for d in study.directions]}, "
             f"not {directions}; pass --study-name NEW_NAME"
         )
+    for key in ("budget", "population"):
+        if key in attrs and study.user_attrs.get(key) != attrs[key]:
+            logger.info(
+                "study '%s': %s %s -> %s (extended)",
+                study_name,
+                key,
+                study.user_attrs.get(key),
+                attrs[key],
+            )
+            study.set_user_attr(key, attrs[key])
+    if metric_names and len(metric_names) == len(directions) and study.metric_names is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(metric_names)
     return study
 
 

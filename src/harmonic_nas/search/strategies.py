@@ -38,9 +38,11 @@ class Strategy:
         return OBJECTIVES[: len(self.directions)]
 
 
-def get_strategy(name: str, scfg: SearchConfig) -> Strategy:
-    """``nsga2`` (3 objectives), ``random`` (same objectives, random proposals) or
-    ``accuracy-only`` (NSGA-II on the validation metric alone; costs still recorded)."""
+def get_strategy(name: str, scfg: SearchConfig, *, energy_objective: bool = True) -> Strategy:
+    """``nsga2`` (val metric, latency and energy), ``random`` (same objectives, random
+    proposals) or ``accuracy-only`` (NSGA-II on the validation metric alone; costs still
+    recorded). Without ``energy_objective`` (energy modelled as constant power x latency: no
+    objective of its own) the first two optimise the val metric and latency only."""
 
     def nsga(seed: int) -> BaseSampler:
         return NSGAIISampler(
@@ -53,10 +55,11 @@ def get_strategy(name: str, scfg: SearchConfig) -> Strategy:
     def rand(seed: int) -> BaseSampler:
         return RandomSampler(seed=seed)
 
+    costs = ("minimize", "minimize") if energy_objective else ("minimize",)
     if name == "nsga2":
-        return Strategy(name, ("maximize", "minimize", "minimize"), nsga)
+        return Strategy(name, ("maximize", *costs), nsga)
     if name == "random":
-        return Strategy(name, ("maximize", "minimize", "minimize"), rand)
+        return Strategy(name, ("maximize", *costs), rand)
     if name == "accuracy-only":
         return Strategy(name, ("maximize",), nsga)
     raise ConfigError(f"unknown search strategy {name!r}; choose one of {', '.join(STRATEGIES)}")

@@ -77,6 +77,14 @@ class SyntheticProblem:
     def task(self) -> str:
         return "classification"
 
+    @property
+    def energy_modelled(self) -> bool:
+        return False  # its energy is a closed form of its own, not latency x a constant
+
+    @property
+    def energy_source(self) -> str:
+        return "synthetic"
+
     def arch_json(
         self, genome: MultimodalGenome, genotype: dict[str, Any] | None = None
     ) -> dict[str, Any]:

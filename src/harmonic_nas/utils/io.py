@@ -2,30 +2,99 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from harmonic_nas.errors import HarmonicError
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+class WriteError(HarmonicError):
+    """A file could not be written (read-only filesystem, disk full, no permission, ...)."""
+
+
+_WRITE_FIXES = {
+    errno.ENOSPC: "free disk space",
+    errno.EDQUOT: "free disk space (quota exceeded)",
+    errno.EROFS: "the filesystem is read-only: use a writable location",
+    errno.EACCES: "check the permissions of the directory",
+    errno.EPERM: "check the permissions of the directory",
+    errno.ENOTDIR: "a parent of it is a file, not a directory: move that file away",
+    errno.EEXIST: "a parent of it is a file, not a directory: move that file away",
+    errno.EISDIR: "it is a directory: move it away",
+}
+
+
+def write_error(path: Path | str, exc: OSError) -> WriteError:
+    """A one-line :class:`WriteError` naming ``path``, what the OS said, and the fix."""
+    reason = exc.strerror or exc.__class__.__name__
+    fix = _WRITE_FIXES.get(exc.errno or 0, "check that the location exists and is writable")
+    return WriteError(f"cannot write {path}: {reason}; {fix}, then rerun the same command")
+
+
+@contextmanager
+def writing(path: Path | str) -> Iterator[None]:
+    """Turn any :class:`OSError` raised inside the block into a one-line :class:`WriteError`
+    naming ``path`` (for writers that do not go through the atomic helpers below)."""
     try:
+        yield
+    except OSError as exc:
+        raise write_error(path, exc) from None
+
+
+def ensure_dir(path: Path | str) -> Path:
+    """Create ``path`` (and its parents) as a directory; one-line :class:`WriteError` if it is a
+    file, or cannot be created or written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise WriteError(
+            f"cannot write into {path}: it is a file, not a directory; move it away or "
+            "choose another location"
+        )
+    with writing(path):
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def check_writable_dir(path: Path | str) -> Path:
+    """Create ``path`` if needed and prove it writable (a probe file, removed at once), so that a
+    read-only or full location is refused before any work is done."""
+    path = ensure_dir(path)
+    with writing(path):
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=path)
+        try:
+            os.write(fd, b"ok")
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(probe)
+    return path
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
+    """Write through a temporary file in the same directory and a rename: the target is either
+    its old content or the complete new one; the temporary file never survives a failure."""
+    path = Path(path)
+    ensure_dir(path.parent)
+    tmp: Path | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
         write(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise write_error(path, exc) from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     return path
 
 
@@ -54,9 +123,15 @@ def atomic_write_json(path: Path, obj: Any, *, schema_version: int | None = None
 
 def atomic_torch_save(path: Path, obj: Any) -> Path:
     """``torch.save`` atomically. Only save tensors and plain containers (weights_only loadable)."""
+    import torch  # here, not at module level: the CLI starts without torch
 
     def write(tmp: Path) -> None:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch's file writer reports a full disk as RuntimeError
+            raise OSError(
+                errno.EIO, f"torch.save failed ({' '.join(str(exc).split())[:120]})"
+            ) from None
 
     return _atomic(path, write)
 
@@ -73,6 +148,11 @@ def read_json(path: Path, *, schema_version: int | None = None, what: str = "fil
             f"{what} {path} is not valid JSON ({exc.__class__.__name__}: line {getattr(exc, 'lineno', '?')}); "
             "regenerate it or restore a good copy"
         ) from None
+    except OSError as exc:
+        raise HarmonicError(
+            f"cannot read {what} {path}: {exc.strerror or exc.__class__.__name__}; "
+            "check that it is readable"
+        ) from None
     if schema_version is not None:
         found = obj.get("schema_version") if isinstance(obj, dict) else None
         if found != schema_version:
@@ -85,6 +165,8 @@ def read_json(path: Path, *, schema_version: int | None = None, what: str = "fil
 
 def safe_torch_load(path: Path, *, what: str = "checkpoint") -> Any:
     """Load a torch file with ``weights_only=True``; corrupt files give a one-line error."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise HarmonicError(f"{what} not found: {path}")
@@ -95,3 +177,22 @@ def safe_torch_load(path: Path, *, what: str = "checkpoint") -> Any:
             f"{what} {path} is corrupt or unsafe to load ({exc.__class__.__name__}); "
             "delete it and rerun the stage (or pass --force)"
         ) from None
+
+
+def read_npz(path: Path, *, fix: str) -> dict[str, Any]:
+    """The arrays of an ``.npz`` archive (never pickles), with one-line :class:`DataError`s for a
+    lone ``.npy`` array or an unreadable file; ``fix`` says how to write a good one."""
+    import zipfile
+
+    import numpy as np
+
+    from harmonic_nas.errors import DataError
+
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
+            raise DataError(f"{path} holds a single .npy array, not an .npz archive; {fix}")
+        with loaded as z:
+            return {k: np.asarray(z[k]) for k in z.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {path} as .npz ({exc.__class__.__name__}); {fix}") from None

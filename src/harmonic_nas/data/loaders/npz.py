@@ -13,7 +13,6 @@ override a kind with the option ``kinds="name:kind,name:kind"``.
 from __future__ import annotations
 
 import logging
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from harmonic_nas.data.options import option
 from harmonic_nas.data.registry import BuildContext, register_dataset
 from harmonic_nas.data.types import ModalityKind, ModalitySpec, MultimodalDataset, Split
 from harmonic_nas.errors import DataError
+from harmonic_nas.utils.io import read_npz
 from harmonic_nas.utils.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
@@ -73,13 +73,7 @@ def _parse_kinds(text: str) -> dict[str, ModalityKind]:
 
 
 def _read(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: np.asarray(z[k]) for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise DataError(
-            f"cannot read {path} as .npz ({exc.__class__.__name__}); regenerate it with numpy.savez"
-        ) from None
+    return read_npz(path, fix="save the split with numpy.savez(path, <modality>=..., labels=...)")
 
 
 @register_dataset(

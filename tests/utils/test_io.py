@@ -1,0 +1,86 @@
+"""Atomic writes: a failed write (disk full, read-only, no permission) is one line naming the path,
+and leaves the old file intact and no temporary file behind (issue 14 item 6)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from harmonic_nas.errors import HarmonicError
+from harmonic_nas.utils.io import (
+    WriteError,
+    atomic_torch_save,
+    atomic_write_json,
+    atomic_write_text,
+    check_writable_dir,
+    read_json,
+)
+
+CASES = [
+    (errno.ENOSPC, "free disk space"),
+    (errno.EROFS, "read-only"),
+    (errno.EACCES, "permissions"),
+]
+
+
+@pytest.mark.parametrize(("code", "fix"), CASES)
+@pytest.mark.parametrize("stage", ["write", "rename"])
+def test_failed_write_keeps_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, fix: str, stage: str
+) -> None:
+    target = tmp_path / "out.json"
+    atomic_write_json(target, {"old": True})
+    old = target.read_bytes()
+
+    def fail(*_a: Any, **_k: Any) -> None:
+        raise OSError(code, os.strerror(code))
+
+    if stage == "write":
+        monkeypatch.setattr(Path, "write_bytes", fail)
+    else:
+        monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(WriteError) as info:
+        atomic_write_json(target, {"new": True})
+    msg = str(info.value)
+    assert str(target) in msg and fix in msg and "\n" not in msg
+    assert target.read_bytes() == old
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"], "temporary file left behind"
+
+
+def test_torch_save_failure_is_a_write_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", fail)
+    with pytest.raises(WriteError, match=r"cannot write .*w\.pt"):
+        atomic_torch_save(tmp_path / "w.pt", {"x": torch.zeros(1)})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parent_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "run").write_text("x")
+    with pytest.raises(WriteError, match="is a file"):
+        atomic_write_text(tmp_path / "run" / "config.yaml", "a: 1\n")
+    with pytest.raises(WriteError, match="is a file"):
+        check_writable_dir(tmp_path / "run")
+    with pytest.raises(WriteError, match="not a directory"):
+        atomic_write_text(tmp_path / "run" / "deeper" / "config.yaml", "a: 1\n")
+
+
+def test_unreadable_json_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "a.json"
+    path.write_text("{}")
+
+    def denied(*_a: Any, **_k: Any) -> str:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(HarmonicError, match=r"cannot read thing .*Permission denied"):
+        read_json(path, what="thing")
