@@ -43,7 +43,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from harmonic_nas.config import ExperimentConfig, FusionConfig, load_config
 from harmonic_nas.errors import StageMissingError
 from harmonic_nas.fusion import (
-    BaseCost,
     compute_feature_cache,
     evaluate,
     live_feature_source,
@@ -86,9 +85,7 @@ class Bench:
             self.problem.space.max_genome().backbones, cfg.fusion.cells, cfg.fusion.nodes
         )
         self.arch = self.problem.arch_spec(self.genome)
-        cm = self.problem.cost_model
-        rest = cm.cost_backbones(self.arch) + cm.overhead()
-        self.base = BaseCost(rest.latency_ms, rest.energy_mj, cm.lut.energy_modelled)
+        self.base = self.problem.cost_model.base_cost(self.arch)
         self.op_costs = self.problem.op_costs
 
     def _ensure_supernets(self) -> None:

@@ -6,8 +6,10 @@ arch lr 3e-4, weight lr 1e-4 -> 1e-6 with cosine warm restarts, dropout 0.1).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -167,6 +169,26 @@ class SearchConfig(_Strict):
     study_name: str | None = None
     workers: int = Field(1, ge=1)
     test_seeds: int = Field(1, ge=1)
+    rescore_seeds: int = Field(
+        1,
+        ge=1,
+        description="after the search, each Pareto member is re-evaluated on val with this many "
+        "seeds in all (1 = off); its val metric becomes the mean, the std is recorded, and the "
+        "front is recomputed on the means",
+    )
+    fidelity: Literal["full", "halving"] = Field(
+        "full",
+        description="full: every candidate gets the whole fusion search + retraining; halving: "
+        "each first gets fidelity_fraction of the fusion epochs, and only those the current "
+        "front does not dominate at that fidelity are evaluated in full",
+    )
+    fidelity_fraction: float = Field(
+        1 / 3,
+        gt=0,
+        lt=1,
+        description="share of fusion.epochs / fusion.retrain_epochs of the cheap evaluation "
+        "(fidelity: halving)",
+    )
     require_all_modalities: bool = Field(
         True,
         description="a candidate whose fusion reads no feature of some modality is infeasible "
@@ -235,31 +257,98 @@ class ExperimentConfig(_Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _format_validation_error(exc: ValidationError, source: str) -> str:
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "<root>"
-    kind = first["type"]
+def _problem(err: Any, overridden: Mapping[str, str]) -> str:
+    """One pydantic error as ``'<key>': <problem>[; <fix>]``, naming the ``-o`` pair it came from."""
+    loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+    kind = err["type"]
+    origin = next(
+        (pair for key, pair in overridden.items() if loc == key or loc.startswith(key + ".")),
+        None,
+    )
+    via = f" (from -o {origin})" if origin else ""
     if kind == "extra_forbidden":
-        msg = f"unknown key '{loc}'; remove it or check its spelling"
-    elif kind == "missing":
-        msg = f"missing required key '{loc}'"
-    else:
-        given = first.get("input")
-        shown = repr(given) if not isinstance(given, dict | list) else type(given).__name__
-        msg = f"'{loc}': {first['msg']} (got {shown})"
-    more = len(exc.errors()) - 1
-    suffix = f" (+{more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"invalid config {source}: {msg}{suffix}"
+        return f"unknown key '{loc}'{via}; remove it or check its spelling"
+    if kind == "missing":
+        return f"missing required key '{loc}'{via}"
+    given = err.get("input")
+    shown = repr(given) if not isinstance(given, dict | list) else type(given).__name__
+    return f"'{loc}': {err['msg']} (got {shown}){via}"
 
 
-def parse_config(data: Any, source: str = "<dict>") -> ExperimentConfig:
-    """Validate a mapping into an :class:`ExperimentConfig` (one-line ConfigError on failure)."""
+def format_problems(head: str, problems: Sequence[str]) -> str:
+    """One problem: ``<head>: <problem>`` on one line; several: a summary line, then one per line.
+
+    The shape of every multi-problem error of the package (config validation, preflight checks).
+    """
+    if len(problems) == 1:
+        return f"{head}: {problems[0]}"
+    lines = "".join(f"\n  - {p}" for p in problems)
+    return f"{head}: {len(problems)} problems (each listed below; fix them all and rerun):{lines}"
+
+
+def _format_validation_error(
+    exc: ValidationError, source: str, overridden: Mapping[str, str] | None = None
+) -> str:
+    problems = list(dict.fromkeys(_problem(e, overridden or {}) for e in exc.errors()))
+    return format_problems(f"invalid config {source}", problems)
+
+
+def parse_config(
+    data: Any, source: str = "<dict>", overridden: Mapping[str, str] | None = None
+) -> ExperimentConfig:
+    """Validate a mapping into an :class:`ExperimentConfig`.
+
+    Every problem is reported at once in one :class:`ConfigError` (one line for a single one).
+    ``overridden`` maps dotted keys set by ``-o key=value`` to their pair, to name them.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config {source}: the top level must be a mapping of keys")
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc, source)) from None
+        raise ConfigError(_format_validation_error(exc, source, overridden)) from None
+
+
+def parse_override(pair: str) -> tuple[tuple[str, ...], Any]:
+    """``"search.population=8"`` -> ``(("search", "population"), 8)``.
+
+    The key is dotted (one part per nesting level); the value is parsed as YAML, so ``8`` is an
+    int, ``0.3`` a float, ``true`` a bool, ``[1, 2]`` a list and ``null`` None; anything that is
+    not valid YAML stays a string.
+    """
+    key, sep, raw = pair.partition("=")
+    parts = tuple(p.strip() for p in key.split("."))
+    if not sep or not all(parts):
+        raise ConfigError(
+            f"override '{pair}' is not of the form key=value; write a dotted key, e.g. "
+            "-o search.population=8"
+        )
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict[str, Any], pairs: Sequence[str]) -> dict[str, str]:
+    """Set each ``key=value`` of ``pairs`` in ``data`` (in place, later pairs win), creating the
+    intermediate mappings; returns ``{dotted key: pair}`` for the error messages."""
+    done: dict[str, str] = {}
+    for pair in pairs:
+        parts, value = parse_override(pair)
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(
+                    f"cannot apply -o {pair}: '{where}' is {type(child).__name__} "
+                    f"{child!r}, not a mapping; override '{where}' itself"
+                )
+            node = child
+        node[parts[-1]] = value
+        done[".".join(parts)] = pair
+    return done
 
 
 def _read_yaml(path: Path, what: str, fix: str) -> Any:
@@ -281,15 +370,31 @@ def _read_yaml(path: Path, what: str, fix: str) -> Any:
         raise ConfigError(f"{what} {path} is not valid YAML{where}; {fix}") from None
 
 
-def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> ExperimentConfig:
-    """Read and validate a YAML experiment file. ``overrides`` are merged at the top level."""
+def load_config(
+    path: Path | str,
+    overrides: dict[str, Any] | None = None,
+    *,
+    sets: Sequence[str] = (),
+) -> ExperimentConfig:
+    """Read and validate a YAML experiment file.
+
+    ``overrides`` are merged at the top level (a whole section replaces the file's);
+    ``sets`` are ``-o key=value`` pairs with dotted keys (see :func:`parse_override`), applied
+    after them and validated with the file: an unknown key is an error naming it.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}; pass the path of a YAML experiment file")
     data = _read_yaml(path, "config", "fix the syntax (save it as UTF-8 YAML)")
-    if overrides and isinstance(data, dict):
+    if (overrides or sets) and not isinstance(data, dict):
+        raise ConfigError(f"invalid config {path}: the top level must be a mapping of keys")
+    overridden: dict[str, str] = {}
+    if overrides:
         data = {**data, **overrides}
-    return parse_config(data, str(path))
+    if sets:
+        data = copy.deepcopy(data)
+        overridden = apply_overrides(data, sets)
+    return parse_config(data, str(path), overridden)
 
 
 def dump_config(cfg: ExperimentConfig) -> str:

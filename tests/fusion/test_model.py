@@ -229,3 +229,51 @@ def test_three_modalities_end_to_end() -> None:
     torch.testing.assert_close(
         out, res.net([pts[i] for i in res.net.used_points]), rtol=1e-5, atol=1e-5
     )
+
+
+def _late_fusion_model(reads: tuple[int, int]) -> tuple[MultimodalNet, dict[str, torch.nn.Module]]:
+    img = build_supernet(("image", (1, 28, 28)), "avmnist", 10, "image")
+    txt = build_supernet(("text", (20,)), "maxout", 10, "text")
+    bbs = {"image": img.extract(img.min_genome()).eval(), "text": txt.extract(txt.max_genome())}
+    genotype = FusionGenotype((CellGenotype(reads, (NodeGenotype("ConcatFC", (0, 1)),)),), 1)
+    arch = ArchSpec(
+        modalities={
+            "image": ModalityArch("avmnist", (1, 28, 28), img.min_genome()),
+            "text": ModalityArch("maxout", (20,), txt.max_genome()),
+        },
+        cells=1,
+        nodes=1,
+        C=8,
+        L=4,
+        n_classes=10,
+        genotype=genotype,
+    )
+    from harmonic_nas.fusion.cache import _plan
+
+    _, refs, point_shapes = _plan(bbs, {"image": (1, 28, 28), "text": (20,)}, 4, 4)
+    assert refs[4] == ("image", 4) and refs[6] == ("text", 1)  # the final representations
+    fixed = FixedFusionNet(point_shapes, genotype, C=8, L=4, n_classes=10).eval()
+    return MultimodalNet(arch, bbs, fixed).eval(), bbs
+
+
+def test_live_parameters_leave_out_what_the_logits_never_read() -> None:
+    from harmonic_nas.fusion.model import live_parameters
+
+    x = [torch.zeros(2, 1, 28, 28), torch.zeros(2, 20)]
+    # fusing the two final representations: everything runs but the backbones' own classifiers
+    model, bbs = _late_fusion_model((4, 6))
+    total = sum(p.numel() for p in model.parameters())
+    heads = sum(p.numel() for b in bbs.values() for p in b.classifier.parameters())
+    assert live_parameters(model, x) == total - heads
+    # reading the image stem only: the image blocks, head and classifier are dead too
+    model, bbs = _late_fusion_model((0, 6))
+    img = bbs["image"]
+    dead = sum(
+        p.numel()
+        for m in (img.first_block, img.blocks, img.final_expand, img.feature_mix, img.classifier)
+        for p in m.parameters()
+    ) + sum(p.numel() for p in bbs["text"].classifier.parameters())
+    for p in bbs["image"].parameters():
+        p.requires_grad_(False)  # frozen backbones, as after the feature cache
+    assert live_parameters(model, x) == sum(p.numel() for p in model.parameters()) - dead
+    assert not any(p.requires_grad for p in bbs["image"].parameters())  # flags restored

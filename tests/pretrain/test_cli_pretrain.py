@@ -36,8 +36,13 @@ def _write_config(tmp_path: Path, **changes: Any) -> Path:
 
 @pytest.fixture
 def synthetic_data(monkeypatch: pytest.MonkeyPatch, make_ds: Any) -> None:
+    from harmonic_nas.data import registry
+
     ds = make_ds()
     monkeypatch.setattr(harmonic_nas.data, "load_dataset", lambda cfg, progress=None: ds)
+    # a registered name, so that the up-front config checks (preflight) accept it
+    entry = registry.DatasetEntry("synthetic", lambda ctx, p: ds, None, False, False, 1, "")
+    monkeypatch.setitem(registry._REGISTRY, "synthetic", entry)
 
 
 def _error_line(capsys: pytest.CaptureFixture[str]) -> str:

@@ -254,3 +254,110 @@ def test_report_of_a_real_search_run(tmp_path: Path) -> None:
     assert page.count("diagram unavailable") == len(art.members)
     assert "Supernet training curves: not run" in page
     assert len(_embedded_images(page)) == 4  # 3 projections + hypervolume
+
+
+# --------------------------------------------------------------------------- issue 13 item 5
+
+
+def four_cell_member_and_a_dominating_baseline(run: Path) -> tuple[str, str]:
+    """Give the first Pareto member a 4-cell x 3-node fusion genotype and add a baseline that
+    dominates the slowest member; returns (4-cell member id, dominated member id)."""
+    pareto_path = run / "pareto.json"
+    pareto = json.loads(pareto_path.read_text())
+    members = pareto["members"]
+    wide = members[0]
+    cells = [
+        {
+            "inputs": [i, i + 1],
+            "nodes": [
+                {"op": "Sum", "inputs": [0, 1]},
+                {"op": "ConcatFC", "inputs": [2, 0]},
+                {"op": "SE1", "inputs": [3, 1]},
+            ],
+        }
+        for i in range(4)
+    ]
+    wide["arch"] = {**wide["arch"], "cells": 4, "nodes": 3}
+    wide["arch"]["genotype"] = {"cells": cells, "multiplier": 2}
+    pareto_path.write_text(json.dumps(pareto))
+    slow = max(members, key=lambda m: m["latency_ms"])
+    base_path = run / "baselines.json"
+    baselines = json.loads(base_path.read_text())
+    baselines["baselines"].append(
+        {
+            "name": "strong baseline",
+            "val_metric": 1.0,
+            "test_metric": 1.0,
+            "latency_ms": slow["latency_ms"],
+            "energy_mj": slow["energy_mj"],
+            "params": 1000,
+        }
+    )
+    base_path.write_text(json.dumps(baselines))
+    return wide["id"], slow["id"]
+
+
+def test_report_explains_its_notation_and_flags_dominated_members(fake_run: Path) -> None:
+    wide_id, slow_id = four_cell_member_and_a_dominating_baseline(fake_run)
+    page = report(fake_run).read_text(encoding="utf-8")
+    assert "<b>Backbone genome</b>" in page and "d2 k53 e63" in page
+    assert "expand ratio" in page and "kernel size" in page
+    assert "Fusion genotype" in page and "x2</code>: the outputs of the last 2 cells" in page
+    # the flags column of the dominated member names the baseline, and a note counts them
+    pareto = page.split('id="pareto"')[1].split("</section>")[0]
+    row = next(r for r in pareto.split("<tr>") if f'data-v="{slow_id}"' in r)
+    assert "dominated by baseline strong baseline" in row
+    assert "Pareto members are dominated by a baseline" in pareto
+    # the 4-cell diagram is never shrunk below 75 % of its pixels (its box scrolls instead)
+    archs = page.split('id="architectures"')[1].split("</section>")[0]
+    card = next(c for c in archs.split('<div class="arch">') if f"{wide_id} —" in c)
+    m = re.search(r'style="min-width:(\d+)px; max-width:(\d+)px"', card)
+    assert m is not None
+    assert int(m.group(1)) == round(0.75 * int(m.group(2)))
+    assert int(m.group(2)) > 1200  # a 4-cell diagram: wider than a grid column ever was
+    assert '<div class="archs">' in archs and '<div class="grid">' not in archs
+
+
+def test_dominance_needs_both_objectives_no_worse() -> None:
+    from harmonic_nas.results._artifacts import ParetoMember
+    from harmonic_nas.results._report import dominated_by_baselines
+
+    def member(ident: str, val: float, lat: float) -> ParetoMember:
+        return ParetoMember(ident, None, {}, val, None, None, lat, None, None, None, None)
+
+    members = [member("a", 0.9, 1.0), member("b", 0.8, 0.5), member("c", 0.95, 2.0)]
+    baselines = [
+        {"name": "equal", "val_metric": 0.9, "latency_ms": 1.0},
+        {"name": "fast-weak", "val_metric": 0.7, "latency_ms": 0.1},
+        {"name": "no-latency", "val_metric": 1.0, "latency_ms": None},
+    ]
+    assert dominated_by_baselines(members, baselines) == {"a": ["equal"]}
+    assert dominated_by_baselines(members, None) == {}
+
+
+def test_pareto_legend_has_one_entry_per_member_colour(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    from harmonic_nas.results import _plots
+
+    captured: list[Figure] = []
+    real_save = _plots._save
+
+    def keep(fig: Figure, path: Path) -> Path:
+        captured.append(fig)
+        return real_save(fig, path)
+
+    members = [_plots.Point(f"m{i}", 0.8 + i / 100, 1.0 - i / 10, None) for i in range(3)]
+    ax_val = _plots.Axis("val", "val", True)
+    ax_lat = _plots.Axis("latency", "latency", False)
+    monkeypatch.setattr(_plots, "_save", keep)
+    _plots.pareto_projection(tmp_path / "p.png", ax_lat, ax_val, [], members, [])
+    (legend,) = captured[0].legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["Pareto: m0", "Pareto: m1", "Pareto: m2"]
+    colours = [tuple(h.get_facecolor()[0][:3]) for h in legend.legend_handles]
+    from matplotlib.colors import to_rgb
+
+    assert colours == [to_rgb(_plots.member_color(i)) for i in range(3)]

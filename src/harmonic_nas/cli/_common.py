@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import typer
 from rich.console import Console, ConsoleDimensions
 from rich.text import Text, TextType
 
@@ -134,8 +135,50 @@ def _silent(task: str, completed: int, total: int) -> None:
     """``--quiet``: no progress at all."""
 
 
-def load_cfg(path: Path) -> ExperimentConfig:
-    """Load and validate an experiment file (errors are one-line ConfigErrors)."""
+OVERRIDE_HELP = (
+    "override a config key (repeatable): dotted KEY=VALUE, the value parsed as YAML, e.g. "
+    "-o search.population=8 -o fusion.lambda_lat=0.3; validated like the file"
+)
+
+
+def override_option() -> Any:
+    """The ``-o/--override KEY=VALUE`` option of the commands that take an experiment file."""
+    return typer.Option(None, "--override", "-o", metavar="KEY=VALUE", help=OVERRIDE_HELP)
+
+
+def load_cfg(path: Path, overrides: Sequence[str] | None = None) -> ExperimentConfig:
+    """Load and validate an experiment file plus its ``-o key=value`` overrides (every problem
+    in one ConfigError; one line for a single one)."""
     from harmonic_nas.config import load_config
 
-    return load_config(path)
+    return load_config(path, sets=tuple(overrides or ()))
+
+
+def preflight(
+    cfg: ExperimentConfig,
+    source: Path | str,
+    *,
+    stages: Sequence[str] | None = None,
+    modalities: Sequence[str] | None = None,
+) -> None:
+    """The checks that need no training (:func:`harmonic_nas.preflight.check_experiment`),
+    before any stage runs: one error listing every problem."""
+    from harmonic_nas.preflight import STAGES, check_experiment
+
+    check_experiment(cfg, source=str(source), stages=stages or STAGES, modalities=modalities)
+
+
+def objectives_line(candidates_path: Path) -> str:
+    """What the search optimised, and whether energy is modelled (from ``candidates.json``)."""
+    from harmonic_nas.utils.io import read_json
+
+    data = read_json(candidates_path, schema_version=1, what="candidate list")
+    names = {"val_metric": "val metric", "latency_ms": "latency", "energy_mj": "energy"}
+    objectives = ", ".join(names.get(o, o) for o in data.get("objectives") or [])
+    energy = data.get("energy") or {}
+    if energy.get("modelled"):
+        return (
+            f"objectives: {objectives}; energy is modelled ({energy.get('source')}), "
+            "not an objective of its own"
+        )
+    return f"objectives: {objectives}; energy measured ({energy.get('source', 'unknown')})"

@@ -83,7 +83,14 @@ def register(app: typer.Typer) -> None:
                     "(`harmonic-nas profile CONFIG`) or set fusion.C/L to a profiled size"
                 ) from None
             result = run_inner_tier(
-                cfg, spec, dataset, supernets, op_costs=op_costs, seed=seed, progress=progress
+                cfg,
+                spec,
+                dataset,
+                supernets,
+                op_costs=op_costs,
+                base_cost=model.base_cost(spec),
+                seed=seed,
+                progress=progress,
             )
         cost = model.cost_arch(result.arch)
         paths = save_inner_tier(result, out or cfg.run_path / "fusion")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
-from harmonic_nas.cli._common import console, load_cfg, rich_progress
-from harmonic_nas.errors import ConfigError
+from harmonic_nas.cli._common import console, load_cfg, override_option, preflight, rich_progress
+from harmonic_nas.utils.env import THREADS_ENV
 
 
 def register(app: typer.Typer) -> None:
@@ -23,8 +24,12 @@ def register(app: typer.Typer) -> None:
             False, "--force", help="retrain even if the supernet is current"
         ),
         threads: int | None = typer.Option(
-            None, "--threads", min=1, help="torch CPU threads (default: torch's choice)"
+            None,
+            "--threads",
+            min=1,
+            help="torch CPU threads (default: $HARMONIC_NAS_THREADS, else 1)",
         ),
+        override: list[str] | None = override_option(),
     ) -> None:
         """Train one elastic supernet per modality (sandwich rule + in-place distillation)."""
         import torch
@@ -33,16 +38,12 @@ def register(app: typer.Typer) -> None:
         from harmonic_nas.data import load_dataset
         from harmonic_nas.pretrain import pretrain_supernet
 
-        cfg = load_cfg(config)
+        cfg = load_cfg(config, override)
         names = list(modality) if modality else list(cfg.modalities)
-        unknown = [m for m in names if m not in cfg.modalities]
-        if unknown:
-            raise ConfigError(
-                f"unknown modality '{unknown[0]}' for --modality; "
-                f"the config has {sorted(cfg.modalities)}"
-            )
+        preflight(cfg, config, stages=("data", "pretrain"), modalities=names)
         save_resolved(cfg)
-        if threads is not None:
+        if threads is not None:  # this process's thread policy (harmonic_nas.utils.threads)
+            os.environ[THREADS_ENV] = str(threads)
             torch.set_num_threads(threads)
         with rich_progress(transient=True) as progress:
             dataset = load_dataset(cfg, progress=progress)

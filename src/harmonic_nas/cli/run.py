@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from harmonic_nas.cli._common import console, load_cfg, rich_progress
+from harmonic_nas.cli._common import (
+    console,
+    load_cfg,
+    objectives_line,
+    override_option,
+    preflight,
+    rich_progress,
+)
 from harmonic_nas.errors import ConfigError
 from harmonic_nas.utils.io import check_writable_dir
 
@@ -58,18 +65,27 @@ def check_run_dir(cfg: ExperimentConfig) -> None:
     check_writable_dir(run)
 
 
-def run_pipeline(cfg: ExperimentConfig, *, export_format: str = "onnx") -> Path:
-    """data -> pretrain -> profile -> search -> baselines -> report -> export; returns report path."""
+def run_pipeline(
+    cfg: ExperimentConfig, *, export_format: str = "onnx", source: str | Path = ""
+) -> Path:
+    """data -> pretrain -> profile -> search -> baselines -> report -> export; returns report path.
+
+    Before anything runs or is written: every check that needs no training (one error listing
+    all problems), the run directory guard, then the search's estimated cost is printed.
+    """
     from harmonic_nas.config import save_resolved
     from harmonic_nas.data import load_dataset
     from harmonic_nas.hardware.registry import get_lut
+    from harmonic_nas.preflight import estimate_for
     from harmonic_nas.pretrain import pretrain_supernet
     from harmonic_nas.results import export, pareto_markdown, report
     from harmonic_nas.search import run_search
     from harmonic_nas.search.baselines import run_baselines
 
     start = time.perf_counter()
+    preflight(cfg, source or cfg.name)
     check_run_dir(cfg)
+    console.print(estimate_for(cfg).describe(), markup=False, highlight=False, soft_wrap=True)
     save_resolved(cfg)
     _stage("1/6 data")
     with rich_progress(transient=True) as progress:
@@ -101,6 +117,7 @@ def run_pipeline(cfg: ExperimentConfig, *, export_format: str = "onnx") -> Path:
         f"{summary.n_complete}/{summary.budget} candidates complete, {summary.n_failed} failed; "
         f"front of {summary.front_size}; hypervolume {summary.hypervolume:.4f}"
     )
+    console.print(objectives_line(summary.candidates_path), soft_wrap=True, highlight=False)
     with search_progress() as progress:
         run_baselines(cfg, progress=progress)
 
@@ -133,10 +150,12 @@ def register(app: typer.Typer) -> None:
         export_format: str = typer.Option(
             "onnx", "--export-format", help="format of the exported best model: onnx | torchscript"
         ),
+        override: list[str] | None = override_option(),
     ) -> None:
         """Run the whole pipeline: data -> pretrain -> profile -> search -> report -> export.
 
         Every stage is skipped when its artifact exists and matches the config, so rerunning the
-        same command resumes where it stopped.
+        same command resumes where it stopped. Every check that needs no training (presets,
+        dataset, shapes, device table, ...) runs first and lists all problems at once.
         """
-        run_pipeline(load_cfg(config), export_format=export_format)
+        run_pipeline(load_cfg(config, override), export_format=export_format, source=config)

@@ -11,7 +11,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from harmonic_nas.cli._common import console, load_cfg, print_json, rich_progress
+from harmonic_nas.cli._common import (
+    console,
+    load_cfg,
+    objectives_line,
+    override_option,
+    preflight,
+    print_json,
+    rich_progress,
+)
 from harmonic_nas.utils.progress import ProgressFn
 
 _SEARCH_TASKS = ("search:", "final:", "baseline")
@@ -79,12 +87,17 @@ def register(app: typer.Typer) -> None:
         study_name: str | None = typer.Option(
             None, "--study-name", help="study name (default: the experiment name)"
         ),
+        override: list[str] | None = override_option(),
     ) -> None:
         """Search (or resume) NSGA-II over joint genomes; writes pareto.json, candidates.json,
         hypervolume.json and models/. Rerun the same command to resume."""
+        from harmonic_nas.preflight import estimate_for
         from harmonic_nas.search import run_search
 
-        cfg = load_cfg(config)
+        cfg = load_cfg(config, override)
+        preflight(cfg, config)
+        estimate = estimate_for(cfg, workers=workers)
+        console.print(estimate.describe(), markup=False, highlight=False, soft_wrap=True)
         with search_progress() as progress:
             summary = run_search(
                 cfg,
@@ -101,6 +114,7 @@ def register(app: typer.Typer) -> None:
             f"{summary.front_size}, hypervolume {summary.hypervolume:.4f}",
             soft_wrap=True,
         )
+        console.print(objectives_line(summary.candidates_path), soft_wrap=True, highlight=False)
         console.print(f"candidates: {summary.candidates_path}", soft_wrap=True)
         console.print(f"hypervolume: {summary.hypervolume_path}", soft_wrap=True)
         if summary.pareto_path is not None:

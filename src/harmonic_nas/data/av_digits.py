@@ -44,6 +44,7 @@ from harmonic_nas.data.types import ModalitySpec, MultimodalDataset, Split
 from harmonic_nas.errors import DataError
 from harmonic_nas.utils.progress import ProgressFn
 from harmonic_nas.utils.seeding import numpy_rng
+from harmonic_nas.utils.threads import torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -166,12 +167,8 @@ def single_thread() -> Iterator[None]:
     The build then does not depend on the machine's thread count (bit-identical rebuilds
     everywhere), and the multi-threaded eigensolver no longer crawls on an oversubscribed CPU.
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def pca_remove_energy(

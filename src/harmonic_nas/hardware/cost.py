@@ -31,7 +31,7 @@ from harmonic_nas.hardware.keys import lut_key, parse_key
 from harmonic_nas.hardware.lut import LUT
 
 if TYPE_CHECKING:
-    from harmonic_nas.fusion import ArchSpec
+    from harmonic_nas.fusion import ArchSpec, BaseCost
 
 logger = logging.getLogger(__name__)
 
@@ -289,6 +289,14 @@ class CostModel:
     def cost_backbones(self, arch: ArchSpec) -> Cost:
         """The cheap pass: Σ backbone layers (no genotype needed, no overhead)."""
         return _sum(self.backbone_costs(arch).values())
+
+    def base_cost(self, arch: ArchSpec) -> BaseCost:
+        """The scale of the fusion search's hardware term: the candidate's cost outside its
+        fusion operators (backbones + per-model overhead), and whether energy is modelled."""
+        from harmonic_nas.fusion import BaseCost
+
+        rest = self.cost_backbones(arch) + self.overhead()
+        return BaseCost(rest.latency_ms, rest.energy_mj, self.lut.energy_modelled)
 
     def cost_arch(self, arch: ArchSpec) -> ArchCost:
         """The full breakdown; needs ``arch.genotype`` (``GenomeError`` otherwise).

@@ -32,7 +32,6 @@ import platform
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +53,7 @@ from harmonic_nas.hardware.lut import (
 )
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.seeding import torch_generator
+from harmonic_nas.utils.threads import torch_threads
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
@@ -180,17 +180,6 @@ def build_module(spec: LayerSpec, *, seed: int = 0) -> tuple[nn.Module, tuple[Te
 
 
 # --- backends -----------------------------------------------------------------------------------
-
-
-@contextmanager
-def torch_threads(n: int) -> Any:
-    """Pin torch's intra-op threads for the block."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def export_onnx(module: nn.Module, inputs: tuple[Tensor, ...]) -> bytes:

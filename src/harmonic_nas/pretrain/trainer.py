@@ -46,6 +46,7 @@ from harmonic_nas.utils.device import default_device
 from harmonic_nas.utils.io import atomic_write_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.seeding import derive_seed, torch_generator
+from harmonic_nas.utils.threads import torch_threads
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig, PretrainConfig
@@ -227,26 +228,6 @@ def _isolated_rng(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-def _threads(pcfg: PretrainConfig) -> int | None:
-    # Optional config field (see the report): torch CPU threads while training (None: as is).
-    value = getattr(pcfg, "threads", None)
-    return None if value is None else int(value)
-
-
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` intra-op threads, restoring the previous setting afterwards."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _full_epochs(pcfg: PretrainConfig) -> int:
     # Optional config field (see the report); defaults to the LR warm-up length.
     value = getattr(pcfg, "full_epochs", None)
@@ -419,7 +400,7 @@ def pretrain_supernet(
         else:
             logger.info("config changed since %s was trained; retraining from scratch", pt_path)
 
-    with _torch_threads(_threads(pcfg)):
+    with torch_threads(pcfg.threads):  # None: the policy (one thread by default)
         return _train(cfg, dataset, modality, resume, device=device, progress=progress)
 
 

@@ -18,8 +18,7 @@ import re
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,6 +39,7 @@ from harmonic_nas.results._predict import (
 from harmonic_nas.results._raw import raw_recipes
 from harmonic_nas.utils.io import atomic_write_json, read_json, safe_torch_load
 from harmonic_nas.utils.progress import ProgressFn, no_progress
+from harmonic_nas.utils.threads import torch_threads
 
 if TYPE_CHECKING:
     from harmonic_nas.data import MultimodalDataset
@@ -393,17 +393,6 @@ def _keep_every_input(proto: Any, names: Sequence[str], shapes: Sequence[tuple[i
     proto.graph.input.extend([*inputs, *extra])
 
 
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run torch with ``n`` intra-op threads (the device's profiling setting), then restore."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _measure(fn: Callable[[], Any], warmup: int, repeats: int) -> tuple[float, float]:
     """Median and 90th percentile wall time (ms) of ``fn``."""
     for _ in range(warmup):
@@ -488,7 +477,7 @@ def export(
         progress("export", 3, total)
         one = [x[:1].numpy() for x in raw]
         n_rep = max(50, int(repeats))
-        with _torch_threads(threads):
+        with torch_threads(threads):
             med, p90 = _measure(lambda: exported.run(one), warmup, n_rep)
         progress("export", 4, total)
         os.replace(tmp, out)

@@ -31,6 +31,9 @@ MEMBER_COLORS = (
 )
 BASELINE_MARKERS = ("s", "D", "^", "v", "P", "X", "<", ">", "h")
 CANDIDATE_COLOR = "#9aa5b1"
+#: Up to this many Pareto members get one legend entry each (their colour); more get one entry
+#: that points to the report's table, whose swatches carry the same colours.
+LEGEND_MEMBERS = 8
 OTHER_COLORS = ("#374151", "#b45309", "#0f766e")
 
 
@@ -105,7 +108,7 @@ def pareto_projection(
 ) -> Path:
     """All candidates faded, the Pareto members highlighted and labelled, the baselines overlaid
     (and the Pareto sets of other search strategies, e.g. random search, as crosses)."""
-    fig = _new_figure(5.6, 4.3)
+    fig = _new_figure(5.6, 5.0)
     ax = fig.add_subplot()
     _style(ax)
 
@@ -136,11 +139,15 @@ def pareto_projection(
             fx, fy, where="post", color=CANDIDATE_COLOR, linewidth=1.0, linestyle="--", zorder=1
         )
     drawn = 0
+    each = len(members) <= LEGEND_MEMBERS
     for i, p in enumerate(members):
         a, b = _get(p, x.key), _get(p, y.key)
         if a is None or b is None:
             continue
-        label = f"Pareto set ({len(members)})" if drawn == 0 else None
+        if each:  # one legend entry per member, in its colour
+            label: str | None = f"Pareto: {p.label}"
+        else:
+            label = f"Pareto set ({len(members)}; colours as in the table)" if drawn == 0 else None
         drawn += 1
         ax.scatter(
             [a],
@@ -189,7 +196,8 @@ def pareto_projection(
     ):
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
     else:
-        ax.legend(fontsize=7, loc="best", framealpha=0.85)
+        # below the axes: with one entry per member it must not hide the points
+        fig.legend(fontsize=7, loc="outside lower center", ncols=3, frameon=False)
     return _save(fig, path)
 
 

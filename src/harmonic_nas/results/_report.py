@@ -237,14 +237,15 @@ _CSS = """
 body { margin:0; font:14px/1.5 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
        sans-serif; color:var(--fg); background:var(--bg); }
 header { background:#0f172a; color:#f8fafc; padding:22px 32px 18px; }
-header h1 { margin:0 0 4px; font-size:22px; font-weight:600; }
-header .sub { color:#cbd5e1; font-size:13px; }
-nav { background:#1e293b; padding:8px 32px; position:sticky; top:0; z-index:2; }
-nav a { color:#cbd5e1; margin-right:18px; text-decoration:none; font-size:13px; }
+header h1 { margin:0 0 4px; font-size:22px; font-weight:600; overflow-wrap:anywhere; }
+header .sub { color:#cbd5e1; font-size:13px; overflow-wrap:anywhere; }
+nav { background:#1e293b; padding:8px 32px; position:sticky; top:0; z-index:2;
+      display:flex; flex-wrap:wrap; gap:4px 18px; }
+nav a { color:#cbd5e1; text-decoration:none; font-size:13px; }
 nav a:hover { color:#fff; }
 main { max-width:1240px; margin:0 auto; padding:18px 32px 40px; }
 section { background:#fff; border:1px solid var(--line); border-radius:10px; padding:18px 22px;
-          margin:18px 0; }
+          margin:18px 0; min-width:0; overflow-wrap:anywhere; }
 h2 { margin:0 0 12px; font-size:18px; font-weight:600; }
 h3 { margin:14px 0 6px; font-size:15px; font-weight:600; }
 .cards { display:grid; grid-template-columns:repeat(auto-fit, minmax(170px, 1fr)); gap:12px; }
@@ -252,8 +253,9 @@ h3 { margin:14px 0 6px; font-size:15px; font-weight:600; }
 .card .k { color:var(--muted); font-size:12px; text-transform:uppercase; letter-spacing:.04em; }
 .card .v { font-size:20px; font-weight:600; margin-top:2px; }
 .card .s { color:var(--muted); font-size:12px; }
-.grid { display:grid; grid-template-columns:repeat(auto-fill, minmax(520px, 1fr)); gap:14px;
-        align-items:start; }
+.grid { display:grid; grid-template-columns:repeat(auto-fill, minmax(min(100%, 520px), 1fr));
+        gap:14px; align-items:start; }
+.archs { display:grid; grid-template-columns:minmax(0, 1fr); gap:14px; }
 section > figure img { max-width:min(100%, 760px); }
 section > figure.full img { max-width:100%; }
 figure { margin:0; text-align:center; }
@@ -266,7 +268,8 @@ th, td { padding:6px 9px; border-bottom:1px solid var(--line); text-align:left;
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 thead th { background:#f1f5f9; }
 .scroll thead th { position:sticky; top:0; z-index:1; }
-.wide { overflow-x:auto; }
+.wide { overflow-x:auto; max-width:100%; }
+.wide table { overflow-wrap:normal; }
 table.sortable th { cursor:pointer; user-select:none; }
 table.sortable th::after { content:" \\2195"; color:#94a3b8; font-size:11px; }
 table.sortable th[data-dir="asc"]::after { content:" \\2191"; color:var(--accent); }
@@ -279,14 +282,27 @@ tr.failed td { color:#9ca3af; }
 .note { color:var(--muted); font-style:italic; }
 .mono { font-family:ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size:12px; }
 .small { font-size:11px; line-height:1.35; }
-.arch { border:1px solid var(--line); border-radius:8px; padding:10px 12px; }
+.arch { border:1px solid var(--line); border-radius:8px; padding:10px 12px; min-width:0; }
+.arch figure { overflow-x:auto; }
+.arch figure img { width:100%; max-width:none; }
+.notation dt { font-weight:600; margin-top:6px; }
+.notation dd { margin:0 0 0 16px; }
+.notation code, .note code { overflow-wrap:anywhere; }
+.dominated { color:#b91c1c; }
 .arch h3 { margin-top:0; font-size:14px; }
 .arch td { white-space:normal; word-break:break-word; }
 .arch td:first-child { white-space:nowrap; width:1%; }
 .kv td:first-child { color:var(--muted); }
 details summary { cursor:pointer; color:var(--accent); }
 pre { background:#f1f5f9; padding:10px; border-radius:6px; overflow:auto; font-size:12px; }
-footer { color:var(--muted); font-size:12px; text-align:center; padding:10px 0 30px; }
+footer { color:var(--muted); font-size:12px; text-align:center; padding:10px 12px 30px;
+         overflow-wrap:anywhere; }
+@media (max-width: 640px) {
+  header { padding:16px 14px 12px; }
+  nav { padding:8px 14px; }
+  main { padding:10px 8px 24px; }
+  section { padding:12px 12px; }
+}
 """
 
 _JS = """
@@ -331,11 +347,30 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _img(path: Path, alt: str, caption: str = "", *, full: bool = False) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
+def _png_width(raw: bytes) -> int | None:
+    """Pixel width of a PNG from its IHDR chunk (None if it is not a PNG)."""
+    if len(raw) < 24 or raw[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return int.from_bytes(raw[16:20], "big")
+
+
+def _img(
+    path: Path, alt: str, caption: str = "", *, full: bool = False, min_scale: float | None = None
+) -> str:
+    """An embedded PNG. ``min_scale``: never shown below that share of its pixel size (its box
+    scrolls horizontally instead), nor above its pixel size: text in the figure stays readable."""
+    raw = path.read_bytes()
+    data = base64.b64encode(raw).decode("ascii")
     cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
     cls = ' class="full"' if full else ""
-    return f'<figure{cls}><img alt="{_e(alt)}" src="data:image/png;base64,{data}">{cap}</figure>'
+    style = ""
+    width = _png_width(raw) if min_scale is not None else None
+    if width and min_scale is not None:
+        style = f' style="min-width:{round(width * min_scale)}px; max-width:{width}px"'
+    return (
+        f'<figure{cls}><img alt="{_e(alt)}"{style} src="data:image/png;base64,{data}">{cap}'
+        "</figure>"
+    )
 
 
 def _td(text: str, value: Any = None, num: bool = False, raw: bool = False) -> str:
@@ -345,12 +380,16 @@ def _td(text: str, value: Any = None, num: bool = False, raw: bool = False) -> s
     return f"<td{attrs}>{text if raw else _e(text)}</td>"
 
 
-def _table(headers: Sequence[tuple[str, bool]], rows: Sequence[str], *, sortable: bool) -> str:
+def _table(
+    headers: Sequence[tuple[str, bool]], rows: Sequence[str], *, sortable: bool, wrap: bool = True
+) -> str:
+    """A table; ``wrap`` puts it in its own horizontal scroll box (nothing overflows the page)."""
     cls = ' class="sortable"' if sortable else ""
     head = "".join(
         f'<th class="num">{_e(h)}</th>' if n else f"<th>{_e(h)}</th>" for h, n in headers
     )
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    table = f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return f'<div class="wide">{table}</div>' if wrap else table
 
 
 def _section(anchor: str, title: str, body: str) -> str:
@@ -368,6 +407,58 @@ def _card(key: str, value: str, sub: str = "") -> str:
     )
 
 
+#: How to read the compact backbone genome of the tables (see :func:`compact_genome`).
+GENOME_NOTE = (
+    "<p class='note'><b>Backbone genome</b>, e.g. <code>d2 k53 e63</code>: per elastic stage of "
+    "the supernet (stages separated by <code>/</code>), <code>d</code> is the number of active "
+    "blocks (depth), then one digit per active block in order: <code>k</code> its kernel size "
+    "and <code>e</code> its expand ratio. <code>d2 k53 e63</code> is two blocks, a 5×5 kernel "
+    "with expand ratio 6 then a 3×3 kernel with expand ratio 3. <b>Fusion</b>: "
+    "<i>c</i> cells × <i>n</i> nodes per cell (the genotype is explained with the diagrams "
+    "under <a href='#architectures'>Fused architectures</a>).</p>"
+)
+
+#: How to read the fusion genotype string (``str(FusionGenotype)``) and its diagram.
+GENOTYPE_NOTE = (
+    "<dl class='notation'><dt>Fusion genotype, e.g. "
+    "<code>c0[1, 3]:Sum[0, 1],ConcatFC[2, 0] | c1[4, 2]:SE1[1, 0] | x2</code></dt>"
+    "<dd><b>States</b> are numbered: first the fusion points (feature maps taken from the "
+    "backbones, modality by modality, in the order of the diagram's left column, "
+    "<code>image[f3]</code> = feature map 3 of the image backbone), then the output of each "
+    "cell in turn. <code>c0[1, 3]</code>: cell 0 reads states 1 and 3.</dd>"
+    "<dd><b>Nodes</b> of a cell follow the colon: <code>Sum[0, 1]</code> applies the fusion "
+    "operator Sum to the cell's inner states 0 and 1 (inner 0 and 1 are the cell's two inputs, "
+    "inner 2 + <i>j</i> is the output of node <i>j</i>). A cell's output is its last node's "
+    "(plus a residual).</dd>"
+    "<dd><code>x2</code>: the outputs of the last 2 cells are concatenated and fed to the "
+    "classifier.</dd>"
+    "<dd><b>Diagram</b>: fusion points on the left (highlighted when a cell reads them), one "
+    "column per cell with its nodes and operators, the classifier on the right.</dd></dl>"
+)
+
+
+def dominated_by_baselines(
+    members: Sequence[ParetoMember], baselines: Sequence[dict[str, Any]] | None
+) -> dict[str, list[str]]:
+    """``{member id: [baseline names]}``: a baseline with at least the member's validation metric
+    at no more latency (both known) makes the member pointless to deploy."""
+    out: dict[str, list[str]] = {}
+    for m in members:
+        if m.val_metric is None or m.latency_ms is None:
+            continue
+        names = [
+            str(b.get("name", "?"))
+            for b in baselines or []
+            if (v := _num(b.get("val_metric"))) is not None
+            and (lat := _num(b.get("latency_ms"))) is not None
+            and v >= m.val_metric
+            and lat <= m.latency_ms
+        ]
+        if names:
+            out[m.id] = names
+    return out
+
+
 def _pareto_table(art: RunArtifacts) -> str:
     metric = art.metric
     headers = [
@@ -383,8 +474,13 @@ def _pareto_table(art: RunArtifacts) -> str:
         ("architecture", False),
     ]
     rows = []
+    dominated = dominated_by_baselines(art.members, art.baselines)
     for i, m in enumerate(art.members):
         genomes = genome_strings(m.arch)
+        flags = [_e(f) for f in m.flags] + [
+            f"<span class='dominated'>dominated by baseline {_e(b)}</span>"
+            for b in dominated.get(m.id, [])
+        ]
         swatch = f'<span class="swatch" style="background:{_plots.member_color(i)}"></span>'
         rows.append(
             "<tr>"
@@ -396,7 +492,7 @@ def _pareto_table(art: RunArtifacts) -> str:
             + _td(_fmt(m.latency_paper_ms, 3), m.latency_paper_ms, num=True)
             + _td(_fmt(m.energy_paper_mj, 3), m.energy_paper_mj, num=True)
             + _td(_fmt_params(m.params), m.params, num=True)
-            + _td("<br>".join(_e(f) for f in m.flags) or "—", raw=True)
+            + _td("<br>".join(flags) or "—", raw=True)
             + '<td class="mono small">'
             + "<br>".join(
                 [f"{_e(mod)}: {_e(genomes.get(mod, '?'))}" for mod in art.modalities]
@@ -538,7 +634,7 @@ def _candidates_table(art: RunArtifacts) -> str:
         f"<p>{len(rows)} candidates ({n_ok} complete). Click a column header to sort; "
         "Pareto members are highlighted.</p>"
     )
-    return intro + f'<div class="scroll">{_table(headers, rows, sortable=True)}</div>'
+    return intro + f'<div class="scroll">{_table(headers, rows, sortable=True, wrap=False)}</div>'
 
 
 def _supernet_section(art: RunArtifacts, figs: _Figures) -> str:
@@ -629,9 +725,9 @@ def _validation_section(art: RunArtifacts, figs: _Figures) -> str:
             rows = ["<tr>" + _td(k) + _td(v) + "</tr>" for k, v in summary]
             parts.append(
                 "<details><summary>fields of the validation file</summary>"
-                + f'<table class="kv">{"".join(rows)}</table></details>'
+                + f'<div class="wide"><table class="kv">{"".join(rows)}</table></div></details>'
                 if pairs
-                else f'<table class="kv">{"".join(rows)}</table>'
+                else f'<div class="wide"><table class="kv">{"".join(rows)}</table></div>'
             )
     return "".join(parts)
 
@@ -648,7 +744,7 @@ def _architectures_section(art: RunArtifacts, figs: _Figures) -> str:
         path = figs.path(f"arch_{_safe(m.id)}")
         reason = _draw_architecture(m.arch, path)
         if reason is None:
-            body = _img(path, f"fused architecture of {m.id}")
+            body = _img(path, f"fused architecture of {m.id}", min_scale=0.75)
         else:
             figs.paths.pop(f"arch_{_safe(m.id)}", None)
             body = f'<p class="note">diagram unavailable: {_e(reason)}</p>'
@@ -665,7 +761,18 @@ def _architectures_section(art: RunArtifacts, figs: _Figures) -> str:
             f"{_fmt(m.latency_ms, 3)} ms, {_fmt(m.energy_mj, 3)} mJ</h3>{body}"
             f'<table class="kv">{kv}</table></div>'
         )
-    return f'<div class="grid">{"".join(cards)}</div>'
+    return GENOTYPE_NOTE + f'<div class="archs">{"".join(cards)}</div>'
+
+
+def _dominance_note(art: RunArtifacts) -> str:
+    dominated = dominated_by_baselines(art.members, art.baselines)
+    if not dominated:
+        return ""
+    return (
+        f"<p class='note dominated'><b>{len(dominated)} of {len(art.members)} Pareto members "
+        "are dominated by a baseline</b> (" + _e(", ".join(dominated)) + "): a baseline is at "
+        "least as accurate on validation and at least as fast.</p>"
+    )
 
 
 def _energy_note(art: RunArtifacts) -> str:
@@ -757,8 +864,12 @@ def _render(art: RunArtifacts, figs: _Figures, progress: ProgressFn) -> str:
         + "<p class='note'>Flags: <i>ignores m</i> — the fusion reads no feature of modality m "
         "(a unimodal model); <i>predicted</i> — layer costs estimated by the fallback predictor "
         "from the device table's layers of the same kind; <i>not costed</i> — layers of a kind "
-        "the device table has no entry of, left out of the latency and energy.</p>"
-        + f'<div class="wide">{_pareto_table(art)}</div>'
+        "the device table has no entry of, left out of the latency and energy; "
+        "<i>dominated by baseline b</i> — baseline b reaches at least this validation score at "
+        "no more latency, so prefer it to this member.</p>"
+        + _dominance_note(art)
+        + GENOME_NOTE
+        + _pareto_table(art)
         + "<h3>Pareto projections</h3>"
         + "<p>Grey: every completed candidate (dashed: its 2-D front); coloured: the Pareto "
         "set (non-dominated in the search's objectives)."

@@ -29,7 +29,7 @@ from harmonic_nas.backbones import MaxoutPreset, MobileNetV3Preset, get_preset
 from harmonic_nas.backbones.layers import LayerSpec
 from harmonic_nas.errors import ConfigError, LUTError
 from harmonic_nas.search.genome import BackboneSpace, MultimodalGenome, SearchSpace
-from harmonic_nas.search.problem import CostBound, Evaluation, TestScore
+from harmonic_nas.search.problem import CostBound, Evaluation, TestScore, fidelity_epochs
 from harmonic_nas.utils.device import default_device
 from harmonic_nas.utils.io import atomic_torch_save
 from harmonic_nas.utils.progress import ProgressFn, no_progress
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-#: The hypervolume reference point is this factor above the largest candidate's cost estimate.
+#: The hypervolume reference point is this factor above the upper bound of every candidate's cost.
 REFERENCE_MARGIN = 1.2
 
 
@@ -180,17 +180,17 @@ class HarmonicProblem:
         first = fusion_point_indices(len(counts), self.cfg.fusion.fusion_points)[0]
         return layers[: counts[first]]
 
-    def _bound(self, genome: MultimodalGenome, *, upper: bool = False) -> Cost:
+    def _bound(self, genome: MultimodalGenome) -> Cost:
+        """A lower bound of ``genome``'s cost with any genotype (see the module docstring)."""
         from harmonic_nas.hardware import Cost
 
         cm = self.cost_model
         layers = self._backbone_layers(genome)
         ops = self.op_costs.values()
-        pick = max if upper else min
-        op = Cost(pick(c[0] for c in ops), pick(c[1] for c in ops))
+        op = Cost(min(c[0] for c in ops), min(c[1] for c in ops))
         n_ops = genome.cells * genome.nodes
         backbones = Cost()
-        if upper or not cm.prunes_dead_layers:
+        if not cm.prunes_dead_layers:
             for specs in layers.values():
                 backbones = backbones + cm.cost_layers(specs)
         else:
@@ -208,33 +208,132 @@ class HarmonicProblem:
         c = self._bound(genome)
         return CostBound(c.latency_ms, c.energy_mj)
 
+    def space_upper_bound(self) -> CostBound:
+        """An upper bound of the total cost (``ArchCost.total``) of EVERY candidate of the search
+        space with ANY fusion genotype, from the space and the device table alone.
+
+        Latency and energy are bounded separately, each as the sum of per-slot maxima (so a
+        table in which a bigger layer happens to be faster changes nothing):
+
+        * each backbone: per layer slot, the dearest of the layers the space can put there
+          (a block's layer depends only on its own kernel / expand genes and its slot; a
+          shallower stage runs a subset of the slots);
+        * fusion reshapes: a cell reads two states, so at most ``2 x max cells`` fusion points
+          are reshaped: the dearest ``2 x max cells`` of the per-rank maxima of every modality's
+          fusion points over its depth choices;
+        * ``max cells x max nodes`` of the dearest operator, ``max cells`` cell norms, the
+          dearest head (multiplier 1 .. max cells) and the per-model overhead.
+
+        Layers the backend prunes only lower a candidate's cost, so the bound holds for both.
+        """
+        from harmonic_nas.fusion import ArchSpec, ModalityArch, point_refs
+        from harmonic_nas.hardware.space import (
+            arch_feature_shapes,
+            backbone_specs,
+            cell_norm_spec,
+            covering_genomes,
+            depth_genomes,
+            head_spec,
+            reshape_spec,
+        )
+
+        cm = self.cost_model
+        fc = self.cfg.fusion
+        n = self.n_classes
+        max_cells, max_nodes = max(self.space.cells), max(self.space.nodes)
+        lat = en = 0.0
+        # backbones: per-slot maxima over the genomes at maximum depth
+        for mc in self.cfg.modalities.values():
+            lists = [backbone_specs(mc.preset, mc.shape, g, n) for g in covering_genomes(mc.preset)]
+            deepest = max(len(x) for x in lists)
+            costs = [[cm.layer_cost(s) for s in x] for x in lists if len(x) == deepest]
+            lat += sum(max(c[i].latency_ms for c in costs) for i in range(deepest))
+            en += sum(max(c[i].energy_mj for c in costs) for i in range(deepest))
+        # fusion reshapes: per modality and rank, the dearest point over the depth choices
+        ranked_lat: list[float] = []
+        ranked_en: list[float] = []
+        for name, mc in self.cfg.modalities.items():
+            per_lat: list[float] = []
+            per_en: list[float] = []
+            for genome in depth_genomes(mc.preset):
+                arch = ArchSpec(
+                    modalities={name: ModalityArch(mc.preset, tuple(mc.shape), genome)},
+                    cells=1,
+                    nodes=1,
+                    C=fc.C,
+                    L=fc.L,
+                    fusion_points=fc.fusion_points,
+                    n_classes=n,
+                )
+                shapes = arch_feature_shapes(arch)
+                pts = [
+                    cm.layer_cost(reshape_spec(shapes[m][k], fc.C, fc.L))
+                    for m, k in point_refs(arch, shapes)
+                ]
+                for acc, vals in (
+                    (per_lat, sorted((c.latency_ms for c in pts), reverse=True)),
+                    (per_en, sorted((c.energy_mj for c in pts), reverse=True)),
+                ):
+                    acc.extend([0.0] * (len(vals) - len(acc)))
+                    for i, v in enumerate(vals):
+                        acc[i] = max(acc[i], v)
+            ranked_lat += per_lat
+            ranked_en += per_en
+        n_read = 2 * max_cells
+        lat += sum(sorted(ranked_lat, reverse=True)[:n_read])
+        en += sum(sorted(ranked_en, reverse=True)[:n_read])
+        # operators, cell norms, head, overhead
+        ops = list(self.op_costs.values())
+        lat += max_cells * max_nodes * max(c[0] for c in ops)
+        en += max_cells * max_nodes * max(c[1] for c in ops)
+        norm = cm.layer_cost(cell_norm_spec(fc.C, fc.L))
+        lat += max_cells * norm.latency_ms
+        en += max_cells * norm.energy_mj
+        heads = [cm.layer_cost(head_spec(k, fc.C, fc.L, n)) for k in range(1, max_cells + 1)]
+        lat += max(h.latency_ms for h in heads)
+        en += max(h.energy_mj for h in heads)
+        overhead = cm.overhead()
+        return CostBound(lat + overhead.latency_ms, en + overhead.energy_mj)
+
     def reference_costs(self) -> tuple[CostBound, CostBound]:
+        """``(ideal, reference)``: the ideal is the smallest genome's lower bound, the reference
+        :data:`REFERENCE_MARGIN` x :meth:`space_upper_bound` (it bounds every candidate, and it
+        depends on the search space and the device table only: every strategy and seed of one
+        setup is normalised alike)."""
         lo = self._bound(self.space.min_genome())
-        hi = self._bound(self.space.max_genome(), upper=True)
+        hi = self.space_upper_bound()
         return (
             CostBound(lo.latency_ms, lo.energy_mj),
             CostBound(hi.latency_ms * REFERENCE_MARGIN, hi.energy_mj * REFERENCE_MARGIN),
         )
 
     def evaluate(
-        self, genome: MultimodalGenome, *, seed: int, progress: ProgressFn = no_progress
+        self,
+        genome: MultimodalGenome,
+        *,
+        seed: int,
+        progress: ProgressFn = no_progress,
+        fidelity: float = 1.0,
     ) -> Evaluation:
-        from harmonic_nas.fusion import BaseCost
         from harmonic_nas.fusion.runner import run_inner_tier
         from harmonic_nas.hardware import live_graph
 
         arch = self.arch_spec(genome)
         cm = self.cost_model
-        rest = cm.cost_backbones(arch) + cm.overhead()
+        cfg = self.cfg
+        epochs = fidelity_epochs(cfg.fusion.epochs, cfg.fusion.retrain_epochs, fidelity)
+        if epochs != (cfg.fusion.epochs, cfg.fusion.retrain_epochs):  # the cheap evaluation
+            fusion = cfg.fusion.model_copy(
+                update={"epochs": epochs[0], "retrain_epochs": epochs[1]}
+            )
+            cfg = cfg.model_copy(update={"fusion": fusion})
         result = run_inner_tier(
-            self.cfg,
+            cfg,
             arch,
             self.dataset,
             self.supernets,
             op_costs=self.op_costs,
-            base_cost=BaseCost(
-                rest.latency_ms, rest.energy_mj, energy_modelled=self.energy_modelled
-            ),
+            base_cost=cm.base_cost(arch),
             seed=seed,
             device=self.device,
             progress=progress,

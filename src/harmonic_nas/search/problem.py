@@ -137,9 +137,17 @@ class SearchProblem(Protocol):
         ...
 
     def evaluate(
-        self, genome: MultimodalGenome, *, seed: int, progress: ProgressFn = no_progress
+        self,
+        genome: MultimodalGenome,
+        *,
+        seed: int,
+        progress: ProgressFn = no_progress,
+        fidelity: float = 1.0,
     ) -> Evaluation:
-        """Full evaluation on validation data (fusion search, retrain, cost of the derived model)."""
+        """Evaluation on validation data (fusion search, retrain, cost of the derived model).
+
+        ``fidelity`` < 1: the cheap evaluation of multi-fidelity search, with
+        :func:`fidelity_epochs` of the fusion search and retraining epochs."""
         ...
 
     def score_test(
@@ -154,6 +162,17 @@ class SearchProblem(Protocol):
         """Retrain the discrete model (once per seed), score it on test, save the first seed's model
         as ``model_dir/{arch.json, weights.pt}``."""
         ...
+
+
+def fidelity_epochs(epochs: int, retrain_epochs: int, fidelity: float) -> tuple[int, int]:
+    """``(fusion search epochs, retraining epochs)`` of an evaluation at ``fidelity`` (a share
+    of the configured ones; at least one epoch each)."""
+    if fidelity >= 1.0:
+        return epochs, retrain_epochs
+    return (
+        max(1, math.ceil(epochs * fidelity - 1e-9)),
+        max(1, math.ceil(retrain_epochs * fidelity - 1e-9)),
+    )
 
 
 #: Builds the problem inside a worker; must be picklable (a top-level function or a dataclass).

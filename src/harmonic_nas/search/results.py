@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,13 @@ import optuna
 from optuna.samplers import NSGAIISampler
 from optuna.trial import FrozenTrial, TrialState
 
-from harmonic_nas.errors import HarmonicError
+from harmonic_nas.errors import (
+    CheckpointError,
+    ConfigError,
+    HarmonicError,
+    LUTError,
+    StageMissingError,
+)
 from harmonic_nas.search.genome import MultimodalGenome, SearchSpace
 from harmonic_nas.search.pareto import non_dominated, normalised_hypervolume
 from harmonic_nas.search.problem import Evaluation, SearchProblem
@@ -25,7 +31,13 @@ from harmonic_nas.search.storage import (
     ATTR_BUDGET,
     ATTR_DUPLICATE,
     ATTR_FAIL,
+    ATTR_FIDELITY,
+    ATTR_FUSION_EPOCHS,
     ATTR_KEY,
+    ATTR_LOW_FIDELITY,
+    ATTR_RESCORE_SEEDS,
+    RESCORE_PREFIX,
+    StorageError,
     search_config_hash,
 )
 from harmonic_nas.utils.io import atomic_write_json, read_json
@@ -72,11 +84,56 @@ class CandidateRecord:
     eval_seed: int | None
     completed_at: _dt.datetime | None
     partial: bool = False
+    fidelity: str | None = None
+    """``full`` or ``low`` (multi-fidelity: not promoted); None when not evaluated"""
+    fusion_epochs: tuple[int, int] | None = None
+    """(fusion search, retraining) epochs of the evaluation the figures come from"""
+    low_fidelity: dict[str, Any] | None = None
+    """multi-fidelity: the cheap evaluation (val_metric, latency_ms, energy_mj, fusion_epochs)"""
+    val_metrics: tuple[float, ...] = ()
+    """noise-aware front: the val metric of each seed (the search's own first), when >= 2;
+    ``evaluation.val_metric`` is then their mean"""
 
     @property
     def scored(self) -> bool:
-        """COMPLETE, evaluated (not skipped by the cheap pass) and within the hard budgets."""
-        return self.state == "COMPLETE" and self.evaluation is not None and self.feasible
+        """COMPLETE, evaluated at full fidelity (not skipped by the cheap pass, not left at the
+        cheap fidelity) and within the hard budgets: what the front is made of."""
+        return (
+            self.state == "COMPLETE"
+            and self.evaluation is not None
+            and self.feasible
+            and self.fidelity != "low"
+        )
+
+    @property
+    def val_seeds(self) -> int:
+        """How many seeds the val metric is the mean of."""
+        return max(1, len(self.val_metrics))
+
+    @property
+    def val_metric_std(self) -> float | None:
+        """Standard deviation (population) of the val metric over its seeds; None for one seed."""
+        return _std(self.val_metrics) if len(self.val_metrics) >= 2 else None
+
+    def seed_fields(self) -> dict[str, Any]:
+        """``val_seeds`` and ``val_metric_std`` where >= 2 seeds exist, else nothing."""
+        if len(self.val_metrics) < 2:
+            return {}
+        return {
+            "val_seeds": len(self.val_metrics),
+            "val_metric_std": self.val_metric_std,
+            "val_metric_seeds": list(self.val_metrics),
+        }
+
+    def fidelity_fields(self) -> dict[str, Any]:
+        """``fidelity`` and ``fusion_epochs`` (plus the cheap score under multi-fidelity)."""
+        out: dict[str, Any] = {
+            "fidelity": self.fidelity,
+            "fusion_epochs": list(self.fusion_epochs) if self.fusion_epochs else None,
+        }
+        if self.low_fidelity is not None:
+            out["low_fidelity"] = self.low_fidelity
+        return out
 
     def minimised(self, n_objectives: int = 3) -> tuple[float, ...]:
         """Objectives as a minimisation vector ``(-val_metric, latency_ms, energy_mj)``, the
@@ -84,6 +141,11 @@ class CandidateRecord:
         assert self.evaluation is not None
         ev = self.evaluation
         return (-float(ev.val_metric), float(ev.latency_ms), float(ev.energy_mj))[:n_objectives]
+
+
+def _std(values: tuple[float, ...] | list[float]) -> float:
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
 def _evaluation(t: FrozenTrial) -> Evaluation | None:
@@ -106,11 +168,32 @@ def is_partial(t: FrozenTrial, genes: frozenset[str] | None = None) -> bool:
     return t.state != TrialState.COMPLETE and ATTR_KEY not in t.user_attrs
 
 
-def _record(t: FrozenTrial, genes: frozenset[str] | None = None) -> CandidateRecord | None:
+def _seed_values(entry: Any, key: str, n_seeds: int) -> tuple[float, ...]:
+    """The first ``n_seeds`` re-scored val metrics of a member (empty unless >= 2)."""
+    if n_seeds < 2 or not isinstance(entry, dict) or entry.get("key") != key:
+        return ()
+    values = tuple(float(v) for v in entry.get("val_metrics", [])[:n_seeds])
+    return values if len(values) >= 2 else ()
+
+
+def _record(
+    t: FrozenTrial,
+    genes: frozenset[str] | None = None,
+    study_attrs: dict[str, Any] | None = None,
+) -> CandidateRecord | None:
     if t.state == TrialState.WAITING or not t.params or t.user_attrs.get(ATTR_BUDGET):
         return None
     partial = t.state != TrialState.COMPLETE and is_partial(t, genes)
     evaluation = _evaluation(t)
+    attrs = study_attrs or {}
+    key = str(t.user_attrs.get(ATTR_KEY, ""))
+    values = _seed_values(
+        attrs.get(f"{RESCORE_PREFIX}{t.number}"), key, int(attrs.get(ATTR_RESCORE_SEEDS, 1))
+    )
+    if evaluation is not None and values:
+        evaluation = replace(evaluation, val_metric=sum(values) / len(values))
+    epochs = t.user_attrs.get(ATTR_FUSION_EPOCHS)
+    fidelity = t.user_attrs.get(ATTR_FIDELITY)
     skipped = str(t.user_attrs.get("skipped", ""))
     feasible = not skipped and all(v <= 0 for v in t.constraints.values())
     fail = str(t.user_attrs.get(ATTR_FAIL, ""))
@@ -124,7 +207,7 @@ def _record(t: FrozenTrial, genes: frozenset[str] | None = None) -> CandidateRec
         trial=t.number,
         state=t.state.name,
         generation=int(gen) if gen is not None else None,
-        key=str(t.user_attrs.get(ATTR_KEY, "")),
+        key=key,
         params=dict(t.params),
         evaluation=evaluation if t.state == TrialState.COMPLETE else None,
         feasible=feasible,
@@ -134,6 +217,10 @@ def _record(t: FrozenTrial, genes: frozenset[str] | None = None) -> CandidateRec
         eval_seed=t.user_attrs.get("eval_seed"),
         completed_at=t.datetime_complete,
         partial=partial,
+        fidelity=str(fidelity) if fidelity is not None else None,
+        fusion_epochs=(int(epochs[0]), int(epochs[1])) if isinstance(epochs, list) else None,
+        low_fidelity=t.user_attrs.get(ATTR_LOW_FIDELITY),
+        val_metrics=values,
     )
 
 
@@ -151,7 +238,12 @@ class SearchRecords:
         cls, study: optuna.Study, *, population: int, space: SearchSpace | None = None
     ) -> SearchRecords:
         genes = frozenset(space.distributions()) if space is not None else None
-        recs = [r for t in study.get_trials(deepcopy=False) if (r := _record(t, genes)) is not None]
+        attrs = study.user_attrs
+        recs = [
+            r
+            for t in study.get_trials(deepcopy=False)
+            if (r := _record(t, genes, attrs)) is not None
+        ]
         objectives = study.user_attrs.get(ATTR_OBJECTIVES) or FRONT_OBJECTIVES
         return cls(sorted(recs, key=lambda r: r.trial), population, tuple(objectives))
 
@@ -183,8 +275,18 @@ class SearchRecords:
         order = {r.trial: i for i, r in enumerate(self.complete)}
         return order[rec.trial] // self.population if rec.trial in order else None
 
+    @property
+    def n_low_fidelity(self) -> int:
+        """COMPLETE candidates left at the cheap fidelity (multi-fidelity, not promoted)."""
+        return sum(r.state == "COMPLETE" and r.fidelity == "low" for r in self.records)
+
+    def best(self) -> CandidateRecord | None:
+        """The val-best member of the front (ties: lower latency, then earlier trial)."""
+        return best_by_val(self.front())
+
     def front(self, upto: int | None = None) -> list[CandidateRecord]:
-        """Non-dominated feasible candidates among the first ``upto`` completed (all if None)."""
+        """Non-dominated feasible full-fidelity candidates among the first ``upto`` completed
+        (all if None), on the seed means where the front was re-scored."""
         pool = [r for r in self.complete[:upto] if r.scored]
         idx = non_dominated([self._vec(r) for r in pool])
         return sorted((pool[i] for i in idx), key=lambda r: (r.minimised()[1], r.trial))
@@ -207,6 +309,20 @@ class SearchRecords:
                 {"generation": g, "hypervolume": hv, "n_complete": upto, "front_size": len(front)}
             )
         return out
+
+
+def best_by_val(members: list[CandidateRecord]) -> CandidateRecord | None:
+    """The member with the highest val metric (ties: lower latency, then earlier trial): every
+    "best" is chosen on val, never on test."""
+    pool = [r for r in members if r.evaluation is not None]
+    if not pool:
+        return None
+
+    def rank(r: CandidateRecord) -> tuple[float, float, int]:
+        assert r.evaluation is not None
+        return (float(r.evaluation.val_metric), -float(r.evaluation.latency_ms), -r.trial)
+
+    return max(pool, key=rank)
 
 
 def load_records(study: optuna.Study, space: SearchSpace, population: int) -> SearchRecords:
@@ -258,6 +374,8 @@ def write_candidates(
                 "feasible": r.feasible if ev else None,
                 "pareto": r.trial in front,
                 "fail_reason": reason or None,
+                **r.fidelity_fields(),
+                **r.seed_fields(),
                 **(_flags(ev, problem) if ev else {}),
             }
         )
@@ -312,6 +430,10 @@ def write_hypervolume(
         {
             "reference_point": ref,
             "ideal_point": ideal,
+            "reference_definition": "val metric 0; latency and energy a margin above an upper "
+            "bound of every candidate of the search space with any fusion genotype (every costed "
+            "layer), from the search space and the device table only: fixed when the study is "
+            "created, the same for every strategy and seed of one setup",
             "normalisation": "each objective mapped linearly ideal->0, reference->1; "
             "hypervolume of the unit box (1.0 = the ideal point dominates everything)",
             "population": records.population,
@@ -327,6 +449,99 @@ def write_hypervolume(
 def member_seeds(eval_seed: int, n: int) -> list[int]:
     """The evaluation seed first (it rebuilds the searched model), then derived ones."""
     return [eval_seed, *(derive_seed(eval_seed, "test", i) for i in range(1, n))]
+
+
+def rescore_seeds_of(eval_seed: int, n: int) -> list[int]:
+    """The seeds of a re-scored member: the evaluation seed (the search's own score), then
+    seeds derived for re-scoring."""
+    return [eval_seed, *(derive_seed(eval_seed, "rescore", i) for i in range(1, n))]
+
+
+_FATAL = (StageMissingError, CheckpointError, ConfigError, StorageError, LUTError)
+
+
+def rescore_front(
+    cfg: ExperimentConfig,
+    study: optuna.Study,
+    problem: SearchProblem,
+    *,
+    progress: ProgressFn = no_progress,
+) -> SearchRecords:
+    """The noise-aware front (``search.rescore_seeds`` > 1): re-evaluate each Pareto member on
+    val with derived seeds (``problem.evaluate``, full fidelity) until it has ``rescore_seeds``
+    scores; its val metric becomes their mean (std recorded) and the front is recomputed on the
+    means, repeated until every member of the new front is re-scored. Costs, genotype and the
+    model stay the search's own (first seed). Each score is stored in the study as soon as it
+    exists (study attribute ``rescore:<trial>``), so an interrupted stage resumes.
+
+    Returns the records with the means applied (the plain records when re-scoring is off)."""
+    n = int(cfg.search.rescore_seeds)
+    if int(study.user_attrs.get(ATTR_RESCORE_SEEDS, 1)) != n:
+        study.set_user_attr(ATTR_RESCORE_SEEDS, n)
+    population = cfg.search.population
+    records = load_records(study, problem.space, population)
+    if n < 2:
+        return records
+    given_up: set[int] = set()
+    while True:
+        todo = [r for r in records.front() if r.val_seeds < n and r.trial not in given_up]
+        if not todo:
+            return records
+        for i, r in enumerate(todo):
+            progress("final: re-scoring the Pareto set on val", i, len(todo))
+            if not _rescore_member(cfg, study, problem, r, n, progress):
+                given_up.add(r.trial)
+        progress("final: re-scoring the Pareto set on val", len(todo), len(todo))
+        records = load_records(study, problem.space, population)
+
+
+def _rescore_member(
+    cfg: ExperimentConfig,
+    study: optuna.Study,
+    problem: SearchProblem,
+    rec: CandidateRecord,
+    n: int,
+    progress: ProgressFn,
+) -> bool:
+    """Bring one member to ``n`` val scores; False (logged) when an evaluation fails."""
+    assert rec.evaluation is not None
+    genome = _genome(problem.space, rec)
+    eval_seed = (
+        rec.eval_seed if rec.eval_seed is not None else derive_seed(cfg.seed, "candidate", rec.key)
+    )
+    seeds = rescore_seeds_of(int(eval_seed), n)
+    attr = f"{RESCORE_PREFIX}{rec.trial}"
+    stored = study.user_attrs.get(attr)
+    values: list[float] = (
+        [float(v) for v in stored["val_metrics"]]
+        if isinstance(stored, dict) and stored.get("key") == rec.key and stored.get("val_metrics")
+        else [float(rec.evaluation.val_metric)]
+    )
+    while len(values) < n:
+        seed = seeds[len(values)]
+        try:
+            ev = problem.evaluate(genome, seed=seed, progress=progress)
+            bad = ev.non_finite()
+            if bad is not None:
+                raise FloatingPointError(f"{bad} is not finite (the candidate diverged)")
+        except _FATAL:
+            raise
+        except Exception as exc:
+            logger.warning(
+                "re-scoring trial %d with seed %d failed (%s: %s); its val metric stays the "
+                "mean of %d seed(s)",
+                rec.trial,
+                seed,
+                exc.__class__.__name__,
+                exc,
+                len(values),
+            )
+            return False
+        values.append(float(ev.val_metric))
+        study.set_user_attr(
+            attr, {"key": rec.key, "seeds": seeds[: len(values)], "val_metrics": values}
+        )
+    return True
 
 
 def finalize_study(
@@ -405,10 +620,14 @@ def finalize_study(
                 if math.isfinite(ev.energy_paper_mj)
                 else None,
                 "params": ev.params,
+                **r.fidelity_fields(),
+                **r.seed_fields(),
                 **_flags(ev, problem),
             }
         )
     progress("final: scoring the Pareto set on test", len(front), len(front))
+    best = records.best()
+    chosen = next((m for m in members if best is not None and m["trial"] == best.trial), None)
     ideal, ref = study_points(study)
     return atomic_write_json(
         out_dir / "pareto.json",
@@ -420,10 +639,22 @@ def finalize_study(
             "strategy": strategy,
             "study": study.study_name,
             "test_seeds": cfg.search.test_seeds,
+            "rescore_seeds": cfg.search.rescore_seeds,
             "objectives": list(records.objectives),
             "energy": energy_info(problem),
             "reference_point": ref,
             "ideal_point": ideal,
+            "best": (
+                {
+                    "id": chosen["id"],
+                    "trial": chosen["trial"],
+                    "chosen_by": "val_metric",
+                    "val_metric": chosen["val_metric"],
+                    "test_metric": chosen["test_metric"],
+                }
+                if chosen is not None
+                else None
+            ),
             "members": members,
         },
         schema_version=SCHEMA_VERSION,

@@ -14,6 +14,15 @@ handling included) until the study holds exactly ``cfg.search.budget`` COMPLETE 
    skipped and the candidate completes infeasible (constraint > 0, metric 0).
 5. *Evaluation* (fusion search + retrain), seeded by ``derive_seed(run seed, key)``; an exception or
    a non-finite objective ends the trial FAIL with ``fail_reason``, and the search goes on.
+   Multi-fidelity (``search.fidelity: halving``): the candidate is first evaluated with
+   ``search.fidelity_fraction`` of the fusion epochs; only if no member of the current front
+   dominates it *at that fidelity* (the front members' own cheap scores) is it evaluated in full,
+   else it completes with its cheap score, marked ``fidelity: low`` (never a front member). Every
+   trial records ``fidelity`` and ``fusion_epochs``. A killed trial is retried from scratch like
+   any other, so resuming loses nothing and ends at exactly the budget.
+
+After the budget, ``search.rescore_seeds`` > 1 re-scores the front on val with more seeds
+(:func:`~harmonic_nas.search.results.rescore_front`).
 """
 
 from __future__ import annotations
@@ -41,10 +50,12 @@ from optuna.trial import TrialState
 from harmonic_nas.config import ExperimentConfig, dump_config, save_resolved
 from harmonic_nas.errors import CheckpointError, ConfigError, HarmonicError, StageMissingError
 from harmonic_nas.search.genome import MultimodalGenome
+from harmonic_nas.search.pareto import dominates
 from harmonic_nas.search.problem import (
     Evaluation,
     ProblemFactory,
     SearchProblem,
+    fidelity_epochs,
     problem_reference,
     resolve_factory,
 )
@@ -52,10 +63,12 @@ from harmonic_nas.search.results import (
     ATTR_OBJECTIVES,
     EVALUATION_SCALARS,
     FRONT_OBJECTIVES,
+    SCHEMA_VERSION,
     SearchRecords,
     finalize_study,
     load_records,
     read_search_index,
+    rescore_front,
     write_candidates,
     write_hypervolume,
     write_search_index,
@@ -64,8 +77,12 @@ from harmonic_nas.search.storage import (
     ATTR_BUDGET,
     ATTR_DUPLICATE,
     ATTR_FAIL,
+    ATTR_FIDELITY,
+    ATTR_FUSION_EPOCHS,
     ATTR_INTERRUPTED,
     ATTR_KEY,
+    ATTR_LOW_FIDELITY,
+    ATTR_PROMOTED,
     ATTR_WORKER,
     ATTR_WRITE_OUT,
     StorageError,
@@ -83,7 +100,7 @@ from harmonic_nas.search.storage import (
     worker_identity,
 )
 from harmonic_nas.search.strategies import Strategy, get_strategy, make_sampler
-from harmonic_nas.utils.io import atomic_write_text
+from harmonic_nas.utils.io import atomic_write_text, read_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.seeding import derive_seed
 
@@ -118,6 +135,13 @@ class SearchSummary:
     candidates_path: Path
     hypervolume_path: Path
     pareto_path: Path | None
+    n_low_fidelity: int = 0
+    """candidates left at the cheap fidelity (multi-fidelity)"""
+    best_trial: int | None = None
+    """the val-best member of the front (every "best" is chosen on val)"""
+    best_val_metric: float | None = None
+    best_test_metric: float | None = None
+    """its test score, when the Pareto set was scored on test"""
 
 
 @dataclass(frozen=True)
@@ -292,11 +316,64 @@ class _Objective:
             )
         seed = derive_seed(self.cfg.seed, "candidate", key)
         trial.set_user_attr("eval_seed", seed)
-        evaluation = self.problem.evaluate(genome, seed=seed, progress=self.progress)
+        s, fc = self.cfg.search, self.cfg.fusion
+        full = (fc.epochs, fc.retrain_epochs)
+        low = fidelity_epochs(*full, s.fidelity_fraction)
+        if s.fidelity == "halving" and low != full:
+            cheap = self._run(genome, seed, s.fidelity_fraction)
+            trial.set_user_attr(
+                ATTR_LOW_FIDELITY,
+                {
+                    "val_metric": cheap.val_metric,
+                    "latency_ms": cheap.latency_ms,
+                    "energy_mj": cheap.energy_mj,
+                    "fusion_epochs": list(low),
+                },
+            )
+            promoted = self._promote(trial.study, cheap)
+            trial.set_user_attr(ATTR_PROMOTED, promoted)
+            if not promoted:
+                trial.set_user_attr(ATTR_FIDELITY, "low")
+                trial.set_user_attr(ATTR_FUSION_EPOCHS, list(low))
+                return cheap, ""
+        evaluation = self._run(genome, seed, 1.0)
+        trial.set_user_attr(ATTR_FIDELITY, "full")
+        trial.set_user_attr(ATTR_FUSION_EPOCHS, list(full))
+        return evaluation, ""
+
+    def _run(self, genome: MultimodalGenome, seed: int, fidelity: float) -> Evaluation:
+        if fidelity < 1.0:
+            evaluation = self.problem.evaluate(
+                genome, seed=seed, progress=self.progress, fidelity=fidelity
+            )
+        else:  # problems written before multi-fidelity take no fidelity argument
+            evaluation = self.problem.evaluate(genome, seed=seed, progress=self.progress)
         bad = evaluation.non_finite()
         if bad is not None:
             raise FloatingPointError(f"{bad} is not finite (the candidate diverged)")
-        return evaluation, ""
+        return evaluation
+
+    def _promote(self, study: optuna.Study, cheap: Evaluation) -> bool:
+        """Whether a cheaply evaluated candidate can still reach the front: feasible at the cheap
+        fidelity, and dominated by no current front member's own cheap score (like is compared
+        with like: cheap scores are lower than full ones)."""
+        if any(v > 0 for v in self._violations(cheap.latency_ms, cheap.energy_mj).values()):
+            return False
+        if self.cfg.search.require_all_modalities and cheap.missing_modalities(
+            list(self.cfg.modalities)
+        ):
+            return False
+        records = SearchRecords.from_study(study, population=self.cfg.search.population)
+        k = len(records.objectives)
+        mine = (-cheap.val_metric, cheap.latency_ms, cheap.energy_mj)[:k]
+        for r in records.front():
+            p = r.low_fidelity
+            if not isinstance(p, dict):
+                continue
+            theirs = (-float(p["val_metric"]), float(p["latency_ms"]), float(p["energy_mj"]))
+            if dominates(theirs[:k], mine):
+                return False
+        return True
 
 
 def _counts(study: optuna.Study) -> dict[str, int]:
@@ -476,6 +553,7 @@ def prepare(
         "population": scfg.population,
         "seed": cfg.seed,
         "metric": prob.metric,
+        "fidelity": fidelity_info(cfg),
         ATTR_OBJECTIVES: list(FRONT_OBJECTIVES[:2] if prob.energy_modelled else FRONT_OBJECTIVES),
         "ideal_point": {
             "val_metric": 1.0,
@@ -503,6 +581,30 @@ def prepare(
     except sqlalchemy.exc.SQLAlchemyError as exc:  # disk full, read-only, server gone, ...
         raise _storage_failed(url, exc) from None
     return ctx, prob, study, rdb
+
+
+def fidelity_info(cfg: ExperimentConfig) -> dict[str, Any]:
+    """How candidates are evaluated: ``mode`` (full | halving), the full and cheap epochs."""
+    s, fc = cfg.search, cfg.fusion
+    full = [fc.epochs, fc.retrain_epochs]
+    out: dict[str, Any] = {"mode": s.fidelity, "fusion_epochs": full}
+    if s.fidelity != "full":
+        out["fraction"] = s.fidelity_fraction
+        out["low_fusion_epochs"] = list(
+            fidelity_epochs(fc.epochs, fc.retrain_epochs, s.fidelity_fraction)
+        )
+    return out
+
+
+def _best_test(pareto: Path | None, trial: int | None) -> float | None:
+    """The test score of ``trial`` in a just-written ``pareto.json`` (None without one)."""
+    if pareto is None or trial is None:
+        return None
+    data = read_json(pareto, schema_version=SCHEMA_VERSION, what="Pareto set")
+    for m in data.get("members", []):
+        if m.get("trial") == trial:
+            return float(m["test_metric"])
+    return None
 
 
 @contextmanager
@@ -574,11 +676,14 @@ def run_search(
     records = load_records(study, prob.space, cfg.search.population)
     pareto_path = None
     with _write_out(study, records.n_complete) as done:
+        if records.n_complete >= cfg.search.budget:
+            records = rescore_front(cfg, study, prob, progress=progress)
         cand_path = write_candidates(out / "candidates.json", records, prob, strat)
         hv_path, history = write_hypervolume(out / "hypervolume.json", records, study)
         if finalize and records.n_complete >= cfg.search.budget:
             pareto_path = finalize_study(cfg, study, records, prob, out, progress=progress)
         done(pareto=pareto_path is not None)
+    best = records.best()
     return SearchSummary(
         run=cfg.run_path,
         out_dir=out,
@@ -594,6 +699,12 @@ def run_search(
         candidates_path=cand_path,
         hypervolume_path=hv_path,
         pareto_path=pareto_path,
+        n_low_fidelity=records.n_low_fidelity,
+        best_trial=best.trial if best is not None else None,
+        best_val_metric=(
+            float(best.evaluation.val_metric) if best and best.evaluation is not None else None
+        ),
+        best_test_metric=_best_test(pareto_path, best.trial if best is not None else None),
     )
 
 
@@ -627,6 +738,7 @@ def finalize(
         )
     out = output_dir(cfg, name, ctx.study_name)
     with _write_out(study, records.n_complete) as done:
+        records = rescore_front(cfg, study, prob, progress=progress)
         path = finalize_study(cfg, study, records, prob, out, progress=progress)
         done(pareto=True)
     return path

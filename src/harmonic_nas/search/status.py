@@ -12,9 +12,16 @@ from optuna.samplers import RandomSampler
 from optuna.trial import TrialState
 
 from harmonic_nas.config import load_run_config
-from harmonic_nas.errors import StageMissingError
-from harmonic_nas.search.results import SearchRecords, read_search_index, study_points
+from harmonic_nas.errors import HarmonicError, StageMissingError
+from harmonic_nas.search.results import (
+    SCHEMA_VERSION,
+    CandidateRecord,
+    SearchRecords,
+    read_search_index,
+    study_points,
+)
 from harmonic_nas.search.storage import (
+    ATTR_RESCORE_SEEDS,
     ATTR_WRITE_OUT,
     RUN_PLACEHOLDER,
     StorageError,
@@ -22,13 +29,52 @@ from harmonic_nas.search.storage import (
     redact,
     resolve_url,
 )
+from harmonic_nas.utils.io import read_json
 
 logger = logging.getLogger(__name__)
 
 
-def _row(r: Any, records: SearchRecords, modalities: list[str]) -> dict[str, Any]:
+def _test_scores(pareto: Path) -> dict[int, float]:
+    """Trial -> test score of the members of a ``pareto.json`` (empty if unreadable)."""
+    if not pareto.is_file():
+        return {}
+    try:
+        data = read_json(pareto, schema_version=SCHEMA_VERSION, what="Pareto set")
+    except HarmonicError as exc:
+        logger.warning("%s", exc)
+        return {}
+    return {
+        int(m["trial"]): float(m["test_metric"])
+        for m in data.get("members", [])
+        if m.get("test_metric") is not None
+    }
+
+
+def best_summary(best: dict[str, Any] | None) -> str:
+    """``best val X (test Y)``: the val-best front member, its test score once scored."""
+    if best is None:
+        return "best val -"
+    text = f"best val {best['val_metric']:.4g}"
+    if best.get("val_metric_std") is not None:
+        text += f" ± {best['val_metric_std']:.2g}"
+    if best.get("test_metric") is not None:
+        text += f" (test {best['test_metric']:.4g})"
+    return text
+
+
+def _row(
+    r: CandidateRecord,
+    records: SearchRecords,
+    modalities: list[str],
+    tests: dict[int, float] | None = None,
+) -> dict[str, Any]:
     ev = r.evaluation
     flags = []
+    if r.state == "COMPLETE" and r.fidelity == "low" and r.fusion_epochs:
+        e, rt = r.fusion_epochs
+        flags.append(f"low fidelity ({e}+{rt} epochs)")
+    if r.val_metric_std is not None:
+        flags.append(f"val mean of {r.val_seeds} seeds, std {r.val_metric_std:.3g}")
     if ev is not None:
         missing = ev.missing_modalities(modalities)
         if missing:
@@ -47,6 +93,13 @@ def _row(r: Any, records: SearchRecords, modalities: list[str]) -> dict[str, Any
         "energy_mj": ev.energy_mj if ev else None,
         "params": ev.params if ev else None,
         "feasible": r.feasible if ev else None,
+        **r.fidelity_fields(),
+        **(
+            {"val_metric_std": r.val_metric_std, "val_seeds": r.val_seeds}
+            if r.seed_fields()
+            else {}
+        ),
+        **({"test_metric": tests[r.trial]} if tests and r.trial in tests else {}),
         "note": (
             f"duplicate of {r.duplicate_of}"
             if r.duplicate_of is not None
@@ -113,10 +166,13 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
         states = [t.state for t in study.get_trials(deepcopy=False)]
         front = records.front()
         history = records.hypervolume_history(*study_points(study)) if records.complete else []
-        scored = [r for r in records.complete if r.scored]
         done = records.n_complete
-        legacy_done = (run / str(entry.get("out_dir", ".")) / "pareto.json").is_file()
-        stage, note = _stage(done, budget, attrs.get(ATTR_WRITE_OUT), legacy_done)
+        pareto = run / str(entry.get("out_dir", ".")) / "pareto.json"
+        stage, note = _stage(done, budget, attrs.get(ATTR_WRITE_OUT), pareto.is_file())
+        tests = _test_scores(pareto) if stage == "finished" else {}
+        best_rec = records.best()
+        best = _row(best_rec, records, mods, tests) if best_rec is not None else None
+        fidelity = attrs.get("fidelity") or {"mode": "full"}
         out.append(
             {
                 "study": study.study_name,
@@ -133,15 +189,19 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
                 "duplicates": records.n_duplicates,
                 "front_size": len(front),
                 "hypervolume": history[-1]["hypervolume"] if history else 0.0,
-                "best_val_metric": max(
-                    (r.evaluation.val_metric for r in scored if r.evaluation), default=None
-                ),
+                "best_val_metric": best["val_metric"] if best else None,
+                "best_test_metric": best.get("test_metric") if best else None,
+                "best": best,
+                "best_summary": best_summary(best),
+                "fidelity": fidelity,
+                "low_fidelity": records.n_low_fidelity,
+                "rescore_seeds": int(attrs.get(ATTR_RESCORE_SEEDS, 1)),
                 "finished": stage == "finished",
                 "stage": stage,
                 "stage_note": note,
                 "objectives": list(records.objectives),
-                "front": [_row(r, records, mods) for r in front],
-                "candidates": [_row(r, records, mods) for r in records.records],
+                "front": [_row(r, records, mods, tests) for r in front],
+                "candidates": [_row(r, records, mods, tests) for r in records.records],
             }
         )
     return out

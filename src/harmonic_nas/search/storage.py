@@ -35,11 +35,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: SearchConfig fields that change nothing in the results (excluded from the config hash).
-_OPERATIONAL = ("storage", "study_name", "workers", "heartbeat_s", "strategy", "test_seeds")
+_OPERATIONAL = (
+    "storage",
+    "study_name",
+    "workers",
+    "heartbeat_s",
+    "strategy",
+    "test_seeds",
+    "rescore_seeds",  # the final stage's re-scoring: candidates are not changed by it
+)
+#: SearchConfig fields that are part of a study's identity only when they change something, so
+#: that studies made before they existed (at their neutral value) keep their identity.
+_FIDELITY_KEYS = ("fidelity", "fidelity_fraction")
 #: Budget keys: not part of a study's identity, so raising them extends the study.
 BUDGET_KEYS = ("search.generations", "search.population")
 #: Keys of the resolved config that may differ between two invocations of one run directory.
-RUN_MUTABLE_KEYS = (*BUDGET_KEYS, "search.workers")
+RUN_MUTABLE_KEYS = (*BUDGET_KEYS, "search.workers", "search.rescore_seeds")
 _IDENTITY_SECTIONS = ("seed", "dataset", "modalities", "device", "pretrain", "fusion")
 MAX_RETRY = 3
 
@@ -50,6 +61,18 @@ ATTR_FAIL = "fail_reason"
 ATTR_INTERRUPTED = "interrupted"
 ATTR_DUPLICATE = "duplicate_of"
 ATTR_BUDGET = "budget_reached"
+#: ``"full"`` or ``"low"``: the fidelity at which a candidate's figures were obtained.
+ATTR_FIDELITY = "fidelity"
+#: ``[fusion search epochs, retraining epochs]`` of the evaluation the candidate completed with.
+ATTR_FUSION_EPOCHS = "fusion_epochs"
+#: Multi-fidelity: the cheap evaluation ``{val_metric, latency_ms, energy_mj, fusion_epochs}``.
+ATTR_LOW_FIDELITY = "low_fidelity"
+#: Multi-fidelity: whether the cheap evaluation earned the candidate a full one.
+ATTR_PROMOTED = "promoted"
+#: Study attributes of the noise-aware front: the seeds per re-scored member, and per member
+#: ``rescore:<trial>`` = ``{"key", "seeds", "val_metrics"}`` (the search's own score first).
+ATTR_RESCORE_SEEDS = "rescore_seeds"
+RESCORE_PREFIX = "rescore:"
 #: Study attribute: ``{"n_complete", "state": writing|done|failed, "pareto", "error"?}`` of the
 #: last write-out stage (candidates.json, hypervolume.json, pareto.json).
 ATTR_WRITE_OUT = "write_out"
@@ -134,12 +157,20 @@ def config_identity(cfg: ExperimentConfig, strategy: str) -> dict[str, Any]:
     data = cfg.model_dump(mode="json")
     payload: dict[str, Any] = {k: data[k] for k in _IDENTITY_SECTIONS}
     payload["search"] = {
-        k: v
-        for k, v in data["search"].items()
-        if k not in _OPERATIONAL and f"search.{k}" not in BUDGET_KEYS
+        k: v for k, v in _search_section(data["search"]).items() if f"search.{k}" not in BUDGET_KEYS
     }
     out = flatten(payload)
     out["strategy"] = strategy
+    return out
+
+
+def _search_section(search: dict[str, Any]) -> dict[str, Any]:
+    """The ``search`` keys that change results: not the operational ones, and the fidelity keys
+    only when multi-fidelity is on (full fidelity is what every study did before they existed)."""
+    out = {k: v for k, v in search.items() if k not in _OPERATIONAL}
+    if out.get("fidelity", "full") == "full":
+        for k in _FIDELITY_KEYS:
+            out.pop(k, None)
     return out
 
 
@@ -153,7 +184,7 @@ def legacy_config_hash(cfg: ExperimentConfig, strategy: str) -> str:
     """The hash studies made before budget keys left the identity recorded (to resume them)."""
     data = cfg.model_dump(mode="json")
     payload = {k: data[k] for k in _IDENTITY_SECTIONS}
-    payload["search"] = {k: v for k, v in data["search"].items() if k not in _OPERATIONAL}
+    payload["search"] = _search_section(data["search"])
     payload["strategy"] = strategy
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

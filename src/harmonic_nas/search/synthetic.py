@@ -3,7 +3,13 @@
 It exercises the whole study machinery (storage, resume, workers, Pareto, hypervolume, status)
 in milliseconds, without data, supernets or a LUT. Tests and CI select it with
 ``HARMONIC_NAS_SEARCH_PROBLEM=harmonic_nas.search.synthetic:from_env``; its knobs come from the
-JSON object in ``$HARMONIC_NAS_SYNTHETIC`` (``sleep_s``, ``fail_rate``, ``nan_rate``, ``tiny``).
+JSON object in ``$HARMONIC_NAS_SYNTHETIC`` (``sleep_s``, ``fail_rate``, ``nan_rate``, ``tiny``,
+``seed_noise``).
+
+Fidelity: at ``fidelity`` f < 1 (the cheap evaluation of multi-fidelity search) the val metric is
+lower by ``LOW_FIDELITY_GAP x (1 - f)`` plus a genome-dependent perturbation (so the cheap ranking
+is informative but not exact), and it takes ``f x sleep_s``; costs do not depend on f.
+``seed_noise`` adds a seed-dependent term of that amplitude (the inner tier's seed noise).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ logger = logging.getLogger(__name__)
 SYNTHETIC_ENV = "HARMONIC_NAS_SYNTHETIC"
 _HEAD_MS = 0.01
 _HEAD_MJ = 0.02
+#: How much lower the val metric is at fidelity 0 than at full fidelity.
+LOW_FIDELITY_GAP = 0.06
 
 
 def _unit(*parts: object) -> float:
@@ -57,6 +65,7 @@ class SyntheticProblem:
     fail_rate: float = 0.0
     nan_rate: float = 0.0
     tiny: bool = False
+    seed_noise: float = 0.0
 
     @property
     def space(self) -> SearchSpace:
@@ -143,15 +152,25 @@ class SyntheticProblem:
         return 0.5 + 0.45 * (1 - math.exp(-(capacity + fusion) / 3)) + 0.01 * noise
 
     def evaluate(
-        self, genome: MultimodalGenome, *, seed: int, progress: ProgressFn = no_progress
+        self,
+        genome: MultimodalGenome,
+        *,
+        seed: int,
+        progress: ProgressFn = no_progress,
+        fidelity: float = 1.0,
     ) -> Evaluation:
         key = genome.key()
+        f = min(max(float(fidelity), 0.0), 1.0)
         progress(f"candidate {key}", 0, 1)
         if self.sleep_s:
-            time.sleep(self.sleep_s)
+            time.sleep(self.sleep_s * f)
         if _unit("synthetic-fail", key) < self.fail_rate:
             raise RuntimeError(f"synthetic failure of {key}")
         val = math.nan if _unit("synthetic-nan", key) < self.nan_rate else self._accuracy(genome)
+        if f < 1.0:
+            val -= (1.0 - f) * (LOW_FIDELITY_GAP + 0.04 * (_unit("synthetic-low", key) - 0.5))
+        if self.seed_noise:
+            val += self.seed_noise * (_unit("synthetic-seed", seed) - 0.5)
         cost = self._full_cost(genome)
         genotype = {"cells": genome.cells, "nodes": genome.nodes, "seed": seed % 1000}
         progress(f"candidate {key}", 1, 1)
@@ -163,7 +182,7 @@ class SyntheticProblem:
             latency_paper_ms=cost.latency_ms - _HEAD_MS,
             energy_paper_mj=cost.energy_mj - _HEAD_MJ,
             genotype=genotype,
-            extra={"seed": seed},
+            extra={"seed": seed, "fidelity": f},
         )
 
     def score_test(
@@ -196,9 +215,12 @@ class SyntheticFactory:
     fail_rate: float = 0.0
     nan_rate: float = 0.0
     tiny: bool = False
+    seed_noise: float = 0.0
 
     def __call__(self, cfg: ExperimentConfig) -> SyntheticProblem:
-        return SyntheticProblem(cfg, self.sleep_s, self.fail_rate, self.nan_rate, self.tiny)
+        return SyntheticProblem(
+            cfg, self.sleep_s, self.fail_rate, self.nan_rate, self.tiny, self.seed_noise
+        )
 
 
 def from_env(cfg: ExperimentConfig) -> SyntheticProblem:
@@ -209,5 +231,5 @@ def from_env(cfg: ExperimentConfig) -> SyntheticProblem:
         return SyntheticFactory(**opts)(cfg)
     except (json.JSONDecodeError, TypeError) as exc:
         raise ConfigError(
-            f"${SYNTHETIC_ENV} must be a JSON object with sleep_s, fail_rate, nan_rate, tiny ({exc})"
+            f"${SYNTHETIC_ENV} must be a JSON object with sleep_s, fail_rate, nan_rate, tiny, seed_noise ({exc})"
         ) from None
