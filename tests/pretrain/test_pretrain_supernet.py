@@ -296,10 +296,22 @@ def test_train_standalone_learns_and_is_seeded(dataset: MultimodalDataset, make_
 def test_thread_setting_applies_during_training_only(
     make_cfg: Any, dataset: MultimodalDataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The thread policy (``$HARMONIC_NAS_THREADS``, default 1) applies while training; the
+    caller's setting is restored afterwards."""
     torch.set_num_threads(2)
     seen: set[int] = set()
-    monkeypatch.setattr(trainer, "_threads", lambda pcfg: 1)
+    monkeypatch.delenv("HARMONIC_NAS_THREADS", raising=False)
     pretrain_supernet(
         make_cfg(epochs=1), dataset, "vec", progress=lambda *a: seen.add(torch.get_num_threads())
     )
     assert seen == {1} and torch.get_num_threads() == 2
+    seen.clear()
+    monkeypatch.setenv("HARMONIC_NAS_THREADS", "3")
+    pretrain_supernet(
+        make_cfg(epochs=1),
+        dataset,
+        "vec",
+        force=True,
+        progress=lambda *a: seen.add(torch.get_num_threads()),
+    )
+    assert seen == {3} and torch.get_num_threads() == 2

@@ -361,3 +361,32 @@ def test_pareto_legend_has_one_entry_per_member_colour(
     from matplotlib.colors import to_rgb
 
     assert colours == [to_rgb(_plots.member_color(i)) for i in range(3)]
+
+
+def test_report_says_energy_is_modelled_and_flags_members(fake_run: Path) -> None:
+    pareto_path = fake_run / "pareto.json"
+    pareto = json.loads(pareto_path.read_text())
+    pareto["energy"] = {
+        "source": "model:constant power 15 W x latency",
+        "modelled": True,
+        "objective": False,
+    }
+    first, second = pareto["members"][0], pareto["members"][1]
+    first.update(missing_modalities=["audio"], uncosted_keys=["FusionHead-x"], val_metric_std=0.01)
+    second.update(predicted_keys=["CellNorm-x", "FusionReshape-y"])
+    pareto_path.write_text(json.dumps(pareto))
+    cands_path = fake_run / "candidates.json"
+    cands = json.loads(cands_path.read_text())
+    cands["candidates"][0].update(fidelity="low", fusion_epochs=[9, 9])
+    cands_path.write_text(json.dumps(cands))
+    page = report(fake_run).read_text(encoding="utf-8")
+    assert "Energy is modelled, not measured" in page and "15 W x latency" in page
+    # no straight energy-vs-latency line, no "lowest energy" card equal to "fastest"
+    assert "pareto latency energy" not in page and "lowest energy" not in page
+    section = page.split('id="pareto"')[1].split("</section>")[0]
+    row1 = next(r for r in section.split("<tr>") if f'data-v="{first["id"]}"' in r)
+    assert "ignores audio" in row1 and "1 layer(s) not costed" in row1
+    assert f"{first['val_metric']:.4f} ± 0.0100" in row1  # std only where re-scored
+    row2 = next(r for r in section.split("<tr>") if f'data-v="{second["id"]}"' in r)
+    assert "2 layer cost(s) predicted" in row2 and "±" not in row2.split("</td>")[1]
+    assert "low (9+9 ep)" in page.split('id="candidates"')[1]

@@ -182,3 +182,13 @@ def objectives_line(candidates_path: Path) -> str:
             "not an objective of its own"
         )
     return f"objectives: {objectives}; energy measured ({energy.get('source', 'unknown')})"
+
+
+def best_line(summary: Any) -> str:
+    """``best val X (test Y)`` of a finished search summary (chosen on val, test beside it)."""
+    if summary.best_val_metric is None:
+        return "best val -"
+    text = f"best val {summary.best_val_metric:.4f}"
+    if summary.best_test_metric is not None:
+        text += f" (test {summary.best_test_metric:.4f})"
+    return text

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from harmonic_nas.cli._common import (
+    best_line,
     console,
     load_cfg,
     objectives_line,
@@ -32,10 +33,13 @@ def _stage(name: str) -> None:
 
 
 def _best_model_id(pareto: Path) -> str:
-    """The accuracy-best member of the Pareto set (ties: lowest latency)."""
-    members = json.loads(pareto.read_text())["members"]
-    best = max(members, key=lambda m: (m["val_metric"], -m["latency_ms"]))
-    return str(best["id"])
+    """The val-best member of the Pareto set (as ``pareto.json`` records it)."""
+    data = json.loads(pareto.read_text())
+    best = data.get("best")
+    if isinstance(best, dict) and best.get("id"):
+        return str(best["id"])
+    members = data["members"]  # written before the best member was recorded
+    return str(max(members, key=lambda m: (m["val_metric"], -m["latency_ms"]))["id"])
 
 
 def check_run_dir(cfg: ExperimentConfig) -> None:
@@ -115,7 +119,8 @@ def run_pipeline(
         summary = run_search(cfg, progress=progress)
     console.print(
         f"{summary.n_complete}/{summary.budget} candidates complete, {summary.n_failed} failed; "
-        f"front of {summary.front_size}; hypervolume {summary.hypervolume:.4f}"
+        f"front of {summary.front_size}; hypervolume {summary.hypervolume:.4f}; "
+        f"{best_line(summary)}"
     )
     console.print(objectives_line(summary.candidates_path), soft_wrap=True, highlight=False)
     with search_progress() as progress:

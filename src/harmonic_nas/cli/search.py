@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harmonic_nas.cli._common import (
+    best_line,
     console,
     load_cfg,
     objectives_line,
@@ -111,7 +112,7 @@ def register(app: typer.Typer) -> None:
             f"study '{summary.study_name}' ({summary.strategy}): {summary.n_complete}/"
             f"{summary.budget} candidates complete, {summary.n_failed} failed, "
             f"{summary.n_duplicates} duplicate proposals skipped; Pareto front "
-            f"{summary.front_size}, hypervolume {summary.hypervolume:.4f}",
+            f"{summary.front_size}, hypervolume {summary.hypervolume:.4f}; {best_line(summary)}",
             soft_wrap=True,
         )
         console.print(objectives_line(summary.candidates_path), soft_wrap=True, highlight=False)
@@ -183,7 +184,8 @@ def register(app: typer.Typer) -> None:
                 f"  candidates {s['complete']}/{s['budget']} complete, {s['running']} running, "
                 f"{s['waiting']} queued, {s['failed']} failed, {s['duplicates']} duplicates skipped; "
                 f"generation {s['generation']}/{s['generations']}; front {s['front_size']}; "
-                f"hypervolume {s['hypervolume']:.4f}; best val {_fmt(s['best_val_metric'])}",
+                f"hypervolume {s['hypervolume']:.4f}; {s['best_summary']}"
+                + (f"; {s['low_fidelity']} at low fidelity" if s.get("low_fidelity") else ""),
                 highlight=False,
                 soft_wrap=True,
             )

@@ -42,6 +42,8 @@ class ParetoMember:
     latency_paper_ms: float | None
     energy_paper_mj: float | None
     params: int | None
+    val_metric_std: float | None = None
+    """std of the val metric over re-scoring seeds (only where >= 2 seeds exist)"""
     missing_modalities: tuple[str, ...] = ()
     predicted_keys: tuple[str, ...] = ()
     uncosted_keys: tuple[str, ...] = ()
@@ -77,6 +79,7 @@ class ParetoMember:
             latency_paper_ms=_float(data.get("latency_paper_ms")),
             energy_paper_mj=_float(data.get("energy_paper_mj")),
             params=_int(data.get("params")),
+            val_metric_std=_float(data.get("val_metric_std")),
             missing_modalities=_strings(data.get("missing_modalities")),
             predicted_keys=_strings(data.get("predicted_keys")),
             uncosted_keys=_strings(data.get("uncosted_keys")),

@@ -485,7 +485,7 @@ def _pareto_table(art: RunArtifacts) -> str:
         rows.append(
             "<tr>"
             + _td(swatch + _e(m.id), m.id, raw=True)
-            + _td(_fmt(m.val_metric), m.val_metric, num=True)
+            + _td(_metric_with_std(m.val_metric, m.val_metric_std), m.val_metric, num=True)
             + _td(_metric_with_std(m.test_metric, m.test_metric_std), m.test_metric, num=True)
             + _td(_fmt(m.latency_ms, 3), m.latency_ms, num=True)
             + _td(_fmt(m.energy_mj, 3), m.energy_mj, num=True)
@@ -579,6 +579,17 @@ def _yes_no(v: Any) -> str:
     return "–" if v is None else ("yes" if v else "no")
 
 
+def _fidelity(c: dict[str, Any]) -> str:
+    """At which fidelity a candidate was scored (multi-fidelity search), e.g. ``low (9+9 ep)``."""
+    fid = c.get("fidelity")
+    if not fid:
+        return "–"
+    epochs = c.get("fusion_epochs")
+    if isinstance(epochs, list | tuple) and len(epochs) == 2:
+        return f"{fid} ({epochs[0]}+{epochs[1]} ep)"
+    return str(fid)
+
+
 def _candidates_table(art: RunArtifacts) -> str:
     pareto_trials = {m.trial: m.id for m in art.members if m.trial is not None}
     has_feasible = any("feasible" in c for c in art.candidates)
@@ -596,6 +607,7 @@ def _candidates_table(art: RunArtifacts) -> str:
         ("nodes", True),
         *[(f"{mod} genome", False) for mod in art.modalities],
         *([("feasible", False)] if has_feasible else []),
+        ("fidelity", False),
         ("fusion genotype / note", False),
     ]
     rows = []
@@ -624,6 +636,7 @@ def _candidates_table(art: RunArtifacts) -> str:
                 f'<td class="mono">{_e(genomes.get(mod, "–"))}</td>' for mod in art.modalities
             )
             + (_td(_yes_no(c.get("feasible"))) if has_feasible else "")
+            + _td(_fidelity(c))
             + f'<td class="mono">{_e(detail)}</td>'
             + "</tr>"
         )

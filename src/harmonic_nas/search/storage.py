@@ -199,7 +199,7 @@ def open_storage(url: str, *, heartbeat_s: int = 30) -> RDBStorage:
             "postgresql://user:password@host:port/database"
         )
     if scheme in ("postgres", "postgresql"):
-        # SQLAlchemy >= 2.1 maps a bare postgresql:// to psycopg 3; the project ships psycopg2.
+        # the driver is named explicitly: whichever of psycopg 3 / psycopg2 is installed
         url = f"postgresql+{_pg_driver()}" + url[len(scheme) :]
     if scheme.startswith("sqlite") and url.split(":///", 1)[-1] in ("", ":memory:", url):
         raise StorageError(
@@ -252,13 +252,17 @@ def _create_rdb(url: str, connect_args: dict[str, Any], heartbeat_s: int) -> RDB
 
 
 def _pg_driver() -> str:
-    for module, driver in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
+    """The installed PostgreSQL driver (psycopg 3, the ``postgres`` extra, else psycopg2)."""
+    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
         try:
             importlib.import_module(module)
         except ImportError:
             continue
         return driver
-    return "psycopg2"
+    raise StorageError(
+        "PostgreSQL storage needs a driver, and none is installed; install the extra: "
+        "pip install 'harmonic-nas[postgres]'"
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -93,7 +93,13 @@ def _images(ds: Any, lo: int, hi: int, size: int, split: str) -> torch.Tensor:
 )
 def build_mmimdb(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
     """MM-IMDB from multimodal_imdb.hdf5 (posters + text features, multilabel genres)."""
-    import h5py
+    try:
+        import h5py
+    except ImportError:
+        raise DataError(
+            "dataset 'mmimdb' needs h5py, which is not installed; install the extra: "
+            "pip install 'harmonic-nas[mmimdb]'"
+        ) from None
 
     opts: MMIMDBOptions = ctx.options
     assert ctx.path is not None
