@@ -89,6 +89,12 @@ class PretrainConfig(_Strict):
         0.5, ge=0, le=1, description="share of in-place distillation in the non-max subnets' loss"
     )
     threads: int | None = Field(None, ge=1, description="torch CPU threads while pretraining")
+    workers: int = Field(
+        0,
+        ge=0,
+        description="processes pretraining modalities side by side (0: one per modality, up to "
+        "the CPU count; 1: one after the other)",
+    )
 
 
 class FusionConfig(_Strict):

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
         from harmonic_nas.config import save_resolved
         from harmonic_nas.data import load_dataset
-        from harmonic_nas.pretrain import pretrain_supernet
+        from harmonic_nas.pretrain import pretrain_all
 
         cfg = load_cfg(config, override)
         names = list(modality) if modality else list(cfg.modalities)
@@ -47,10 +47,7 @@ def register(app: typer.Typer) -> None:
             torch.set_num_threads(threads)
         with rich_progress(transient=True) as progress:
             dataset = load_dataset(cfg, progress=progress)
-            results = [
-                pretrain_supernet(cfg, dataset, name, force=force, progress=progress)
-                for name in names
-            ]
+            results = pretrain_all(cfg, dataset, names, force=force, progress=progress)
         for r in results:
             if r.status == "skipped":
                 console.print(

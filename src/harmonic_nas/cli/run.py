@@ -81,7 +81,7 @@ def run_pipeline(
     from harmonic_nas.data import load_dataset
     from harmonic_nas.hardware.registry import get_lut
     from harmonic_nas.preflight import estimate_for
-    from harmonic_nas.pretrain import pretrain_supernet
+    from harmonic_nas.pretrain import pretrain_all
     from harmonic_nas.results import export, pareto_markdown, report
     from harmonic_nas.search import run_search
     from harmonic_nas.search.baselines import run_baselines
@@ -99,9 +99,9 @@ def run_pipeline(
     console.print(f"{ds.name}: {ds.task}, {ds.num_classes} classes; {mods}; {sizes}")
 
     _stage("2/6 pretrain supernets")
-    for modality in cfg.modalities:
-        with rich_progress(transient=True) as progress:
-            res = pretrain_supernet(cfg, ds, modality, progress=progress)
+    with rich_progress(transient=True) as progress:
+        results = pretrain_all(cfg, ds, list(cfg.modalities), progress=progress)
+    for modality, res in zip(cfg.modalities, results, strict=True):
         console.print(
             f"{modality}: {res.status} ({res.preset}); val {res.metric} "
             f"max subnet {res.max_metric:.4f}, min subnet {res.min_metric:.4f}"

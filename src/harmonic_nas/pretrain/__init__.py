@@ -9,6 +9,7 @@ from harmonic_nas.pretrain.checkpoint import (
     save_checkpoint,
     supernet_paths,
 )
+from harmonic_nas.pretrain.parallel import pretrain_all, pretrain_workers
 from harmonic_nas.pretrain.trainer import (
     PretrainResult,
     distill_loss,
@@ -34,8 +35,10 @@ __all__ = [
     "load_supernet",
     "lr_at",
     "make_optimizer",
+    "pretrain_all",
     "pretrain_hash",
     "pretrain_supernet",
+    "pretrain_workers",
     "read_checkpoint",
     "save_checkpoint",
     "supernet_paths",

@@ -88,14 +88,20 @@ class PretrainResult:
 # --- small helpers ------------------------------------------------------------------------------
 
 
+#: pretrain keys that say how training runs, not what it trains (left out of the hash)
+EXECUTION_KEYS = ("threads", "workers")
+
+
 def pretrain_hash(cfg: ExperimentConfig, modality: str) -> str:
     """Content hash of what a modality's supernet depends on: its modality entry, the pretrain
     and dataset sections, and the seed (other modalities do not invalidate it)."""
     data = cfg.model_dump(mode="json")
+    # how the training is run (threads, processes) is not what is trained
+    pretrain = {k: v for k, v in data["pretrain"].items() if k not in EXECUTION_KEYS}
     payload = {
         "modality": modality,
         "spec": data["modalities"][modality],
-        "pretrain": data["pretrain"],
+        "pretrain": pretrain,
         "dataset": data["dataset"],
         "seed": cfg.seed,
     }
