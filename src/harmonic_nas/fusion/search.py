@@ -278,7 +278,7 @@ def split_train(
 def _check_finite(loss: Tensor, where: str) -> None:
     if not torch.isfinite(loss):
         raise FusionDiverged(
-            f"the {where} loss is {float(loss)}; lower fusion.weight_lr / fusion.arch_lr"
+            f"the {where} loss is {float(loss.detach())}; lower fusion.weight_lr / fusion.arch_lr"
         )
 
 
