@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
+from _targets import print_targets, retarget, target  # benchmarks/_targets.py
 from harmonic_nas.config import ExperimentConfig, parse_config
-from harmonic_nas.errors import HarmonicError
 from harmonic_nas.hardware.cost import CostModel
 from harmonic_nas.hardware.profiler import (
     interleaved_latencies,
@@ -47,7 +47,7 @@ from harmonic_nas.hardware.profiler import (
 )
 from harmonic_nas.hardware.space import arch_layer_specs, space_layer_specs
 from harmonic_nas.hardware.validate import ModelBuilder, random_arch, save_validation, validate_lut
-from harmonic_nas.utils.io import atomic_write_json, read_json
+from harmonic_nas.utils.io import atomic_write_json
 from harmonic_nas.utils.seeding import numpy_rng
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cost_model_fidelity.json"
@@ -116,11 +116,6 @@ def noise_floor(cfg: ExperimentConfig, n: int, repeats: int, seed: int) -> dict[
     return out
 
 
-def target(value: Any, goal: Any, op: str) -> dict[str, Any]:
-    met = {">=": lambda: value >= goal, "<=": lambda: value <= goal, "==": lambda: value == goal}
-    return {"value": value, "target": goal, "op": op, "met": bool(met[op]())}
-
-
 def targets_of(results: dict[str, Any]) -> dict[str, Any]:
     """The targets block, from the validation ``summary`` and ``profiling_s`` of a saved result."""
     s = results["summary"]
@@ -129,29 +124,6 @@ def targets_of(results: dict[str, Any]) -> dict[str, Any]:
         "mape_percent": target(s["mape_pct"], 10.0, "<="),
         "profile_space_s": target(results["profiling_s"], 180.0, "<="),
     }
-
-
-def print_targets(targets: dict[str, Any]) -> None:
-    print("targets:")
-    for name, t in targets.items():
-        print(
-            f"  {name:<16} {t['value']:10.4f} (target {t['op']} {t['target']}): "
-            f"{'met' if t['met'] else 'MISSED'}"
-        )
-
-
-def retarget(path: Path) -> int:
-    """Add/replace only the ``targets`` block of the saved result at ``path``."""
-    try:
-        results = read_json(path, schema_version=1, what="cost_model_fidelity result")
-    except HarmonicError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    results["targets"] = targets_of(results)
-    atomic_write_json(path, results)
-    print_targets(results["targets"])
-    print(f"updated targets in {path}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.retarget:
-        return retarget(args.out)
+        return retarget(args.out, targets_of, "cost_model_fidelity result")
     if args.quick:
         args.samples, args.repeats = min(args.samples, 10), min(args.repeats, 20)
 

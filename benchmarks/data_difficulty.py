@@ -28,10 +28,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from _targets import print_targets, retarget, target  # benchmarks/_targets.py
 from harmonic_nas.data import build_dataset
 from harmonic_nas.data.options import parse_cli_options
-from harmonic_nas.errors import HarmonicError
-from harmonic_nas.utils.io import atomic_write_json, read_json
+from harmonic_nas.utils.io import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data_difficulty.json"
 
@@ -124,11 +124,6 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
-def target(value: Any, goal: Any, op: str) -> dict[str, Any]:
-    met = {">=": lambda: value >= goal, "<=": lambda: value <= goal, "==": lambda: value == goal}
-    return {"value": value, "target": goal, "op": op, "met": bool(met[op]())}
-
-
 def targets_of(results: dict[str, Any]) -> dict[str, Any]:
     """The targets block, from the ``summary`` (means over seeds) of a saved result."""
     s = results["summary"]
@@ -142,29 +137,6 @@ def targets_of(results: dict[str, Any]) -> dict[str, Any]:
         "late_fusion_gain_points": target(gain_points, 5.0, ">="),
         "default_build_s": target(s["build_s"]["mean"], 60.0, "<="),
     }
-
-
-def print_targets(targets: dict[str, Any]) -> None:
-    print("targets:")
-    for name, t in targets.items():
-        print(
-            f"  {name:<26} {t['value']:10.4f} (target {t['op']} {t['target']}): "
-            f"{'met' if t['met'] else 'MISSED'}"
-        )
-
-
-def retarget(path: Path) -> int:
-    """Add/replace only the ``targets`` block of the saved result at ``path``."""
-    try:
-        results = read_json(path, schema_version=1, what="data_difficulty result")
-    except HarmonicError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    results["targets"] = targets_of(results)
-    atomic_write_json(path, results)
-    print_targets(results["targets"])
-    print(f"updated targets in {path}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.retarget:
-        return retarget(args.out)
+        return retarget(args.out, targets_of, "data_difficulty result")
     torch.set_num_threads(args.threads)
     seeds = args.seeds[:1] if args.quick else args.seeds
     epochs = 8 if args.quick else args.epochs

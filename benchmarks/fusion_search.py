@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from _targets import target  # benchmarks/_targets.py
 from harmonic_nas.config import ExperimentConfig, FusionConfig, load_config
 from harmonic_nas.errors import StageMissingError
 from harmonic_nas.fusion import (
@@ -60,11 +61,6 @@ OUT = ROOT / "benchmarks" / "results" / "fusion_search.json"
 REFERENCE_FUSION_LUT = ROOT.parent / "shared" / "reference-luts" / "lut_fusion_tx2.json"
 CPU = torch.device("cpu")
 LAMBDAS = (0.0, 0.3, 1.0, 3.0, 10.0, 30.0)
-
-
-def target(value: Any, goal: Any, op: str) -> dict[str, Any]:
-    met = {">=": lambda: value >= goal, "<=": lambda: value <= goal, "==": lambda: value == goal}
-    return {"value": value, "target": goal, "op": op, "met": bool(met[op]())}
 
 
 def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float, float]:

@@ -41,6 +41,7 @@ from typing import Any
 import optuna
 import torch
 
+from _targets import target  # benchmarks/_targets.py
 from harmonic_nas.config import ExperimentConfig, load_config
 from harmonic_nas.data import load_dataset
 from harmonic_nas.pretrain import pretrain_supernet
@@ -56,12 +57,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "search_quality.json"
 PAPER_CANDIDATES = 128 * 4
 PAPER_EPOCHS = 25
-
-
-def target(value: Any, goal: Any, op: str, *, met: bool | None = None) -> dict[str, Any]:
-    if met is None:
-        met = value is not None and (value >= goal if op == ">=" else value <= goal)
-    return {"value": value, "target": goal, "op": op, "met": bool(met)}
 
 
 def make_config(args: argparse.Namespace, seed: int) -> ExperimentConfig:

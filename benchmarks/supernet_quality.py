@@ -38,10 +38,10 @@ import torch
 import yaml
 from scipy.stats import kendalltau
 
+from _targets import print_targets, retarget, target  # benchmarks/_targets.py
 from harmonic_nas.backbones import BackboneGenome, build_supernet
 from harmonic_nas.config import load_config
 from harmonic_nas.data import load_dataset
-from harmonic_nas.errors import HarmonicError
 from harmonic_nas.pretrain import (
     evaluate,
     extract_calibrated,
@@ -49,7 +49,7 @@ from harmonic_nas.pretrain import (
     pretrain_supernet,
     train_standalone,
 )
-from harmonic_nas.utils.io import atomic_write_json, read_json
+from harmonic_nas.utils.io import atomic_write_json
 from harmonic_nas.utils.seeding import derive_seed, numpy_rng
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,11 +130,6 @@ def _ms(values: list[float]) -> dict[str, float]:
     }
 
 
-def target(value: Any, goal: Any, op: str) -> dict[str, Any]:
-    met = {">=": lambda: value >= goal, "<=": lambda: value <= goal, "==": lambda: value == goal}
-    return {"value": value, "target": goal, "op": op, "met": bool(met[op]())}
-
-
 def targets_of(results: dict[str, Any]) -> dict[str, Any]:
     """The targets block, from the per-seed ``runs`` of a saved result (means over seeds).
 
@@ -153,29 +148,6 @@ def targets_of(results: dict[str, Any]) -> dict[str, Any]:
     pretrain = statistics.fmean(results["pretrain_s_per_seed"])
     out["pretrain_both_s"] = target(pretrain, 180.0, "<=")
     return out
-
-
-def print_targets(targets: dict[str, Any]) -> None:
-    print("targets:")
-    for name, t in targets.items():
-        print(
-            f"  {name:<30} {t['value']:10.4f} (target {t['op']} {t['target']}): "
-            f"{'met' if t['met'] else 'MISSED'}"
-        )
-
-
-def retarget(path: Path) -> int:
-    """Add/replace only the ``targets`` block of the saved result at ``path``."""
-    try:
-        results = read_json(path, schema_version=1, what="supernet_quality result")
-    except HarmonicError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    results["targets"] = targets_of(results)
-    atomic_write_json(path, results)
-    print_targets(results["targets"])
-    print(f"updated targets in {path}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.retarget:
-        return retarget(args.out)
+        return retarget(args.out, targets_of, "supernet_quality result")
     torch.set_num_threads(args.threads)
     seeds = args.seeds[:1] if args.quick else args.seeds
     n_random = min(args.random, 4) if args.quick else args.random
