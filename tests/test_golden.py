@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 
 from harmonic_nas.backbones import BackboneGenome
@@ -71,9 +70,7 @@ def _arch() -> ArchSpec:
             "image": ModalityArch(
                 "avmnist", (1, 28, 28), BackboneGenome((7, 3, 5, 3), (3, 6, 4, 4), (3,))
             ),
-            "audio": ModalityArch(
-                "avmnist", (1, 20, 20), BackboneGenome((3,) * 4, (6,) * 4, (4,))
-            ),
+            "audio": ModalityArch("avmnist", (1, 20, 20), BackboneGenome((3,) * 4, (6,) * 4, (4,))),
         },
         cells=2,
         nodes=2,
