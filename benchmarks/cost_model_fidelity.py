@@ -38,17 +38,14 @@ from scipy.stats import kendalltau
 
 from _targets import print_targets, retarget, target  # benchmarks/_targets.py
 from harmonic_nas.config import ExperimentConfig, parse_config
+from harmonic_nas.hardware.backends import interleaved_latencies, make_runner
 from harmonic_nas.hardware.cost import CostModel
-from harmonic_nas.hardware.profiler import (
-    interleaved_latencies,
-    make_runner,
-    profile_device,
-    torch_threads,
-)
-from harmonic_nas.hardware.space import arch_layer_specs, space_layer_specs
+from harmonic_nas.hardware.inventory import arch_layer_specs, space_layer_specs
+from harmonic_nas.hardware.profiler import profile_device
 from harmonic_nas.hardware.validate import ModelBuilder, random_arch, save_validation, validate_lut
 from harmonic_nas.utils.io import atomic_write_json
 from harmonic_nas.utils.seeding import numpy_rng
+from harmonic_nas.utils.threads import torch_threads
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cost_model_fidelity.json"
 N_CLASSES = 10

@@ -52,9 +52,10 @@ from harmonic_nas.pretrain import pretrain_supernet
 from harmonic_nas.search import run_search
 from harmonic_nas.search.baselines import run_baselines
 from harmonic_nas.search.evaluator import space_from_config
+from harmonic_nas.search.final import study_points
 from harmonic_nas.search.pareto import normalised_hypervolume
 from harmonic_nas.search.problem import fidelity_epochs
-from harmonic_nas.search.results import SearchRecords, study_points
+from harmonic_nas.search.records import SearchRecords
 from harmonic_nas.search.storage import open_storage
 from harmonic_nas.utils.io import atomic_write_json, read_json
 

@@ -43,7 +43,7 @@ from harmonic_nas.backbones import BackboneGenome, build_supernet
 from harmonic_nas.config import load_config
 from harmonic_nas.data import load_dataset
 from harmonic_nas.pretrain import (
-    evaluate,
+    evaluate_subnet,
     extract_calibrated,
     load_supernet,
     pretrain_supernet,
@@ -89,7 +89,7 @@ def run_modality(cfg: Any, ds: Any, modality: str, n_random: int, seed: int) -> 
             batch_size=pcfg.batch_size,
             generator=torch.Generator().manual_seed(derive_seed(seed, "bn", i)),
         )
-        inherited = evaluate(sub, x_te, y_te)
+        inherited = evaluate_subnet(sub, x_te, y_te)
         # from scratch: a freshly initialised supernet's subnet, same recipe and epoch budget
         torch.manual_seed(derive_seed(seed, "standalone-init", modality, i))
         fresh = build_supernet(ds.modality(modality), supernet.preset.name, ds.num_classes)
@@ -97,7 +97,7 @@ def run_modality(cfg: Any, ds: Any, modality: str, n_random: int, seed: int) -> 
         t1 = time.perf_counter()
         train_standalone(alone, x_tr, y_tr, pcfg, epochs=pcfg.epochs, seed=derive_seed(seed, i))
         standalone_s += time.perf_counter() - t1
-        standalone = evaluate(alone, x_te, y_te)
+        standalone = evaluate_subnet(alone, x_te, y_te)
         rows.append(
             {
                 "genome": genome.active(supernet.preset.max_depth).to_json(),

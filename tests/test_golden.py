@@ -18,11 +18,11 @@ from harmonic_nas.backbones import BackboneGenome
 from harmonic_nas.config import parse_config
 from harmonic_nas.fusion import ArchSpec, CellGenotype, FusionGenotype, ModalityArch, NodeGenotype
 from harmonic_nas.hardware.cost import CostModel
+from harmonic_nas.hardware.inventory import space_layer_specs
 from harmonic_nas.hardware.keys import lut_key
 from harmonic_nas.hardware.lut import LUT, DeviceInfo, LUTEntry
-from harmonic_nas.hardware.space import space_layer_specs
 from harmonic_nas.search import run_search
-from harmonic_nas.search.synthetic import SyntheticFactory
+from harmonic_nas.testing.synthetic_problem import SyntheticFactory
 from harmonic_nas.utils.io import read_json
 from tests.fusion.conftest import make_backbones, make_dataset, small_fcfg
 

@@ -11,21 +11,35 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from harmonic_nas.errors import ConfigError
-from harmonic_nas.utils.io import atomic_write_text
+from harmonic_nas.utils.io import atomic_write_text, load_yaml
 
 CONFIG_SCHEMA_VERSION = 1
 
 ModalityKind = Literal["image", "audio", "text", "vector"]
 
+# Strict scalars: YAML already gives real ints, floats and bools, so nothing is coerced (``true``
+# is not the integer 1, ``"5"`` is not 5); floats must be finite (``allow_inf_nan=False`` below).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DatasetConfig(_Strict):
@@ -40,7 +54,7 @@ class ModalityConfig(_Strict):
     """One modality: its backbone preset and the input shape the backbone sees (C, H, W) or (D,)."""
 
     preset: str
-    shape: tuple[int, ...]
+    shape: tuple[Int, ...]
     kind: ModalityKind | None = None
 
     @field_validator("shape")
@@ -56,40 +70,40 @@ class DeviceConfig(_Strict):
 
     name: str = "host"
     backend: Literal["onnxruntime", "torch"] = "onnxruntime"
-    threads: int = Field(1, ge=1)
-    warmup: int = Field(10, ge=0)
-    repeats: int = Field(50, ge=1)
-    power_w: float = Field(
+    threads: Int = Field(1, ge=1)
+    warmup: Int = Field(10, ge=0)
+    repeats: Int = Field(50, ge=1)
+    power_w: Float = Field(
         15.0,
         gt=0,
         allow_inf_nan=False,
         description="constant-power model when no energy sensor exists (finite, W)",
     )
     energy_source: Literal["auto", "rapl", "nvml", "jetson-ina3221", "model"] = "auto"
-    fallback_predictor: bool = False
+    fallback_predictor: Bool = False
 
 
 class PretrainConfig(_Strict):
     """Supernet training: sandwich rule + in-place distillation, cosine LR with warm-up."""
 
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(5e-3, gt=0)
-    weight_decay: float = Field(3e-5, ge=0)
-    warmup_epochs: int = Field(1, ge=0)
-    label_smoothing: float = Field(0.1, ge=0, lt=1)
-    n_random: int = Field(2, ge=0, description="random subnets per step besides max and min")
-    distill: bool = True
-    bn_recalib_batches: int = Field(20, ge=0)
-    reorder_channels: bool = True
-    full_epochs: int | None = Field(
+    epochs: Int = Field(30, ge=1)
+    batch_size: Int = Field(64, ge=1)
+    lr: Float = Field(5e-3, gt=0)
+    weight_decay: Float = Field(3e-5, ge=0)
+    warmup_epochs: Int = Field(1, ge=0)
+    label_smoothing: Float = Field(0.1, ge=0, lt=1)
+    n_random: Int = Field(2, ge=0, description="random subnets per step besides max and min")
+    distill: Bool = True
+    bn_recalib_batches: Int = Field(20, ge=0)
+    reorder_channels: Bool = True
+    full_epochs: Int | None = Field(
         None, ge=0, description="epochs training the max subnet alone first (None: warmup_epochs)"
     )
-    distill_weight: float = Field(
+    distill_weight: Float = Field(
         0.5, ge=0, le=1, description="share of in-place distillation in the non-max subnets' loss"
     )
-    threads: int | None = Field(None, ge=1, description="torch CPU threads while pretraining")
-    workers: int = Field(
+    threads: Int | None = Field(None, ge=1, description="torch CPU threads while pretraining")
+    workers: Int = Field(
         0,
         ge=0,
         description="processes pretraining modalities side by side (0: one per modality, up to "
@@ -100,22 +114,22 @@ class PretrainConfig(_Strict):
 class FusionConfig(_Strict):
     """Inner tier (DARTS over BM-NAS cells). Defaults are the paper's."""
 
-    C: int = Field(192, ge=1)
-    L: int = Field(16, ge=1)
-    multiplier: int = Field(2, ge=1)
-    epochs: int = Field(25, ge=1)
-    retrain_epochs: int = Field(25, ge=1)
-    batch_size: int = Field(96, ge=1)
-    arch_lr: float = Field(3e-4, gt=0)
-    arch_weight_decay: float = Field(1e-3, ge=0)
-    weight_lr: float = Field(1e-4, gt=0)
-    weight_lr_min: float = Field(1e-6, ge=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    restart_period: int = Field(5, ge=1, description="T_0 of the cosine warm restarts, in epochs")
-    dropout: float = Field(0.1, ge=0, lt=1)
-    fusion_points: int = Field(4, ge=1, description="feature maps taken from each CNN backbone")
+    C: Int = Field(192, ge=1)
+    L: Int = Field(16, ge=1)
+    multiplier: Int = Field(2, ge=1)
+    epochs: Int = Field(25, ge=1)
+    retrain_epochs: Int = Field(25, ge=1)
+    batch_size: Int = Field(96, ge=1)
+    arch_lr: Float = Field(3e-4, gt=0)
+    arch_weight_decay: Float = Field(1e-3, ge=0)
+    weight_lr: Float = Field(1e-4, gt=0)
+    weight_lr_min: Float = Field(1e-6, ge=0)
+    weight_decay: Float = Field(1e-4, ge=0)
+    restart_period: Int = Field(5, ge=1, description="T_0 of the cosine warm restarts, in epochs")
+    dropout: Float = Field(0.1, ge=0, lt=1)
+    fusion_points: Int = Field(4, ge=1, description="feature maps taken from each CNN backbone")
     ops: tuple[str, ...] = ("Sum", "ScaleDotAttn", "LinearGLU", "ConcatFC", "SE1", "CatConvMish")
-    arch_split: float = Field(
+    arch_split: Float = Field(
         0.3,
         ge=0,
         lt=1,
@@ -123,20 +137,20 @@ class FusionConfig(_Strict):
         "search epoch (0: the reference code's protocol, architecture steps and every choice on "
         "val; kept for comparisons only)",
     )
-    lambda_lat: float = Field(
+    lambda_lat: Float = Field(
         1.0,
         ge=0,
         description="weight of the fusion operators' expected latency, as a fraction of the "
         "candidate's whole latency, in the architecture loss (0: plain DARTS)",
     )
-    lambda_energy: float = Field(
+    lambda_energy: Float = Field(
         1.0,
         ge=0,
         description="same for energy; ignored when the device's energy is modelled from latency",
     )
-    threshold: float = Field(0.5, gt=0, lt=1, description="multilabel decision threshold")
-    cells: int = Field(2, ge=1, le=8, description="used by `harmonic-nas fusion`")
-    nodes: int = Field(2, ge=1, le=8, description="used by `harmonic-nas fusion`")
+    threshold: Float = Field(0.5, gt=0, lt=1, description="multilabel decision threshold")
+    cells: Int = Field(2, ge=1, le=8, description="used by `harmonic-nas fusion`")
+    nodes: Int = Field(2, ge=1, le=8, description="used by `harmonic-nas fusion`")
 
     @field_validator("ops")
     @classmethod
@@ -163,19 +177,19 @@ class SearchConfig(_Strict):
     """Outer tier (NSGA-II on an Optuna study)."""
 
     strategy: Literal["nsga2", "random", "accuracy-only"] = "nsga2"
-    population: int = Field(16, description="NSGA-II population size (>= 2)")
-    generations: int = Field(4, ge=1)
-    crossover_prob: float = Field(0.9, ge=0, le=1)
-    mutation_prob: float | None = Field(None, ge=0, le=1)
-    cells: tuple[int, int] = (1, 4)
-    nodes: tuple[int, int] = (1, 4)
-    latency_budget_ms: float | None = Field(None, gt=0)
-    energy_budget_mj: float | None = Field(None, gt=0)
+    population: Int = Field(16, description="NSGA-II population size (>= 2)")
+    generations: Int = Field(4, ge=1)
+    crossover_prob: Float = Field(0.9, ge=0, le=1)
+    mutation_prob: Float | None = Field(None, ge=0, le=1)
+    cells: tuple[Int, Int] = (1, 4)
+    nodes: tuple[Int, Int] = (1, 4)
+    latency_budget_ms: Float | None = Field(None, gt=0)
+    energy_budget_mj: Float | None = Field(None, gt=0)
     storage: str | None = None
     study_name: str | None = None
-    workers: int = Field(1, ge=1)
-    test_seeds: int = Field(1, ge=1)
-    rescore_seeds: int = Field(
+    workers: Int = Field(1, ge=1)
+    test_seeds: Int = Field(1, ge=1)
+    rescore_seeds: Int = Field(
         1,
         ge=1,
         description="after the search, each Pareto member is re-evaluated on val with this many "
@@ -188,19 +202,19 @@ class SearchConfig(_Strict):
         "each first gets fidelity_fraction of the fusion epochs, and only those the current "
         "front does not dominate at that fidelity are evaluated in full",
     )
-    fidelity_fraction: float = Field(
+    fidelity_fraction: Float = Field(
         1 / 3,
         gt=0,
         lt=1,
         description="share of fusion.epochs / fusion.retrain_epochs of the cheap evaluation "
         "(fidelity: halving)",
     )
-    require_all_modalities: bool = Field(
+    require_all_modalities: Bool = Field(
         True,
         description="a candidate whose fusion reads no feature of some modality is infeasible "
         "(never a Pareto member); false keeps such unimodal members, flagged",
     )
-    heartbeat_s: int = Field(30, ge=1)
+    heartbeat_s: Int = Field(30, ge=1)
 
     @field_validator("population")
     @classmethod
@@ -211,7 +225,7 @@ class SearchConfig(_Strict):
 
     @field_validator("cells", "nodes")
     @classmethod
-    def _range(cls, v: tuple[int, int]) -> tuple[int, int]:
+    def _range(cls, v: tuple[Int, Int]) -> tuple[Int, Int]:
         lo, hi = v
         if not 1 <= lo <= hi <= 8:
             raise ValueError("must be [low, high] with 1 <= low <= high <= 8")
@@ -228,7 +242,7 @@ class ExperimentConfig(_Strict):
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
     run_dir: Path = Path("runs")
-    seed: int = 0
+    seed: Int = 0
     dataset: DatasetConfig = DatasetConfig()
     modalities: dict[str, ModalityConfig]
     device: DeviceConfig = DeviceConfig()
@@ -330,7 +344,7 @@ def parse_override(pair: str) -> tuple[tuple[str, ...], Any]:
             "-o search.population=8"
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return parts, value
@@ -369,7 +383,7 @@ def _read_yaml(path: Path, what: str, fix: str) -> Any:
             "check that it is a readable file"
         ) from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -428,5 +442,11 @@ def load_run_config(run: Path | str) -> ExperimentConfig:
         "`harmonic-nas run CONFIG` with the original experiment file",
     )
     if isinstance(data, dict):
-        data.pop("schema_version", None)
+        found = data.pop("schema_version", None)
+        if found != CONFIG_SCHEMA_VERSION or isinstance(found, bool):
+            raise ConfigError(
+                f"run config {path} has schema_version {found!r}, expected "
+                f"{CONFIG_SCHEMA_VERSION}; restore the copy `harmonic-nas run` saved, or rerun "
+                "`harmonic-nas run CONFIG` with this version of harmonic-nas"
+            )
     return parse_config(data, str(path))

@@ -241,7 +241,7 @@ def _check_fusion(cfg: ExperimentConfig, problems: list[str]) -> None:
 def _check_device(cfg: ExperimentConfig, problems: list[str]) -> None:
     """The device is known and, unless it is profiled here, has a table (installed or in the
     run); a device profiled here needs its timing backend installed."""
-    from harmonic_nas.hardware import registry
+    from harmonic_nas.hardware import lut_source as registry
 
     name = cfg.device.name
     entry = registry.get_device(name)

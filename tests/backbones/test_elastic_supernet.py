@@ -18,7 +18,7 @@ from harmonic_nas.backbones import (
     get_preset,
     list_presets,
 )
-from harmonic_nas.backbones.elastic import DynamicMBConv
+from harmonic_nas.backbones.dynamic import DynamicMBConv
 from harmonic_nas.errors import ConfigError, GenomeError, HarmonicError
 
 # Small inputs (and a narrow ofa-mbv3) keep the equivalence tests fast.

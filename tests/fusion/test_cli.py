@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 
 import harmonic_nas.data
-import harmonic_nas.hardware.registry
+import harmonic_nas.hardware.lut_source
 import harmonic_nas.pretrain
 from harmonic_nas.backbones import build_supernet
 from harmonic_nas.cli import main
 from harmonic_nas.config import load_config
 from harmonic_nas.fusion import ArchSpec
+from harmonic_nas.hardware.inventory import space_layer_specs
 from harmonic_nas.hardware.keys import lut_key
 from harmonic_nas.hardware.lut import LUT, DeviceInfo, LUTEntry
-from harmonic_nas.hardware.space import space_layer_specs
 from tests.fusion.conftest import OP_COSTS, make_dataset
 
 CONFIG = """
@@ -64,7 +64,7 @@ def patched(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(harmonic_nas.pretrain, "load_supernet", fake_supernet)
     monkeypatch.setattr(
-        harmonic_nas.hardware.registry, "get_lut", lambda cfg, progress=None: state["lut"]
+        harmonic_nas.hardware.lut_source, "get_lut", lambda cfg, progress=None: state["lut"]
     )
     return state
 

@@ -51,7 +51,7 @@ def _own_lut_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _no_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
     """The classifier's width comes from the dataset; tests use 10 classes without building it."""
-    monkeypatch.setattr("harmonic_nas.hardware.space.config_n_classes", lambda cfg: N_CLASSES)
+    monkeypatch.setattr("harmonic_nas.hardware.inventory.config_n_classes", lambda cfg: N_CLASSES)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from harmonic_nas.backbones import BackboneGenome
 from harmonic_nas.cli import main
 from harmonic_nas.fusion import ArchSpec, CellGenotype, FusionGenotype, ModalityArch, NodeGenotype
 from harmonic_nas.hardware.lut import LUT
-from harmonic_nas.hardware.registry import installed_path
+from harmonic_nas.hardware.lut_source import installed_path
 
 from .conftest import reference_files, small_config_dict
 

@@ -12,15 +12,16 @@ from harmonic_nas.errors import ConfigError, GenomeError, LUTError
 from harmonic_nas.fusion import ArchSpec, CellGenotype, FusionGenotype, ModalityArch, NodeGenotype
 from harmonic_nas.hardware.cost import Cost, CostModel
 from harmonic_nas.hardware.features import macs
+from harmonic_nas.hardware.inventory import (
+    arch_fusion_specs,
+    arch_live_graph,
+    backbone_specs,
+    live_backbone_layers,
+    space_layer_specs,
+)
 from harmonic_nas.hardware.keys import lut_key
 from harmonic_nas.hardware.lut import LUT, DeviceInfo, LUTEntry
 from harmonic_nas.hardware.reference import import_reference_lut
-from harmonic_nas.hardware.space import (
-    arch_fusion_specs,
-    backbone_specs,
-    live_graph,
-    space_layer_specs,
-)
 
 from .conftest import reference_files
 
@@ -174,13 +175,14 @@ def test_live_graph_and_pruning(small_cfg: ExperimentConfig) -> None:
         1,
     )
     arch = _arch(g, C=8, L=4)
-    live = live_graph(arch)
+    live = arch_live_graph(arch)
     # output = last cell (mult 1); cell 1 reads state 10 (cell 0) as x and audio point 6 (node 0 reads y)
     assert live.cells == frozenset({0, 1})
     assert live.nodes == frozenset({(0, 1), (1, 0), (1, 1)})  # cell 0 node 0 is dead
     assert live.points == frozenset({3, 6})  # cell 0 never reads y (point 0): its reader is dead
     # image point 3 = its 5th map (last block): 5 live layers; audio point 6 = its 4th map
-    assert live.backbone_layers == {"image": 5, "audio": 4}
+    assert live.features == {"image": 5, "audio": 4}  # image map 4 (5th), audio map 3 (4th)
+    assert live_backbone_layers(arch, live) == {"image": 5, "audio": 4}
     flat = CostModel(_flat_lut(small_cfg))  # onnxruntime: prunes
     cost = flat.cost_arch(arch)
     n_img = len(backbone_specs("avmnist", (1, 28, 28), G, 10))  # 8
@@ -263,9 +265,10 @@ def test_cell_norms_are_costed_as_fusion_extra_and_pruned_with_dead_cells(
     fusion = arch_fusion_specs(arch)
     norms = [s for s in fusion if s.op == "CellNorm"]
     assert len(norms) == 2 and lut_key(norms[0]) == "CellNorm-input:1_8_4-N:1-C:8-L:4"
-    live = live_graph(arch)
+    live = arch_live_graph(arch)
     assert live.cells == frozenset({1}) and live.points == frozenset({5, 8})
-    assert live.backbone_layers["image"] == 0  # no live image point: the backbone is dead
+    assert live_backbone_layers(arch, live)["image"] == 0  # no live image point: all dead
+    assert live.features["image"] == 0
     cost = CostModel(_flat_lut(small_cfg)).cost_arch(arch)
     assert cost.fusion_ops.latency_ms == 2  # the two operators (paper)
     assert cost.fusion_extra.latency_ms == len(fusion) - 2  # reshapes, head, 2 cell norms

@@ -7,15 +7,10 @@ import torch
 
 from harmonic_nas.backbones import LayerSpec
 from harmonic_nas.errors import ConfigError
+from harmonic_nas.hardware.backends import interleaved_latencies, make_runner
 from harmonic_nas.hardware.energy import ConstantPowerModel, EnergyMeter
 from harmonic_nas.hardware.keys import lut_key
-from harmonic_nas.hardware.profiler import (
-    ENERGY_WINDOWS,
-    build_module,
-    interleaved_latencies,
-    make_runner,
-    profile_layers,
-)
+from harmonic_nas.hardware.profiler import ENERGY_WINDOWS, build_module, profile_layers
 
 SPECS = [
     LayerSpec("conv", (1, 20, 20), 1, 16, kernel=3, stride=2, act="hswish"),

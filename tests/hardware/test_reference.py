@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 
-from harmonic_nas.backbones import build_supernet
+from harmonic_nas.backbones import BackboneSpace, build_supernet
 from harmonic_nas.errors import LUTError
 from harmonic_nas.hardware.keys import lut_key
 from harmonic_nas.hardware.lut import LUT
 from harmonic_nas.hardware.reference import import_reference_lut
-from harmonic_nas.hardware.space import all_genomes
 
 from .conftest import reference_files
 
@@ -24,7 +23,7 @@ def test_every_avmnist_subnet_resolves_at_both_sizes(reference_dir: Path, device
     assert lut.energy_source.startswith("imported:lut_ofa_mnist_")
     sizes = {(1, 28, 28): "image", (1, 20, 20): "audio"}
     supernets = {s: build_supernet(("image", s), "avmnist", 10, m) for s, m in sizes.items()}
-    genomes = list(all_genomes("avmnist"))
+    genomes = list(BackboneSpace.from_preset("avmnist").genomes())
     assert len(genomes) == len(set(genomes)) == 7371
     assert all(sn.num_subnets() == 7371 for sn in supernets.values())
     used: set[str] = set()

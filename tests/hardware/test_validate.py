@@ -12,7 +12,7 @@ from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.errors import LUTError
 from harmonic_nas.fusion import MultimodalNet
 from harmonic_nas.hardware.lut import LUT, DeviceInfo, LUTEntry
-from harmonic_nas.hardware.registry import get_lut
+from harmonic_nas.hardware.lut_source import get_lut
 from harmonic_nas.hardware.validate import (
     ModelBuilder,
     ValidationResult,

@@ -11,20 +11,21 @@ import numpy as np
 import pytest
 import torch
 
-import harmonic_nas.pretrain.trainer as trainer
+import harmonic_nas.pretrain.losses as losses
 from harmonic_nas.backbones import ElasticMobileNetV3, MaxoutMLP
 from harmonic_nas.data import MultimodalDataset
 from harmonic_nas.errors import CheckpointError, ConfigError, StageMissingError
 from harmonic_nas.pretrain import (
+    child_loss,
     distill_loss,
-    evaluate,
+    evaluate_subnet,
     load_supernet,
     lr_at,
     pretrain_supernet,
     supernet_paths,
-    task_loss,
     train_standalone,
 )
+from harmonic_nas.tasks import task_loss
 
 
 class _Kill(Exception):
@@ -115,7 +116,7 @@ def test_each_step_trains_max_min_and_random_subnets_with_distillation(
     active: list[Any] = []
     distilled: list[tuple[Any, ...]] = []
     original_set = ElasticMobileNetV3.set_active
-    original_distill = trainer.distill_loss
+    original_distill = losses.distill_loss
 
     def record_set(self: ElasticMobileNetV3, genome: Any) -> None:
         if self.training:
@@ -127,7 +128,7 @@ def test_each_step_trains_max_min_and_random_subnets_with_distillation(
         return original_distill(logits, teacher, task)
 
     monkeypatch.setattr(ElasticMobileNetV3, "set_active", record_set)
-    monkeypatch.setattr(trainer, "distill_loss", record_distill)
+    monkeypatch.setattr(losses, "distill_loss", record_distill)
     pretrain_supernet(cfg, dataset, "image")
     steps = len(dataset.split("train")) // 32
     # the constructor activates the max subnet first, the end of the epoch re-activates it
@@ -148,7 +149,7 @@ def test_full_phase_trains_only_the_max_subnet(
 ) -> None:
     cfg = make_cfg(epochs=1, warmup_epochs=1)
     calls: list[int] = []
-    monkeypatch.setattr(trainer, "distill_loss", lambda *a: calls.append(1))
+    monkeypatch.setattr(losses, "distill_loss", lambda *a: calls.append(1))
     result = pretrain_supernet(cfg, dataset, "image")
     assert calls == [] and result.history[0]["phase"] == "full"
 
@@ -239,7 +240,7 @@ def test_maxout_supernet_trains_and_learns(make_cfg: Any, dataset: MultimodalDat
 def test_multilabel_task_uses_bce_and_micro_f1(make_cfg: Any, make_ds: Any) -> None:
     ds = make_ds(task="multilabel")
     result = pretrain_supernet(make_cfg(epochs=2, lr=1e-2), ds, "vec")
-    assert result.metric == "f1_micro" and 0.0 <= result.max_metric <= 1.0
+    assert result.metric == "weighted_f1" and 0.0 <= result.max_metric <= 1.0
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero() -> None:
@@ -273,11 +274,11 @@ def test_child_loss_mixes_distillation_and_labels(make_cfg: Any) -> None:
     on, off = make_cfg().pretrain, make_cfg(distill=False).pretrain
     hard = task_loss(logits, y, "classification", on.label_smoothing)
     soft = distill_loss(logits, teacher, "classification")
-    w = trainer.DEFAULT_DISTILL_WEIGHT
+    w = on.distill_weight
     torch.testing.assert_close(
-        trainer.child_loss(logits, teacher, y, "classification", on), w * soft + (1 - w) * hard
+        child_loss(logits, teacher, y, "classification", on), w * soft + (1 - w) * hard
     )
-    torch.testing.assert_close(trainer.child_loss(logits, teacher, y, "classification", off), hard)
+    torch.testing.assert_close(child_loss(logits, teacher, y, "classification", off), hard)
 
 
 def test_train_standalone_learns_and_is_seeded(dataset: MultimodalDataset, make_cfg: Any) -> None:
@@ -288,7 +289,7 @@ def test_train_standalone_learns_and_is_seeded(dataset: MultimodalDataset, make_
         torch.manual_seed(0)
         net = MaxoutMLP(20, 4)
         train_standalone(net, tr.inputs["vec"], tr.labels, pcfg, epochs=3, seed=1)
-        results.append(evaluate(net, va.inputs["vec"], va.labels))
+        results.append(evaluate_subnet(net, va.inputs["vec"], va.labels))
         assert not net.training
     assert results[0] == results[1] and results[0] > 0.5
 
@@ -315,3 +316,13 @@ def test_thread_setting_applies_during_training_only(
         progress=lambda *a: seen.add(torch.get_num_threads()),
     )
     assert seen == {3} and torch.get_num_threads() == 2
+
+
+def test_child_loss_reads_distill_weight_from_the_config(make_cfg: Any) -> None:
+    logits, teacher = torch.randn(6, 4), torch.randn(6, 4)
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    pcfg = make_cfg(distill_weight=1.0).pretrain
+    torch.testing.assert_close(
+        child_loss(logits, teacher, y, "classification", pcfg),
+        distill_loss(logits, teacher, "classification"),
+    )

@@ -1,7 +1,7 @@
 """A small, consistent, finished run directory written the way the contract fixes its artifacts.
 
 The candidates, the Pareto set (their true non-dominated subset), the hypervolume history, the
-baselines, the supernet curves and a cost-model validation file are synthetic but coherent. With
+baselines, the supernet curves and a cost-model validation record are synthetic but coherent. With
 ``models=True`` each Pareto member also gets a real tiny :class:`MultimodalNet` (random weights)
 in ``models/<id>/{arch.json, weights.pt}``, on a tiny ``av-digits`` dataset.
 """
@@ -21,6 +21,7 @@ from torch import nn
 
 from harmonic_nas.config import parse_config, save_resolved
 from harmonic_nas.fusion import ArchSpec, MultimodalNet
+from harmonic_nas.hardware.validation_record import ValidationRecord, ValidationSample
 from harmonic_nas.results import build_model
 from harmonic_nas.utils.io import atomic_torch_save
 
@@ -242,22 +243,25 @@ def build_fake_run(root: Path, *, models: bool = False) -> Path:
                 "final": {"max_acc": 0.8, "min_acc": 0.7},
             },
         )
-    records = []
+    samples = []
     for i in range(10):
         meas = float(rng.uniform(0.5, 3.0))
-        records.append(
-            {
-                "arch_id": f"a{i}",
-                "predicted_latency_ms": meas * float(rng.uniform(0.85, 1.15)),
-                "measured_latency_ms": meas,
-                "predicted_energy_mj": meas * 12 * float(rng.uniform(0.85, 1.15)),
-                "measured_energy_mj": meas * 12,
-            }
+        samples.append(
+            ValidationSample(
+                predicted_ms=meas * float(rng.uniform(0.85, 1.15)),
+                measured_ms=meas,
+                arch=members[i % len(members)]["arch"],
+                predicted_keys=("fusion.head",) if i == 0 else (),
+            )
         )
-    _write(
-        run / "luts" / "host.validation.json",
-        {"schema_version": 1, "device": "host", "n": 10, "records": records},
-    )
+    ValidationRecord(
+        device="host",
+        backend="torch",
+        threads=1,
+        seed=0,
+        summary={"samples": 10, "mape_pct": 7.5, "kendall_tau": 0.82, "speed_ratio": None},
+        samples=tuple(samples),
+    ).save(run / "luts" / "host.validation.json")
     if models:
         _write_models(run, members)
     return run

@@ -23,8 +23,9 @@ from harmonic_nas.data.audio_features import AudioFeatures
 from harmonic_nas.data.av_digits import AVDigitsOptions
 from harmonic_nas.errors import DataError
 from harmonic_nas.results import export, load_exported, predict
-from harmonic_nas.results._export import RawInputModel, _write_onnx, argument_names
+from harmonic_nas.results._model import RawInputModel, argument_names
 from harmonic_nas.results._raw import _resample, load_raw_file
+from harmonic_nas.results._serialise import write_onnx
 
 
 def _first_id(run: Path) -> str:
@@ -226,7 +227,7 @@ def test_raw_input_model_standardises_and_names_its_inputs(tmp_path: Path) -> No
 
     # ONNX: inputs keep the modality names; the one nothing reads stays an input
     path = tmp_path / "m.onnx"
-    _write_onnx(model, (a[:1], b[:1]), path, ["img-1", "audio"], {"inputs": []})
+    write_onnx(model, (a[:1], b[:1]), path, ["img-1", "audio"], {"inputs": []})
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
     assert [i.name for i in proto.graph.input] == ["img-1", "audio"]

@@ -13,7 +13,11 @@ from harmonic_nas.cli import main
 from harmonic_nas.errors import StageMissingError
 from harmonic_nas.results import load_run, pareto_markdown, report
 from harmonic_nas.results._plots import front_2d, validation_stats
-from harmonic_nas.results._validation import validation_pairs, validation_summary
+from harmonic_nas.results._validation import (
+    ValidationRecord,
+    validation_pairs,
+    validation_summary,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -106,14 +110,17 @@ def test_report_says_not_run_for_optional_stages(fake_run: Path) -> None:
     assert len(_embedded_images(page)) == 3 + len(load_run(fake_run).members)
 
 
-def test_report_shows_unknown_validation_layout_as_is(fake_run: Path) -> None:
+def test_report_names_an_unreadable_validation_file(fake_run: Path) -> None:
+    """A file that is not the hardware stage's record is reported with the reason, not guessed."""
     (fake_run / "luts" / "host.validation.json").write_text(
         json.dumps({"schema_version": 1, "device": "host", "mape": 0.12, "notes": "few archs"})
     )
     page = report(fake_run).read_text(encoding="utf-8")
     section = page.split('id="validation"')[1].split("</section>")[0]
-    assert "No predicted/measured pairs" in section
-    assert "mape" in section and "0.12" in section and "few archs" in section
+    assert "validation file unreadable" in section and "not a valid validation record" in section
+    assert "samples is not a list" in section and "lut validate CONFIG" in section
+    assert "Cost-model validation: not run" not in section
+    assert not (fake_run / "figures" / "cost_validation_host.png").exists()
 
 
 def test_cli_report_prints_table_and_path(
@@ -170,27 +177,6 @@ def test_front_2d_min_max() -> None:
     assert front_2d(pts, max_x=False, max_y=False) == [0, 2]
 
 
-def test_validation_pairs_from_nested_records_and_arrays() -> None:
-    nested = {
-        "archs": [
-            {
-                "id": i,
-                "predicted": {"latency_ms": p, "energy_mj": 2 * p},
-                "measured": {"latency_ms": m, "energy_mj": 2 * m},
-            }
-            for i, (p, m) in enumerate([(1.0, 1.1), (2.0, 1.8), (3.0, 3.3)])
-        ]
-    }
-    pairs = validation_pairs(nested)
-    assert pairs["latency"] == ([1.0, 2.0, 3.0], [1.1, 1.8, 3.3])
-    assert pairs["energy"] == ([2.0, 4.0, 6.0], [2.2, 3.6, 6.6])
-    arrays = {"lut_latency_ms": [1, 2], "measured_latency_ms": [1.5, 2.5], "n": 2}
-    assert validation_pairs(arrays) == {"latency": ([1.0, 2.0], [1.5, 2.5])}
-    assert validation_pairs({"what": "nothing"}) == {}
-    rows = dict(validation_summary({"a": {"b": 1.23456}, "c": [1, 2]}))
-    assert rows == {"a.b": "1.235", "c": "list of 2"}
-
-
 def test_validation_stats() -> None:
     s = validation_stats([1.0, 2.0, 4.0], [1.0, 2.0, 5.0])
     assert s["mape_pct"] == pytest.approx(100 * (0.2 / 3))
@@ -199,12 +185,15 @@ def test_validation_stats() -> None:
     assert swapped["kendall_tau"] == pytest.approx(1 / 3)
 
 
-def test_validation_pairs_from_the_hardware_layout() -> None:
+def test_validation_pairs_from_the_hardware_record() -> None:
     """``lut validate`` writes samples with predicted_ms/measured_ms plus the arch and its keys."""
     arch = {"modalities": {"image": {"preset": "avmnist", "shape": [1, 28, 28]}}, "C": 8, "L": 4}
     obj = {
         "schema_version": 1,
         "device": "host",
+        "backend": "torch",
+        "threads": 1,
+        "seed": 0,
         "summary": {
             "samples": 2,
             "mape_pct": 4.0,
@@ -216,10 +205,12 @@ def test_validation_pairs_from_the_hardware_layout() -> None:
             {"predicted_ms": 2.0, "measured_ms": 1.9, "arch": arch, "predicted_keys": []},
         ],
     }
-    assert validation_pairs(obj) == {"latency": ([1.0, 2.0], [1.1, 1.9])}
-    rows = dict(validation_summary(obj))
+    record = ValidationRecord.from_json(obj)
+    assert validation_pairs(record) == {"latency": ([1.0, 2.0], [1.1, 1.9])}
+    rows = dict(validation_summary(record))
     assert rows["summary.mape_pct"] == "4" and rows["summary.drift_corrected.mape_pct"] == "3"
-    assert rows["samples"] == "list of 2"
+    assert rows["samples"] == "list of 2" and rows["device"] == "host"
+    assert validation_pairs(ValidationRecord.from_json({**obj, "samples": []})) == {}
 
 
 def test_report_of_a_real_search_run(tmp_path: Path) -> None:
@@ -227,7 +218,7 @@ def test_report_of_a_real_search_run(tmp_path: Path) -> None:
     reads them as they are, including another strategy's front and undrawable genotypes."""
     from harmonic_nas.config import parse_config
     from harmonic_nas.search import run_search
-    from harmonic_nas.search.synthetic import SyntheticFactory
+    from harmonic_nas.testing.synthetic_problem import SyntheticFactory
 
     cfg = parse_config(
         {
@@ -320,7 +311,7 @@ def test_report_explains_its_notation_and_flags_dominated_members(fake_run: Path
 
 def test_dominance_needs_both_objectives_no_worse() -> None:
     from harmonic_nas.results._artifacts import ParetoMember
-    from harmonic_nas.results._report import dominated_by_baselines
+    from harmonic_nas.results._format import dominated_by_baselines
 
     def member(ident: str, val: float, lat: float) -> ParetoMember:
         return ParetoMember(ident, None, {}, val, None, None, lat, None, None, None, None)

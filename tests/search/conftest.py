@@ -17,7 +17,7 @@ import yaml
 
 from harmonic_nas.config import ExperimentConfig, load_config
 
-SYNTHETIC = "harmonic_nas.search.synthetic:from_env"
+SYNTHETIC = "harmonic_nas.testing.synthetic_problem:from_env"
 
 
 def write_config(tmp_path: Path, name: str = "syn", **search: Any) -> tuple[Path, ExperimentConfig]:

@@ -14,7 +14,7 @@ from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.search import run_search
 from harmonic_nas.search.genome import MultimodalGenome
 from harmonic_nas.search.problem import Evaluation
-from harmonic_nas.search.synthetic import SyntheticProblem
+from harmonic_nas.testing.synthetic_problem import SyntheticProblem
 from harmonic_nas.utils.io import read_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 

@@ -20,9 +20,9 @@ from optuna.trial import TrialState
 
 from harmonic_nas.cli import main
 from harmonic_nas.search import run_search, study_status
-from harmonic_nas.search.runner import prepare
+from harmonic_nas.search.driver import prepare
 from harmonic_nas.search.storage import StorageError, default_storage_url, open_storage
-from harmonic_nas.search.synthetic import SyntheticFactory
+from harmonic_nas.testing.synthetic_problem import SyntheticFactory
 from harmonic_nas.utils.io import read_json
 
 #: Progress lines (printed when the output is not a terminal) are not error lines.
@@ -54,8 +54,8 @@ def _kill_during_suggestion(config: Path, n_genes: int) -> None:
         f"""
         import os, signal, socket
         from harmonic_nas.config import load_config
-        from harmonic_nas.search.runner import prepare
-        from harmonic_nas.search.synthetic import SyntheticFactory
+        from harmonic_nas.search.driver import prepare
+        from harmonic_nas.testing.synthetic_problem import SyntheticFactory
 
         cfg = load_config({str(config)!r})
         _, prob, study, _ = prepare(cfg, problem=SyntheticFactory())
@@ -187,7 +187,7 @@ def test_refused_config_change_names_the_keys(make_config) -> None:
 def test_study_reads_as_optuna_users_expect_and_the_run_can_move(
     make_config, tmp_path: Path
 ) -> None:
-    from harmonic_nas.search.results import EVALUATION_SCALARS
+    from harmonic_nas.search.attrs import EVALUATION_SCALARS
 
     _, cfg = make_config()
     run_search(cfg, problem=SyntheticFactory())

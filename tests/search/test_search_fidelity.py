@@ -19,14 +19,14 @@ from optuna.trial import TrialState
 
 from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.search import run_search, study_status
+from harmonic_nas.search.final import rescore_seeds_of
 from harmonic_nas.search.genome import MultimodalGenome
 from harmonic_nas.search.pareto import non_dominated
 from harmonic_nas.search.problem import Evaluation, fidelity_epochs
 from harmonic_nas.search.problem import TestScore as Score
-from harmonic_nas.search.results import rescore_seeds_of
 from harmonic_nas.search.status import best_summary
 from harmonic_nas.search.storage import default_storage_url, open_storage
-from harmonic_nas.search.synthetic import SyntheticFactory, SyntheticProblem
+from harmonic_nas.testing.synthetic_problem import SyntheticFactory, SyntheticProblem
 from harmonic_nas.utils.io import read_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
@@ -110,7 +110,7 @@ def _kill_during_halving(config: Path, population: int) -> None:
         import os, signal
         from harmonic_nas.config import load_config
         from harmonic_nas.search import run_search
-        from harmonic_nas.search.synthetic import SyntheticProblem
+        from harmonic_nas.testing.synthetic_problem import SyntheticProblem
 
         calls = {{"cheap": 0}}
 

@@ -29,7 +29,7 @@ def _search_cmd(config: Path, *extra: str) -> list[str]:
 def _env(sleep_s: float) -> dict[str, str]:
     return {
         **os.environ,
-        "HARMONIC_NAS_SEARCH_PROBLEM": "harmonic_nas.search.synthetic:from_env",
+        "HARMONIC_NAS_SEARCH_PROBLEM": "harmonic_nas.testing.synthetic_problem:from_env",
         "HARMONIC_NAS_SYNTHETIC": f'{{"sleep_s": {sleep_s}}}',
     }
 

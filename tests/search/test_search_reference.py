@@ -12,9 +12,9 @@ import pytest
 from harmonic_nas.config import ExperimentConfig, parse_config
 from harmonic_nas.fusion import CellGenotype, FusionGenotype, NodeGenotype, point_refs
 from harmonic_nas.hardware.cost import CostModel
+from harmonic_nas.hardware.inventory import arch_feature_shapes, space_layer_specs
 from harmonic_nas.hardware.keys import lut_key
 from harmonic_nas.hardware.lut import LUT, DeviceInfo, LUTEntry
-from harmonic_nas.hardware.space import arch_feature_shapes, space_layer_specs
 from harmonic_nas.search.evaluator import REFERENCE_MARGIN, HarmonicProblem
 from harmonic_nas.search.genome import MultimodalGenome
 

@@ -15,11 +15,12 @@ from optuna.trial import TrialState
 
 from harmonic_nas.errors import ConfigError, HarmonicError
 from harmonic_nas.search import run_search
+from harmonic_nas.search.attrs import ATTR_WORKER
 from harmonic_nas.search.genome import MultimodalGenome
 from harmonic_nas.search.pareto import non_dominated
-from harmonic_nas.search.storage import ATTR_WORKER, StorageError, default_storage_url, open_storage
+from harmonic_nas.search.storage import StorageError, default_storage_url, open_storage
 from harmonic_nas.search.strategies import TrialSeededSampler, get_strategy
-from harmonic_nas.search.synthetic import SyntheticFactory
+from harmonic_nas.testing.synthetic_problem import SyntheticFactory
 from harmonic_nas.utils.io import read_json
 
 
@@ -244,7 +245,7 @@ def test_baseline_strategies(make_config, strategy: str) -> None:
 
 
 def test_dead_worker_trial_is_failed_and_retried(make_config) -> None:
-    from harmonic_nas.search.runner import prepare
+    from harmonic_nas.search.driver import prepare
 
     # a process that already exited: its pid is dead
     proc = subprocess.run(

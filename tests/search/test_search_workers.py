@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 
 from harmonic_nas.search import run_search
 from harmonic_nas.search.storage import default_storage_url, open_storage
-from harmonic_nas.search.synthetic import SyntheticFactory
+from harmonic_nas.testing.synthetic_problem import SyntheticFactory
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +88,7 @@ def test_sigkill_then_rerun_completes_exactly_the_budget(make_config, tmp_path) 
     path, cfg = make_config(population=4, generations=3)
     env = {
         **os.environ,
-        "HARMONIC_NAS_SEARCH_PROBLEM": "harmonic_nas.search.synthetic:from_env",
+        "HARMONIC_NAS_SEARCH_PROBLEM": "harmonic_nas.testing.synthetic_problem:from_env",
         "HARMONIC_NAS_SYNTHETIC": '{"sleep_s": 0.6}',
     }
     with open(tmp_path / "first.log", "w") as log:

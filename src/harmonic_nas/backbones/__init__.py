@@ -1,14 +1,9 @@
-"""Backbones: elastic MobileNetV3 supernets (OFA style) + presets, genomes, subnet extraction,
-and the Maxout MLP for text/vector modalities."""
+"""Backbones: elastic MobileNetV3 supernets (OFA style) + presets, genomes and their gene space,
+subnet extraction, and the Maxout MLP for text/vector modalities."""
 
 from __future__ import annotations
 
-from harmonic_nas.backbones.elastic import (
-    ElasticMobileNetV3,
-    count_subnets,
-    sample_genome,
-    validate_genome,
-)
+from harmonic_nas.backbones.elastic import ElasticMobileNetV3
 from harmonic_nas.backbones.factory import Supernet, build_supernet
 from harmonic_nas.backbones.genome import BackboneGenome
 from harmonic_nas.backbones.layers import LayerKind, LayerSpec
@@ -22,10 +17,12 @@ from harmonic_nas.backbones.presets import (
     list_presets,
     register_preset,
 )
+from harmonic_nas.backbones.space import BackboneSpace
 from harmonic_nas.backbones.static import StaticBackbone, mbv3_layer_specs
 
 __all__ = [
     "BackboneGenome",
+    "BackboneSpace",
     "ElasticMobileNetV3",
     "LayerKind",
     "LayerSpec",
@@ -37,12 +34,9 @@ __all__ = [
     "Supernet",
     "build_layer",
     "build_supernet",
-    "count_subnets",
     "get_preset",
     "list_presets",
     "make_divisible",
     "mbv3_layer_specs",
     "register_preset",
-    "sample_genome",
-    "validate_genome",
 ]

@@ -27,14 +27,16 @@ class BackboneGenome:
             raise GenomeError(
                 f"a backbone genome must be an object with keys ks, e, d; got {data!r:.80}"
             )
-        try:
-            return cls(
-                ks=tuple(int(v) for v in data.get("ks", [])),
-                e=tuple(int(v) for v in data.get("e", [])),
-                d=tuple(int(v) for v in data.get("d", [])),
-            )
-        except (TypeError, ValueError):
-            raise GenomeError(f"genome genes must be lists of integers; got {data!r:.80}") from None
+        genes = {k: data.get(k, []) for k in ("ks", "e", "d")}
+        for k, v in genes.items():  # strictly ints: no "5", 5.0 or true read as a gene
+            if not isinstance(v, list) or not all(
+                isinstance(g, int) and not isinstance(g, bool) for g in v
+            ):
+                raise GenomeError(
+                    f"genome genes must be lists of integers; '{k}' is {v!r:.60}; write e.g. "
+                    '{"ks": [3, 5], "e": [4, 6], "d": [2]}'
+                )
+        return cls(ks=tuple(genes["ks"]), e=tuple(genes["e"]), d=tuple(genes["d"]))
 
     def active(self, max_depth: int) -> BackboneGenome:
         """The canonical form: inactive genes (beyond each stage's depth) set to 0."""

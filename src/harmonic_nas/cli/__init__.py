@@ -15,11 +15,14 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
 import typer
+from rich.markup import escape
+from typer._click.exceptions import ClickException, UsageError  # typer vendors click
 
 from harmonic_nas import __version__
 from harmonic_nas.cli import data, fusion, hardware, pretrain, results, run, search
@@ -169,14 +172,45 @@ def _configure(argv: Sequence[str] | None) -> None:
     after_import("torch", lambda torch: torch.set_num_threads(threads))
 
 
+def print_error(message: object) -> None:
+    """``error: <message>`` on stderr; the message is escaped, so that square brackets in it
+    (``[low, high]``, ``[0, 9]``) are printed, not read as Rich markup."""
+    err_console.print(
+        f"[red]error:[/red] {escape(str(message))}", highlight=False, soft_wrap=True, markup=True
+    )
+
+
+def usage_message(exc: UsageError) -> str:
+    """A usage error (missing argument, unknown option, bad value) as one line with the fix."""
+    text = " ".join(exc.format_message().split())
+    text = re.sub(r"\.\s*Did you mean (.+)\?$", r" (did you mean \1?)", text).rstrip(".")
+    text = text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text
+    command = exc.ctx.command_path if exc.ctx is not None else "harmonic-nas"
+    return f"{text}; run '{command} --help'"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 bad input, 130 Ctrl-C, 1 unexpected failure)."""
     try:
         _configure(argv)
-        app(args=argv, prog_name="harmonic-nas", standalone_mode=True)
+        code = app(args=argv, prog_name="harmonic-nas", standalone_mode=False)
+        code = code if isinstance(code, int) else 0
+        if code == 130:  # typer turns Ctrl-C in a command into exit code 130
+            err_console.print(INTERRUPTED, highlight=False, soft_wrap=True)
+        return code
     except HarmonicError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True, markup=True)
+        print_error(exc)
         return exc.exit_code
+    except UsageError as exc:  # typer/click: missing argument, unknown option, bad option value
+        if exc.__class__.__name__ != "NoArgsIsHelpError":  # (its help is already printed)
+            print_error(usage_message(exc))
+        return 2
+    except ClickException as exc:
+        print_error(f"{' '.join(exc.format_message().split())}; run 'harmonic-nas --help'")
+        return exc.exit_code
+    except typer.Abort:  # end of input at a prompt
+        print_error("aborted (end of input); rerun the command")
+        return 1
     except SystemExit as exc:  # typer's own exits: --help, usage errors, typer.Exit, Ctrl-C
         code = exc.code
         code = code if isinstance(code, int) else (0 if code is None else 1)

@@ -42,6 +42,18 @@ class Output:
 output = Output()
 
 
+#: Environment variable naming the search problem factory ``"package.module:function"`` (tests,
+#: plugins); read here only, the library takes the factory as an argument.
+PROBLEM_ENV = "HARMONIC_NAS_SEARCH_PROBLEM"
+
+
+def search_problem() -> str | None:
+    """The problem factory ``$HARMONIC_NAS_SEARCH_PROBLEM`` names (None: the real problem)."""
+    import os
+
+    return os.environ.get(PROBLEM_ENV, "").strip() or None
+
+
 def timestamp() -> str:
     return _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
 
@@ -70,14 +82,18 @@ class CliConsole(Console):
         align: Any = "center",
     ) -> None:
         if self.is_terminal:
-            super().rule(title, characters=characters, style=style, align=align)
+            shown = Text.from_markup(title) if isinstance(title, str) else title
+            super().rule(shown, characters=characters, style=style, align=align)
             return
         text = Text.from_markup(title).plain if isinstance(title, str) else title.plain
         self.print(f"{timestamp()} == {text} ==", markup=False, highlight=False, soft_wrap=True)
 
 
-console = CliConsole()
-err_console = CliConsole(stderr=True)
+# Markup is off by default: what the CLI prints holds paths, messages and values with square
+# brackets (``[low, high]``, ``runs/[a]``) that Rich would otherwise eat as tags. The few styled
+# lines say ``markup=True`` and escape what they interpolate (``rich.markup.escape``).
+console = CliConsole(markup=False)
+err_console = CliConsole(stderr=True, markup=False)
 
 
 def print_json(obj: Any) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from harmonic_nas.cli._common import console, load_cfg, rich_progress
@@ -142,7 +143,7 @@ def register(app: typer.Typer) -> None:
 
         name, path, options, seed, cfg = _resolve(name, config, path, option, seed)
         entry = get_dataset_entry(name)
-        console.print(f"[bold]{name}[/bold]: {entry.summary}")
+        console.print(f"[bold]{escape(name)}[/bold]: {escape(entry.summary)}", markup=True)
         doc = inspect.getmodule(entry.builder).__doc__ if inspect.getmodule(entry.builder) else None
         if entry.options is not None:
             opts = Table(title="options (--option k=v, or dataset.options in the config)")

@@ -37,8 +37,8 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(None, min=1, help="intra-op threads (default: device.threads)"),
     ) -> None:
         """Measure every distinct layer of the configured search space on this machine."""
+        from harmonic_nas.hardware.lut_source import run_lut_path
         from harmonic_nas.hardware.profiler import profile_device
-        from harmonic_nas.hardware.registry import run_lut_path
 
         cfg = load_cfg(config)
         if backend is not None and backend not in ("onnxruntime", "torch"):
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
 
         from harmonic_nas.fusion import ArchSpec
         from harmonic_nas.hardware.cost import CostModel
-        from harmonic_nas.hardware.registry import get_lut
+        from harmonic_nas.hardware.lut_source import get_lut
 
         cfg = load_cfg(config)
         spec = ArchSpec.load(arch)
@@ -141,8 +141,8 @@ def register(app: typer.Typer) -> None:
         description: str = typer.Option("", help="free-text description of the device"),
     ) -> None:
         """Convert published tables (lat/enrg) into a LUT and install it for DEVICE."""
+        from harmonic_nas.hardware.lut_source import install_lut
         from harmonic_nas.hardware.reference import import_reference_lut
-        from harmonic_nas.hardware.registry import install_lut
 
         lut = import_reference_lut(files, device, description=description)
         path = install_lut(lut)
@@ -161,7 +161,7 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(None, help="sampling seed (default: the config's seed)"),
     ) -> None:
         """Measure random architectures end to end and compare with the LUT's prediction."""
-        from harmonic_nas.hardware.registry import get_lut, run_lut_path
+        from harmonic_nas.hardware.lut_source import get_lut, run_lut_path
         from harmonic_nas.hardware.validate import save_validation, validate_lut
 
         cfg = load_cfg(config)
@@ -198,7 +198,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Describe a LUT (installed device or file)."""
         from harmonic_nas.hardware.lut import LUT
-        from harmonic_nas.hardware.registry import installed_path
+        from harmonic_nas.hardware.lut_source import installed_path
 
         path = Path(target) if target.endswith(".json") else installed_path(target)
         lut = LUT.load(path)
@@ -238,7 +238,7 @@ def register(app: typer.Typer) -> None:
     @lut_app.command("list")
     def list_cmd() -> None:
         """Known devices and installed LUTs."""
-        from harmonic_nas.hardware.registry import get_device, installed_path, list_devices
+        from harmonic_nas.hardware.lut_source import get_device, installed_path, list_devices
 
         table = Table()
         table.add_column("device")

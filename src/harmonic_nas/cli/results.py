@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from harmonic_nas.cli._common import console, err_console, print_json, rich_progress
 from harmonic_nas.errors import DataError
@@ -34,9 +35,7 @@ def _prob_table(pred: Prediction, top: int, width: int) -> Table:
         label = ", ".join(chosen) if chosen else "(none)"
         if wide:
             best = int(row.argmax())
-            cells = [
-                f"[bold]{p:.4f}[/bold]" if j == best else f"{p:.4f}" for j, p in enumerate(row)
-            ]
+            cells = [Text(f"{p:.4f}", style="bold" if j == best else "") for j, p in enumerate(row)]
             table.add_row(sample, label, *cells)
         else:
             order = row.argsort()[::-1][:top]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,9 @@ from harmonic_nas.cli._common import (
     preflight,
     print_json,
     rich_progress,
+    search_problem,
 )
+from harmonic_nas.errors import HarmonicError
 from harmonic_nas.utils.progress import ProgressFn
 
 _SEARCH_TASKS = ("search:", "final:", "baseline")
@@ -67,6 +70,34 @@ def _candidate_table(title: str, rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _read_only(path: Path) -> str | None:
+    """``"read-only filesystem"`` / ``"read-only"`` when ``path`` cannot be written, else None."""
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "on a read-only filesystem"
+    except OSError:
+        return None
+    return None if os.access(path, os.W_OK) else "read-only"
+
+
+def _read_only_error(run: Path, storage: str | None) -> HarmonicError | None:
+    """The true reason a SQLite study of ``run`` cannot be opened, when it is a read-only file or
+    directory (SQLite writes a lock and a journal beside the study even to read it)."""
+    if storage is not None and not storage.startswith("sqlite:///"):
+        return None
+    db = Path(storage[len("sqlite:///") :]).expanduser() if storage else Path(run) / "study.db"
+    for path in (db, db.parent):
+        why = _read_only(path) if path.exists() else None
+        if why:
+            what = "file" if path.is_file() else "directory"
+            return HarmonicError(
+                f"cannot open the study {db}: the {what} {path} is {why}, and SQLite must write "
+                "its lock and journal beside the study even to read it; make it writable, or "
+                f"copy the run to a writable place (cp -r {run} /tmp/) and run status on the copy"
+            )
+    return None
+
+
 def register(app: typer.Typer) -> None:
     """Add ``search``, ``baselines`` and ``status`` to the app."""
 
@@ -106,6 +137,7 @@ def register(app: typer.Typer) -> None:
                 workers=workers,
                 strategy=strategy,
                 study_name=study_name,
+                problem=search_problem(),
                 progress=progress,
             )
         console.print(
@@ -168,11 +200,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show a running or finished study: progress, failures, Pareto front, hypervolume."""
         from harmonic_nas.search import study_status
+        from harmonic_nas.search.storage import StorageError
 
+        try:
+            statuses = list(study_status(run, storage=storage))
+        except StorageError as exc:
+            raise _read_only_error(run, storage) or exc from None
         if as_json:
-            print_json(list(study_status(run, storage=storage)))
+            print_json(statuses)
             return
-        for s in study_status(run, storage=storage):
+        for s in statuses:
             state = {
                 "finished": "finished",
                 "running": "running / interrupted",
@@ -180,14 +217,16 @@ def register(app: typer.Typer) -> None:
                 "`harmonic-nas search CONFIG` to write them",
             }.get(s["stage"], s["stage"])
             console.print(
-                f"[bold]{s['study']}[/bold] ({s['strategy']}, {state}) — {s['storage']}\n"
+                f"[bold]{escape(s['study'])}[/bold] ({escape(s['strategy'])}, {state}) — "
+                f"{escape(s['storage'])}\n"
                 f"  candidates {s['complete']}/{s['budget']} complete, {s['running']} running, "
                 f"{s['waiting']} queued, {s['failed']} failed, {s['duplicates']} duplicates skipped; "
                 f"generation {s['generation']}/{s['generations']}; front {s['front_size']}; "
-                f"hypervolume {s['hypervolume']:.4f}; {s['best_summary']}"
+                f"hypervolume {s['hypervolume']:.4f}; {escape(str(s['best_summary']))}"
                 + (f"; {s['low_fidelity']} at low fidelity" if s.get("low_fidelity") else ""),
                 highlight=False,
                 soft_wrap=True,
+                markup=True,
             )
             rows = s["candidates"] if all_candidates else s["front"]
             title = "all candidates" if all_candidates else "Pareto front"

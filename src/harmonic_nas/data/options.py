@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import types
 import typing
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 import yaml
 
 from harmonic_nas.errors import DataError
+from harmonic_nas.utils.io import load_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +50,7 @@ def parse_cli_options(pairs: list[str] | None) -> dict[str, Any]:
                 f"option '{pair}' is not of the form key=value; write e.g. --option train_per_class=50"
             )
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         out[key] = value
@@ -58,7 +60,7 @@ def parse_cli_options(pairs: list[str] | None) -> dict[str, Any]:
 def _coerce(name: str, dataset: str, value: Any, typ: Any) -> Any:
     if isinstance(value, str) and typ is not str:
         with contextlib.suppress(yaml.YAMLError):
-            value = yaml.safe_load(value)
+            value = load_yaml(value)
     origin = typing.get_origin(typ)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(typ)
@@ -72,6 +74,7 @@ def _coerce(name: str, dataset: str, value: Any, typ: Any) -> Any:
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif typ is float:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
         value = float(value) if ok else value
     elif typ is str:
         ok = isinstance(value, str | int | float) and not isinstance(value, bool)

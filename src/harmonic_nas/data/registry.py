@@ -16,6 +16,7 @@ from typing import Any
 from harmonic_nas.data.types import MultimodalDataset
 from harmonic_nas.errors import DataError
 from harmonic_nas.utils.progress import ProgressFn
+from harmonic_nas.utils.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,9 @@ class DatasetEntry:
     summary: str
 
 
-_REGISTRY: dict[str, DatasetEntry] = {}
+_REGISTRY: Registry[DatasetEntry] = Registry(
+    "dataset", DataError, hint=" (see `harmonic-nas data list`)"
+)
 
 
 def register_dataset(
@@ -68,30 +71,18 @@ def register_dataset(
 
     def deco(fn: Builder) -> Builder:
         doc = summary or next(iter((fn.__doc__ or "").strip().splitlines()), "")
-        _REGISTRY[name] = DatasetEntry(name, fn, options, needs_path, cache, version, doc)
+        _REGISTRY.register(name, DatasetEntry(name, fn, options, needs_path, cache, version, doc))
         return fn
 
     return deco
 
 
-def _ensure_builtin() -> None:
-    # importing the modules registers their builders
-    import harmonic_nas.data.av_digits
-    import harmonic_nas.data.loaders  # noqa: F401
-
-
 def list_datasets() -> list[str]:
-    """Names of every registered dataset, sorted."""
-    _ensure_builtin()
-    return sorted(_REGISTRY)
+    """Names of every registered dataset, sorted (the built-in ones are registered by
+    importing :mod:`harmonic_nas.data`)."""
+    return sorted(_REGISTRY.names())
 
 
 def get_dataset_entry(name: str) -> DatasetEntry:
     """The registry entry for ``name`` (one-line DataError for an unknown name)."""
-    _ensure_builtin()
-    if name not in _REGISTRY:
-        raise DataError(
-            f"unknown dataset '{name}'; choose one of {', '.join(sorted(_REGISTRY))} "
-            "(see `harmonic-nas data list`)"
-        )
-    return _REGISTRY[name]
+    return _REGISTRY.get(name)

@@ -16,11 +16,11 @@ import torch
 from torch.utils.data import Dataset
 
 from harmonic_nas.errors import DataError
+from harmonic_nas.tasks import Task
 
 logger = logging.getLogger(__name__)
 
 ModalityKind = Literal["image", "audio", "text", "vector"]
-Task = Literal["classification", "multilabel"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from harmonic_nas.errors import DataError
 from harmonic_nas.fusion.points import fusion_point_indices, pool_point, pooled_shape
 from harmonic_nas.pretrain.bn import bn_recalibrate, calibration_generator
+from harmonic_nas.tasks import Task
 from harmonic_nas.utils.device import default_device
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
     from harmonic_nas.data.types import MultimodalDataset
 
 logger = logging.getLogger(__name__)
-
-Task = Literal["classification", "multilabel"]
 
 
 class FeatureSplit(Protocol):

@@ -1,4 +1,4 @@
-"""The deployable multimodal model and the costed layers of its fusion part."""
+"""The deployable multimodal model (backbones + fusion-point pooling + fusion network)."""
 
 from __future__ import annotations
 
@@ -8,35 +8,13 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from harmonic_nas.backbones.layers import LayerSpec
 from harmonic_nas.errors import GenomeError
 from harmonic_nas.fusion.arch import ArchSpec
-from harmonic_nas.fusion.genotype import FusionGenotype
+from harmonic_nas.fusion.layers import point_refs
 from harmonic_nas.fusion.network import FixedFusionNet
-from harmonic_nas.fusion.points import PointPool, fusion_point_indices, pooled_shape
+from harmonic_nas.fusion.points import PointPool, pooled_shape
 
 logger = logging.getLogger(__name__)
-
-
-def point_refs(
-    arch: ArchSpec, feature_shapes: Mapping[str, Sequence[tuple[int, ...]]]
-) -> list[tuple[str, int]]:
-    """``(modality, feature index)`` of every fusion point, modalities in ``arch`` order."""
-    missing = [m for m in arch.modalities if m not in feature_shapes]
-    if missing:
-        raise GenomeError(
-            f"no feature shapes for modality(ies) {missing}; pass one list per modality"
-        )
-    return [
-        (m, k)
-        for m in arch.modalities
-        for k in fusion_point_indices(len(feature_shapes[m]), arch.fusion_points)
-    ]
-
-
-def used_point_indices(genotype: FusionGenotype, n_points: int) -> list[int]:
-    """Global indices of the fusion points some cell reads (ascending)."""
-    return sorted({i for c in genotype.cells for i in c.inputs if i < n_points})
 
 
 class MultimodalNet(nn.Module):
@@ -124,59 +102,3 @@ def _probe(
         bb.train(was)
         out.append([tuple(f.shape[1:]) for f in feats])
     return out
-
-
-def fusion_layer_specs(
-    arch: ArchSpec, feature_shapes: Mapping[str, Sequence[tuple[int, ...]]]
-) -> list[LayerSpec]:
-    """The costed layers of the fusion part of ``arch`` (batch size 1).
-
-    * ``fusion_reshape``: one per fusion point a cell reads. ``input_shape`` is the backbone
-      feature (C_in, H, W) or (D,); ``in_ch`` C_in or D; ``out_ch`` C (maps) or C*L (vectors);
-      ``kernel`` 1; ``C``, ``L``.
-    * ``fusion_op``: one per node, cell by cell: ``op``, ``input_shape`` (C, L), in/out C, C, L.
-    * ``fusion_head``: LayerNorm/ReLU/classifier on the concat of the last ``multiplier`` states:
-      ``input_shape`` (multiplier*C, L), ``in_ch`` multiplier*C*L, ``out_ch`` n_classes, C, L.
-    """
-    g = arch.genotype
-    if g is None:
-        raise GenomeError("the architecture has no genotype; run the fusion search first")
-    refs = point_refs(arch, feature_shapes)
-    g.validate(len(refs))
-    C, L = arch.C, arch.L
-    specs: list[LayerSpec] = []
-    for i in used_point_indices(g, len(refs)):
-        m, k = refs[i]
-        shape = tuple(feature_shapes[m][k])
-        is_map = len(shape) == 3
-        specs.append(
-            LayerSpec(
-                kind="fusion_reshape",
-                input_shape=shape,
-                in_ch=shape[0],
-                out_ch=C if is_map else C * L,
-                kernel=1,
-                C=C,
-                L=L,
-            )
-        )
-    for cell in g.cells:
-        for node in cell.nodes:
-            specs.append(
-                LayerSpec(
-                    kind="fusion_op", input_shape=(C, L), in_ch=C, out_ch=C, op=node.op, C=C, L=L
-                )
-            )
-    mult = g.multiplier
-    specs.append(
-        LayerSpec(
-            kind="fusion_head",
-            input_shape=(mult * C, L),
-            in_ch=mult * C * L,
-            out_ch=arch.n_classes,
-            use_bn=False,
-            C=C,
-            L=L,
-        )
-    )
-    return specs

@@ -118,3 +118,18 @@ class PointProjection(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.dropout(F.relu(self.bn(self.proj(x))))
         return out.reshape(out.shape[0], self.C, self.L)
+
+
+class FusionReshape(nn.Module):
+    """A fusion point's whole path into the fusion network, as one module: :class:`PointPool`
+    then :class:`PointProjection` (what the model runs per used point; the profiler times it)."""
+
+    def __init__(
+        self, feature_shape: tuple[int, ...], C: int, L: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.pool = PointPool(tuple(feature_shape), L)
+        self.proj = PointProjection(pooled_shape(tuple(feature_shape), L), C, L, dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(self.pool(x))

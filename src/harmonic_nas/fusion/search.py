@@ -38,15 +38,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from harmonic_nas.config import FusionConfig
 from harmonic_nas.errors import GenomeError, LUTError
-from harmonic_nas.fusion.cache import FeatureCache, FeatureSplit, Task
+from harmonic_nas.fusion.cache import FeatureCache, FeatureSplit
 from harmonic_nas.fusion.genotype import MAX_CELLS, MAX_NODES, FusionGenotype
 from harmonic_nas.fusion.network import FixedFusionNet, SearchNetwork
 from harmonic_nas.fusion.ops import check_ops
+from harmonic_nas.tasks import Task, task_loss
+from harmonic_nas.tasks import task_metric as metric
+from harmonic_nas.tasks import weighted_f1 as weighted_f1  # re-exported by harmonic_nas.fusion
 from harmonic_nas.utils.device import default_device
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.sampling import stratified_subset
@@ -137,35 +139,6 @@ class _CyclingBatches:
 
     def __iter__(self) -> _CyclingBatches:
         return self
-
-
-def task_loss(logits: Tensor, labels: Tensor, task: Task) -> Tensor:
-    """Cross-entropy (classification) or BCE with logits (multilabel)."""
-    if task == "multilabel":
-        return F.binary_cross_entropy_with_logits(logits, labels.float())
-    return F.cross_entropy(logits, labels)
-
-
-def weighted_f1(scores: Tensor, labels: Tensor, threshold: float) -> float:
-    """Support-weighted F1 over classes (sklearn ``average='weighted'``), ``scores`` in [0, 1]."""
-    pred = scores >= threshold
-    true = labels > 0.5
-    tp = (pred & true).sum(0).double()
-    fp = (pred & ~true).sum(0).double()
-    fn = (~pred & true).sum(0).double()
-    denom = 2 * tp + fp + fn
-    f1 = torch.where(denom > 0, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp))
-    support = true.sum(0).double()
-    if support.sum() == 0:
-        return 0.0
-    return float((f1 * support).sum() / support.sum())
-
-
-def metric(logits: Tensor, labels: Tensor, task: Task, threshold: float = 0.5) -> float:
-    """Accuracy (classification) or weighted F1 at ``threshold`` (multilabel)."""
-    if task == "multilabel":
-        return weighted_f1(torch.sigmoid(logits), labels, threshold)
-    return float((logits.argmax(1) == labels).double().mean())
 
 
 @torch.no_grad()

@@ -5,8 +5,9 @@
   architectures from it, with an optional fallback predictor for missing keys;
 - :func:`profile_device` measures the configured search space on this machine (ONNX Runtime or
   torch), with energy from RAPL / NVML / Jetson INA3221 or a constant-power model;
-- :func:`import_reference_lut` converts the published tables; :func:`get_lut` is the device
-  registry; :func:`validate_lut` measures how wrong the LUT is on random architectures.
+- :func:`import_reference_lut` converts the published tables; :func:`get_lut` finds a device's
+  table (:mod:`.lut_source`); :func:`validate_lut` measures how wrong the LUT is on random
+  architectures.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from harmonic_nas.hardware.energy import (
     make_energy_meter,
     register_energy_source,
 )
+from harmonic_nas.hardware.inventory import space_layer_specs
 from harmonic_nas.hardware.keys import lut_key, parse_key
 from harmonic_nas.hardware.lut import (
     LUT,
@@ -30,21 +32,19 @@ from harmonic_nas.hardware.lut import (
     EnergyStats,
     LatencyStats,
     LUTEntry,
-    OpCosts,
 )
-from harmonic_nas.hardware.profiler import profile_device, profile_layers
-from harmonic_nas.hardware.reference import import_reference_lut
-from harmonic_nas.hardware.registry import (
+from harmonic_nas.hardware.lut_source import (
     DeviceEntry,
-    cache_dir,
     get_lut,
     install_lut,
+    installed_luts_dir,
     installed_path,
     list_devices,
     register_device,
     run_lut_path,
 )
-from harmonic_nas.hardware.space import live_graph, space_layer_specs
+from harmonic_nas.hardware.profiler import profile_device, profile_layers
+from harmonic_nas.hardware.reference import import_reference_lut
 from harmonic_nas.hardware.validate import ValidationResult, save_validation, validate_lut
 
 __all__ = [
@@ -63,17 +63,15 @@ __all__ = [
     "LUTEntry",
     "LatencyStats",
     "NvmlMeter",
-    "OpCosts",
     "RaplMeter",
     "ValidationResult",
-    "cache_dir",
     "get_lut",
     "import_reference_lut",
     "install_lut",
+    "installed_luts_dir",
     "installed_path",
     "list_devices",
     "list_energy_sources",
-    "live_graph",
     "lut_key",
     "make_energy_meter",
     "parse_key",

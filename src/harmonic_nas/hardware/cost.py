@@ -251,12 +251,11 @@ class CostModel:
 
         An operator the table cannot cost at all is a :class:`LUTError`: the hardware term must
         never see an unknown operator as free."""
+        from harmonic_nas.fusion import operator_spec
+
         out: dict[str, tuple[float, float]] = {}
         for op in ops:
-            spec = LayerSpec(
-                kind="fusion_op", input_shape=(C, L), in_ch=C, out_ch=C, op=op, C=C, L=L
-            )
-            c = self.layer_cost(spec)
+            c = self.layer_cost(operator_spec(op, C, L))
             if c.uncosted_keys:
                 raise LUTError(
                     f"the device table has no entry of fusion operator {op} (needed at C={C}, "
@@ -272,7 +271,7 @@ class CostModel:
         return self.lut.device.backend == "onnxruntime"
 
     def _backbone_specs(self, arch: ArchSpec) -> dict[str, list[LayerSpec]]:
-        from harmonic_nas.hardware.space import backbone_specs
+        from harmonic_nas.hardware.inventory import backbone_specs
 
         out = {}
         for m, ma in arch.modalities.items():
@@ -302,39 +301,24 @@ class CostModel:
         """The full breakdown; needs ``arch.genotype`` (``GenomeError`` otherwise).
 
         With a backend that runs an exported graph (ONNX Runtime), ``pruned`` holds the layers
-        the model's output does not depend on (:func:`~harmonic_nas.hardware.space.live_graph`);
+        the model's output does not depend on (:func:`~harmonic_nas.fusion.live_graph`);
         ``total`` leaves them out, ``paper_total`` keeps every layer as the paper did.
         """
-        from harmonic_nas.fusion import point_refs
-        from harmonic_nas.fusion.model import used_point_indices
-        from harmonic_nas.hardware.space import (
-            arch_feature_shapes,
-            arch_fusion_specs,
-            is_operator,
-            live_graph,
-        )
+        from harmonic_nas.fusion import fusion_layers, live_graph
+        from harmonic_nas.hardware.inventory import feature_shapes, live_prefix
 
         specs = self._backbone_specs(arch)
-        fusion = arch_fusion_specs(arch)
-        ops = [s for s in fusion if is_operator(s)]
-        extra = [s for s in fusion if not is_operator(s)]
+        shapes = {m: feature_shapes(s) for m, s in specs.items()}
+        fusion = fusion_layers(arch, shapes)
+        ops = [x.spec for x in fusion if x.role == "node"]
+        extra = [x.spec for x in fusion if x.role != "node"]
         pruned = Cost()
-        if self.prunes_dead_layers and arch.genotype is not None:
-            live = live_graph(arch)
+        if self.prunes_dead_layers:
+            live = live_graph(arch, shapes)
             dead: list[LayerSpec] = []
             for m, layers in specs.items():
-                dead += layers[live.backbone_layers[m] :]
-            g = arch.genotype
-            # fusion_layer_specs order: reshapes of the used points, ops cell by cell, head
-            n_points = len(point_refs(arch, arch_feature_shapes(arch)))
-            reshapes = [s for s in fusion if s.kind == "fusion_reshape"]
-            for point, spec in zip(used_point_indices(g, n_points), reshapes, strict=True):
-                if point not in live.points:
-                    dead.append(spec)
-            positions = [(i, j) for i, c in enumerate(g.cells) for j in range(len(c.nodes))]
-            dead += [s for pos, s in zip(positions, ops, strict=True) if pos not in live.nodes]
-            norms = [s for s in fusion if s.kind == "fusion_op" and not is_operator(s)]
-            dead += norms[: len(norms) - len(live.cells)]
+                dead += layers[live_prefix(layers, live.features[m]) :]
+            dead += [x.spec for x in fusion if not live.is_live(x)]
             pruned = self.cost_layers(dead)
         return ArchCost(
             per_modality={m: self.cost_layers(s) for m, s in specs.items()},

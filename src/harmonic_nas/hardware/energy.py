@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harmonic_nas.errors import ConfigError
+from harmonic_nas.utils.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +73,9 @@ class EnergyMeter(ABC):
     def _stop(self) -> float: ...
 
 
-_REGISTRY: dict[str, type[EnergyMeter]] = {}
+_REGISTRY: Registry[type[EnergyMeter]] = Registry(
+    "energy source", ConfigError, extra_names=("auto",)
+)
 #: the order ``auto`` tries the sources in
 AUTO_ORDER = ("rapl", "nvml", "jetson-ina3221")
 
@@ -82,14 +85,14 @@ def register_energy_source(name: str) -> Callable[[type[EnergyMeter]], type[Ener
 
     def deco(cls: type[EnergyMeter]) -> type[EnergyMeter]:
         cls.name = name
-        _REGISTRY[name] = cls
+        _REGISTRY.register(name, cls)
         return cls
 
     return deco
 
 
 def list_energy_sources() -> list[str]:
-    return list(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def _read_int(path: Path) -> int:
@@ -333,9 +336,7 @@ def make_energy_meter(
             return NvmlMeter()
         if name in _REGISTRY:
             return _REGISTRY[name]()
-        raise ConfigError(
-            f"unknown energy source {name!r}; choose one of auto, {', '.join(_REGISTRY)}"
-        )
+        raise _REGISTRY.unknown(name)
 
     if source == "auto":
         for name in AUTO_ORDER:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from harmonic_nas.backbones.layers import LayerSpec
+from harmonic_nas.fusion.layers import CELL_NORM
 
 _F32 = 4
 
@@ -39,7 +40,7 @@ def macs(spec: LayerSpec) -> float:
         return float(spec.in_ch * spec.out_ch * max(spec.expand, 1))
     if kind == "fusion_op":
         # a generic mixing layer over (C, L); element-wise ops (Sum) are much cheaper
-        if spec.op in ("Sum", "CellNorm"):
+        if spec.op in ("Sum", CELL_NORM):
             return float(spec.C * spec.L)
         return float(spec.C * spec.C * spec.L + spec.C * spec.L * spec.L)
     if kind == "fusion_reshape":

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,8 +43,6 @@ LUT_SCHEMA_VERSION = 1
 UNITS = {"latency": "ms", "energy": "mJ"}
 BACKENDS = ("onnxruntime", "torch", "unknown")
 _ENERGY_SOURCE = re.compile(r"^(rapl|nvml|jetson-ina3221|model:.+|imported:.+)$")
-
-OpCosts = Mapping[str, tuple[float, float]]
 
 
 def now_iso() -> str:

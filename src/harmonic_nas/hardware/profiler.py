@@ -1,8 +1,8 @@
 """On-device profiling: time (and meter) every distinct layer of the configured search space.
 
-Each layer runs alone at batch size 1 with the chosen backend -- ONNX Runtime (the layer is
-exported to ONNX in memory and timed in an ``InferenceSession``) or eager PyTorch -- with pinned
-threads, ``warmup`` untimed runs and ``repeats`` timed ones; the LUT keeps mean/std/count/median
+Each layer runs alone at batch size 1 with the chosen backend (:mod:`.backends`: ONNX Runtime,
+the layer exported to ONNX in memory and timed in an ``InferenceSession``, or eager PyTorch) with
+pinned threads, ``warmup`` untimed runs and ``repeats`` timed ones; the LUT keeps mean/std/count/median
 and the 10th percentile, which the cost model uses.
 
 What makes the sum of per-layer costs match a whole model (measured by ``lut validate``):
@@ -14,7 +14,7 @@ What makes the sum of per-layer costs match a whole model (measured by ``lut val
   net of it and records it as the LUT's per-model ``overhead`` (added once per model).
 * **Dead layers.** The fused model uses backbone features only up to its deepest live fusion
   point, and a genotype can leave nodes/cells unread; an exported graph drops them. The cost model
-  leaves them out for graph backends (:func:`~harmonic_nas.hardware.space.live_graph`).
+  leaves them out for graph backends (:func:`~harmonic_nas.fusion.live_graph`).
 * **Shared machine.** Other processes slow most runs down by a varying amount, so the median
   drifts with the load (the same models re-timed: Kendall tau ~0.8); a low percentile estimates
   the uncontended latency reproducibly (tau ~0.99). Layers are also timed round-robin in bursts
@@ -25,15 +25,12 @@ What makes the sum of per-layer costs match a whole model (measured by ``lut val
 
 from __future__ import annotations
 
-import io
 import logging
 import math
-import platform
 import time
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -41,6 +38,13 @@ from torch import Tensor, nn
 
 from harmonic_nas.backbones import LayerSpec, build_layer
 from harmonic_nas.errors import ConfigError
+from harmonic_nas.hardware.backends import (
+    Runner,
+    host_description,
+    interleaved_latencies,
+    make_runner,
+    time_runner,
+)
 from harmonic_nas.hardware.energy import ConstantPowerModel, EnergyMeter, make_energy_meter
 from harmonic_nas.hardware.keys import lut_key
 from harmonic_nas.hardware.lut import (
@@ -60,13 +64,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Runner = Callable[[], object]
-
 #: minimum length of one energy-measurement window with a real sensor (RAPL updates ~1 kHz)
 ENERGY_WINDOW_S = 0.05
 ENERGY_WINDOWS = 3
-#: timing rounds (samples of every layer are spread over the whole measurement)
-ROUNDS = 10
 #: layers built and timed together
 CHUNK = 64
 
@@ -79,47 +79,6 @@ class _Trivial(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.relu(x)
-
-
-class FusionReshape(nn.Module):
-    """A fusion point's path into the fusion network: pool to sqrt(L)^2, then project to (C, L)
-    (the modules :class:`~harmonic_nas.fusion.MultimodalNet` uses)."""
-
-    def __init__(self, shape: tuple[int, ...], C: int, L: int) -> None:
-        super().__init__()
-        from harmonic_nas.fusion import PointPool, PointProjection
-        from harmonic_nas.fusion.points import pooled_shape
-
-        self.pool = PointPool(tuple(shape), L)
-        self.proj = PointProjection(pooled_shape(tuple(shape), L), C, L, 0.0)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.proj(self.pool(x))
-
-
-class CellNorm(nn.Module):
-    """A fusion cell's output: ``LayerNorm(last node + x)`` (as FixedCell)."""
-
-    def __init__(self, C: int, L: int) -> None:
-        super().__init__()
-        self.ln = nn.LayerNorm([C, L])
-
-    def forward(self, node: Tensor, x: Tensor) -> Tensor:
-        return self.ln(node + x)
-
-
-class FusionHead(nn.Module):
-    """The fusion network's output: concat of the last ``multiplier`` states -> LayerNorm -> ReLU
-    -> Linear (as :class:`~harmonic_nas.fusion.FixedFusionNet`)."""
-
-    def __init__(self, multiplier: int, C: int, L: int, n_classes: int) -> None:
-        super().__init__()
-        self.ln = nn.LayerNorm([multiplier * C, L])
-        self.classifier = nn.Linear(multiplier * C * L, n_classes)
-
-    def forward(self, *states: Tensor) -> Tensor:
-        out = torch.relu(self.ln(torch.cat(states, dim=1)))
-        return self.classifier(out.flatten(1))
 
 
 class _Reference(nn.Module):
@@ -157,129 +116,14 @@ def build_module(spec: LayerSpec, *, seed: int = 0) -> tuple[nn.Module, tuple[Te
     if spec.kind in ("conv", "mbconv", "linear", "maxout"):
         module = build_layer(spec)
         inputs: tuple[Tensor, ...] = (torch.randn((1, *spec.input_shape), generator=gen),)
-    elif spec.kind == "fusion_op":
-        from harmonic_nas.fusion import build_op
-        from harmonic_nas.hardware.space import CELL_NORM
+    elif spec.kind in ("fusion_op", "fusion_reshape", "fusion_head"):
+        from harmonic_nas.fusion import fusion_layer_module
 
-        module = (
-            CellNorm(spec.C, spec.L) if spec.op == CELL_NORM else build_op(spec.op, spec.C, spec.L)
-        )
-        inputs = tuple(torch.randn((1, spec.C, spec.L), generator=gen) for _ in range(2))
-    elif spec.kind == "fusion_reshape":
-        module = FusionReshape(spec.input_shape, spec.C, spec.L)
-        inputs = (torch.randn((1, *spec.input_shape), generator=gen),)
-    elif spec.kind == "fusion_head":
-        mult = spec.input_shape[0] // spec.C
-        module = FusionHead(mult, spec.C, spec.input_shape[1], spec.out_ch)
-        inputs = tuple(
-            torch.randn((1, spec.C, spec.input_shape[1]), generator=gen) for _ in range(mult)
-        )
+        module, shapes = fusion_layer_module(spec)
+        inputs = tuple(torch.randn((1, *shape), generator=gen) for shape in shapes)
     else:
         raise ConfigError(f"cannot profile a layer of kind {spec.kind!r}")
     return module.eval(), inputs
-
-
-# --- backends -----------------------------------------------------------------------------------
-
-
-def export_onnx(module: nn.Module, inputs: tuple[Tensor, ...]) -> bytes:
-    """The module as an in-memory ONNX model (TorchScript-based exporter: no onnxscript needed)."""
-    buf = io.BytesIO()
-    names = [f"x{i}" for i in range(len(inputs))]
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module,
-            inputs,
-            buf,  # type: ignore[arg-type]
-            input_names=names,
-            output_names=["y"],
-            opset_version=17,
-            dynamo=False,
-        )
-    return buf.getvalue()
-
-
-def ort_session(model: bytes, threads: int) -> Any:
-    """An ONNX Runtime CPU session with pinned threads and full graph optimisation."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-
-
-def make_runner(
-    module: nn.Module, inputs: tuple[Tensor, ...], backend: str, threads: int
-) -> Runner:
-    """A zero-argument callable running one inference of ``module`` on ``inputs``."""
-    module = module.eval()
-    if backend == "torch":
-
-        def run_torch() -> object:
-            with torch.inference_mode():
-                return module(*inputs)
-
-        return run_torch
-    if backend == "onnxruntime":
-        sess = ort_session(export_onnx(module, inputs), threads)
-        # inputs the graph does not use are pruned by the exporter: feed the remaining ones
-        feed = {i.name: inputs[int(i.name[1:])].numpy() for i in sess.get_inputs()}
-
-        def run_ort() -> object:
-            return sess.run(None, feed)
-
-        return run_ort
-    raise ConfigError(f"unknown backend {backend!r}; use onnxruntime or torch")
-
-
-def time_runner(run: Runner, warmup: int, repeats: int) -> list[float]:
-    """``repeats`` individual latencies in ms after ``warmup`` untimed runs."""
-    for _ in range(warmup):
-        run()
-    out = []
-    clock = time.perf_counter_ns
-    for _ in range(repeats):
-        t0 = clock()
-        run()
-        out.append((clock() - t0) / 1e6)
-    return out
-
-
-def interleaved_latencies(
-    runners: Sequence[Runner],
-    warmup: int,
-    repeats: int,
-    *,
-    rounds: int = ROUNDS,
-    on_round: Callable[[int], None] | None = None,
-) -> list[list[float]]:
-    """``repeats`` latencies (ms) of each runner, taken round-robin in ``rounds`` bursts.
-
-    On a shared machine the speed drifts (other processes, a busy SMT sibling, frequency);
-    spreading every runner's samples over the whole measurement makes those phases hit all
-    runners alike instead of inflating whichever layer happened to run during one.
-    """
-    for run in runners:
-        for _ in range(warmup):
-            run()
-    samples: list[list[float]] = [[] for _ in runners]
-    rounds = max(1, min(rounds, repeats))
-    clock = time.perf_counter_ns
-    for r in range(rounds):
-        burst = repeats // rounds + (1 if r < repeats % rounds else 0)
-        for run, out in zip(runners, samples, strict=True):
-            for _ in range(burst):
-                t0 = clock()
-                run()
-                out.append((clock() - t0) / 1e6)
-        if on_round is not None:
-            on_round(r + 1)
-    return samples
 
 
 @dataclass(frozen=True)
@@ -343,26 +187,6 @@ def _net(m: Measurement, overhead: Measurement) -> LUTEntry:
 def trivial_runner(backend: str, threads: int) -> Runner:
     """A trivial one-op model: what one call costs besides a layer's compute."""
     return make_runner(_Trivial(), (torch.zeros(1),), backend, threads)
-
-
-def host_description(backend: str, threads: int) -> str:
-    """A one-line description of this machine and backend."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    if backend == "onnxruntime":
-        import onnxruntime as ort
-
-        version = f"onnxruntime {ort.__version__}"
-    else:
-        version = f"torch {torch.__version__}"
-    return f"{platform.node()}: {cpu}, {version}, {threads} thread(s)"
 
 
 def profile_layers(
@@ -463,7 +287,7 @@ def profile_device(
     ``backend`` / ``threads`` override ``cfg.device``; ``only_keys`` restricts to those keys
     (completing an existing table).
     """
-    from harmonic_nas.hardware.space import space_layer_specs
+    from harmonic_nas.hardware.inventory import space_layer_specs
 
     d = cfg.device
     specs = space_layer_specs(cfg, n_classes)

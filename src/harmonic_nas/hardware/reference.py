@@ -149,7 +149,7 @@ def import_reference_lut(files: Sequence[Path | str], device: str, *, descriptio
 
 
 def _describe(device: str) -> str:
-    from harmonic_nas.hardware.registry import get_device
+    from harmonic_nas.hardware.lut_source import get_device
 
     entry = get_device(device)
     return entry.description if entry is not None else f"imported table for {device}"

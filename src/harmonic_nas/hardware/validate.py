@@ -23,27 +23,21 @@ from torch import nn
 
 from harmonic_nas.backbones import build_supernet
 from harmonic_nas.errors import ConfigError, LUTError
+from harmonic_nas.hardware.backends import interleaved_latencies, make_runner
 from harmonic_nas.hardware.cost import CostModel
+from harmonic_nas.hardware.inventory import arch_feature_shapes
 from harmonic_nas.hardware.lut import LUT
-from harmonic_nas.hardware.profiler import (
-    interleaved_latencies,
-    latency_stats,
-    make_runner,
-    reference_runner,
-    torch_threads,
-)
-from harmonic_nas.hardware.space import arch_feature_shapes
-from harmonic_nas.utils.io import atomic_write_json
+from harmonic_nas.hardware.profiler import latency_stats, reference_runner
+from harmonic_nas.hardware.validation_record import ValidationRecord
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.seeding import numpy_rng
+from harmonic_nas.utils.threads import torch_threads
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
     from harmonic_nas.fusion import ArchSpec, FusionGenotype, MultimodalNet
 
 logger = logging.getLogger(__name__)
-
-VALIDATION_SCHEMA_VERSION = 1
 
 
 def random_genotype(
@@ -76,15 +70,12 @@ def random_genotype(
 
 def random_arch(cfg: ExperimentConfig, rng: np.random.Generator, n_classes: int) -> ArchSpec:
     """A random architecture of ``cfg``'s space (backbones + macro-architecture + genotype)."""
-    from harmonic_nas.backbones import get_preset, sample_genome
-    from harmonic_nas.backbones.maxout import EMPTY_GENOME
-    from harmonic_nas.backbones.presets import MobileNetV3Preset
+    from harmonic_nas.backbones import BackboneSpace
     from harmonic_nas.fusion import ArchSpec, ModalityArch, point_refs
 
     mods = {}
     for name, m in cfg.modalities.items():
-        p = get_preset(m.preset)
-        genome = sample_genome(p, rng) if isinstance(p, MobileNetV3Preset) else EMPTY_GENOME
+        genome = BackboneSpace.from_preset(m.preset).sample(rng)
         mods[name] = ModalityArch(m.preset, tuple(m.shape), genome)
     cells = int(rng.integers(cfg.search.cells[0], cfg.search.cells[1] + 1))
     nodes = int(rng.integers(cfg.search.nodes[0], cfg.search.nodes[1] + 1))
@@ -231,9 +222,9 @@ def validate_lut(
 
     The LUT must have been profiled with a backend this machine runs (not an imported table).
     Models are built in chunks of ``chunk`` and timed round-robin within a chunk
-    (:func:`~harmonic_nas.hardware.profiler.interleaved_latencies`), like the profiler.
+    (:func:`~harmonic_nas.hardware.backends.interleaved_latencies`), like the profiler.
     """
-    from harmonic_nas.hardware.space import config_n_classes
+    from harmonic_nas.hardware.inventory import config_n_classes
 
     if lut.device.backend not in ("onnxruntime", "torch"):
         raise LUTError(
@@ -302,11 +293,7 @@ def save_validation(result: ValidationResult, folder: Path) -> tuple[Path, Path]
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    json_path = atomic_write_json(
-        folder / f"{result.device}.validation.json",
-        result.to_json(),
-        schema_version=VALIDATION_SCHEMA_VERSION,
-    )
+    json_path = ValidationRecord.of(result).save(folder / f"{result.device}.validation.json")
     png = folder / f"{result.device}.validation.png"
     s = result.summary()
     fig, ax = plt.subplots(figsize=(5, 5))

@@ -12,6 +12,8 @@ final artifact once ``complete`` is true. Content::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,26 @@ if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
 
 logger = logging.getLogger(__name__)
+
+#: pretrain keys that say how training runs, not what it trains (left out of the hash)
+EXECUTION_KEYS = ("threads", "workers")
+
+
+def pretrain_hash(cfg: ExperimentConfig, modality: str) -> str:
+    """Content hash of what a modality's supernet depends on: its modality entry, the pretrain
+    and dataset sections, and the seed (other modalities do not invalidate it)."""
+    data = cfg.model_dump(mode="json")
+    # how the training is run (threads, processes) is not what is trained
+    pretrain = {k: v for k, v in data["pretrain"].items() if k not in EXECUTION_KEYS}
+    payload = {
+        "modality": modality,
+        "spec": data["modalities"][modality],
+        "pretrain": pretrain,
+        "dataset": data["dataset"],
+        "seed": cfg.seed,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
 
 CHECKPOINT_FORMAT = "harmonic-nas-supernet"
 CHECKPOINT_SCHEMA_VERSION = 1

@@ -2,7 +2,7 @@
 
 Per step (BigNAS / OFA-style): the max subnet learns from the (label-smoothed) labels, then the
 min subnet and ``n_random`` random subnets learn from the max subnet's soft predictions (in-place
-distillation, mixed half and half with the label loss: with the short CPU budgets of this project
+distillation, mixed with the label loss by ``distill_weight``, half and half by default: with the short CPU budgets of this project
 the max subnet is itself still far from converged, and pure distillation from it slowed every
 subnet down); their gradients are summed and one optimizer step is taken. The learning rate
 follows a per-step linear warm-up then a cosine decay. The first ``full_epochs`` epochs (default
@@ -16,32 +16,31 @@ checkpoint and ends with the same weights as an uninterrupted run with the same 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harmonic_nas.backbones import BackboneGenome, Supernet, build_supernet
-from harmonic_nas.errors import CheckpointError, ConfigError, HarmonicError, StageMissingError
-from harmonic_nas.pretrain.bn import bn_recalibrate, calibration_generator
+from harmonic_nas.backbones import Supernet, build_supernet
+from harmonic_nas.errors import CheckpointError, ConfigError, HarmonicError
+from harmonic_nas.pretrain.bn import calibration_generator
 from harmonic_nas.pretrain.checkpoint import (
     METRICS_SCHEMA_VERSION,
     check_identity,
+    pretrain_hash,
     read_checkpoint,
     save_checkpoint,
     supernet_paths,
 )
+from harmonic_nas.pretrain.evaluation import evaluate_subnet, extract_calibrated
+from harmonic_nas.pretrain.losses import child_loss, lr_at, make_optimizer
+from harmonic_nas.pretrain.rng import isolated_rng, next_seed
+from harmonic_nas.tasks import Task, metric_name, task_loss
 from harmonic_nas.utils.device import default_device
 from harmonic_nas.utils.io import atomic_write_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
@@ -54,9 +53,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-Task = Literal["classification", "multilabel"]
-
-DEFAULT_DISTILL_WEIGHT = 0.5
 Status = Literal["trained", "resumed", "skipped"]
 
 
@@ -83,161 +79,6 @@ class PretrainResult:
     @property
     def min_acc(self) -> float:
         return self.min_metric
-
-
-# --- small helpers ------------------------------------------------------------------------------
-
-
-#: pretrain keys that say how training runs, not what it trains (left out of the hash)
-EXECUTION_KEYS = ("threads", "workers")
-
-
-def pretrain_hash(cfg: ExperimentConfig, modality: str) -> str:
-    """Content hash of what a modality's supernet depends on: its modality entry, the pretrain
-    and dataset sections, and the seed (other modalities do not invalidate it)."""
-    data = cfg.model_dump(mode="json")
-    # how the training is run (threads, processes) is not what is trained
-    pretrain = {k: v for k, v in data["pretrain"].items() if k not in EXECUTION_KEYS}
-    payload = {
-        "modality": modality,
-        "spec": data["modalities"][modality],
-        "pretrain": pretrain,
-        "dataset": data["dataset"],
-        "seed": cfg.seed,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def lr_at(step: int, total: int, warmup: int, base_lr: float) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
-    if warmup > 0 and step < warmup:
-        return base_lr * (step + 1) / warmup
-    span = max(total - warmup, 1)
-    return 0.5 * base_lr * (1.0 + math.cos(math.pi * min(step - warmup, span) / span))
-
-
-def task_loss(logits: Tensor, target: Tensor, task: Task, smoothing: float) -> Tensor:
-    """Cross-entropy with label smoothing (classification) or smoothed BCE (multilabel)."""
-    if task == "multilabel":
-        soft = target.float() * (1.0 - smoothing) + 0.5 * smoothing
-        return F.binary_cross_entropy_with_logits(logits, soft)
-    return F.cross_entropy(logits, target, label_smoothing=smoothing)
-
-
-def distill_loss(logits: Tensor, teacher: Tensor, task: Task) -> Tensor:
-    """Soft cross-entropy against the teacher's predictions (in-place distillation)."""
-    if task == "multilabel":
-        return F.binary_cross_entropy_with_logits(logits, torch.sigmoid(teacher))
-    return -(F.softmax(teacher, dim=1) * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-
-
-def _distill_weight(pcfg: PretrainConfig) -> float:
-    # Optional config field (see the report): share of the distillation term in a child's loss.
-    value = getattr(pcfg, "distill_weight", None)
-    return DEFAULT_DISTILL_WEIGHT if value is None else float(value)
-
-
-def child_loss(
-    logits: Tensor, teacher: Tensor, target: Tensor, task: Task, pcfg: PretrainConfig
-) -> Tensor:
-    """Loss of a non-max subnet: ``w * distillation + (1 - w) * task loss`` when ``distill``
-    (w = ``distill_weight``, default 0.5), else the task loss alone."""
-    hard = task_loss(logits, target, task, pcfg.label_smoothing)
-    if not pcfg.distill:
-        return hard
-    w = _distill_weight(pcfg)
-    return w * distill_loss(logits, teacher, task) + (1.0 - w) * hard
-
-
-def metric_name(task: Task) -> str:
-    return "f1_micro" if task == "multilabel" else "accuracy"
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    inputs: Tensor,
-    labels: Tensor,
-    *,
-    task: Task = "classification",
-    batch_size: int = 256,
-    threshold: float = 0.5,
-) -> float:
-    """Accuracy (classification) or micro-F1 (multilabel) of ``model`` in eval mode."""
-    was = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    outs = []
-    try:
-        for start in range(0, inputs.shape[0], batch_size):
-            outs.append(model(inputs[start : start + batch_size].to(device))[1].cpu())
-    finally:
-        model.train(was)
-    logits = torch.cat(outs)
-    if task == "multilabel":
-        pred = torch.sigmoid(logits) >= threshold
-        truth = labels.bool()
-        tp = (pred & truth).sum().item()
-        denom = pred.sum().item() + truth.sum().item()
-        return float(2 * tp / denom) if denom else 1.0
-    return float((logits.argmax(dim=1) == labels).float().mean().item())
-
-
-def extract_calibrated(
-    supernet: Supernet,
-    genome: BackboneGenome,
-    inputs: Tensor,
-    labels: Tensor,
-    *,
-    batches: int,
-    batch_size: int,
-    generator: torch.Generator | None = None,
-) -> nn.Module:
-    """``supernet.extract(genome)`` in eval mode, with BN statistics recalibrated on a
-    class-stratified random subset of ``inputs`` (:func:`~harmonic_nas.pretrain.bn.calibration_subset`)."""
-    sub = supernet.extract(genome)
-    if batches > 0:
-        bn_recalibrate(sub, inputs, batches, batch_size, labels=labels, generator=generator)
-    return sub.eval()
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.ndim <= 1 or ".transforms." in name:
-            no_decay.append(p)  # BN, biases and kernel-transform matrices
-        else:
-            decay.append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-
-
-def make_optimizer(model: nn.Module, pcfg: PretrainConfig) -> torch.optim.Optimizer:
-    """AdamW, no weight decay on BN, biases and kernel transforms."""
-    return torch.optim.AdamW(_param_groups(model, pcfg.weight_decay), lr=pcfg.lr)
-
-
-def _next_seed(g: torch.Generator) -> int:
-    return int(torch.randint(0, 2**62, (1,), generator=g).item())
-
-
-@contextmanager
-def _isolated_rng(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed the global torch RNG (dropout masks) inside a fork: the caller's RNG is untouched."""
-    devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.set_rng_state(torch.Generator().manual_seed(seed).get_state())
-        if device.type == "cuda":
-            torch.cuda.manual_seed(seed)
-        yield
-
-
-def _full_epochs(pcfg: PretrainConfig) -> int:
-    # Optional config field (see the report); defaults to the LR warm-up length.
-    value = getattr(pcfg, "full_epochs", None)
-    return int(pcfg.warmup_epochs if value is None else value)
 
 
 # --- the training loop --------------------------------------------------------------------------
@@ -272,13 +113,13 @@ def _train_epoch(
     total_steps = steps * epochs
     warmup_steps = steps * pcfg.warmup_epochs
     perm = torch.randperm(n, generator=g)
-    sample_rng = np.random.default_rng(_next_seed(g))
+    sample_rng = np.random.default_rng(next_seed(g))
     elastic = model.num_subnets() > 1
     max_g, min_g = model.max_genome(), model.min_genome()
     model.train()
     losses = []
     lr = pcfg.lr
-    with _isolated_rng(_next_seed(g), device):
+    with isolated_rng(next_seed(g), device):
         for step in range(steps):
             idx = perm[step * bs : (step + 1) * bs]
             xb, yb = x[idx].to(device), y[idx].to(device)
@@ -328,7 +169,7 @@ def _evaluate_ends(
             batch_size=pcfg.batch_size,
             generator=calibration_generator(seed),
         )
-        scores.append(evaluate(sub, val_x, val_y, task=task))
+        scores.append(evaluate_subnet(sub, val_x, val_y, task=task))
     return scores[0], scores[1]
 
 
@@ -433,7 +274,7 @@ def _train(
     if len(train) < 2:
         raise HarmonicError(f"the train split has {len(train)} sample(s); pretraining needs >= 2")
 
-    with _isolated_rng(derive_seed(cfg.seed, "pretrain-init", modality), torch.device("cpu")):
+    with isolated_rng(derive_seed(cfg.seed, "pretrain-init", modality), torch.device("cpu")):
         model = build_supernet(spec, mcfg.preset, dataset.num_classes, modality)  # seeded init
     model = model.to(device)
     opt = make_optimizer(model, pcfg)
@@ -451,7 +292,7 @@ def _train(
             ) from None
         state = _TrainState(epoch=int(resume["epoch"]), history=list(resume["history"]))
 
-    full_epochs = min(_full_epochs(pcfg), epochs)
+    full_epochs = min(pcfg.warmup_epochs if pcfg.full_epochs is None else pcfg.full_epochs, epochs)
     meta = {
         "preset": mcfg.preset,
         "modality": modality,
@@ -566,108 +407,3 @@ def _train(
         train_time_s=float(sum(h["time_s"] for h in state.history)),
         history=state.history,
     )
-
-
-def train_standalone(
-    model: nn.Module,
-    inputs: Tensor,
-    labels: Tensor,
-    pcfg: PretrainConfig,
-    *,
-    task: Task = "classification",
-    epochs: int | None = None,
-    seed: int = 0,
-    device: torch.device | None = None,
-    progress: ProgressFn = no_progress,
-) -> nn.Module:
-    """Train one fixed network from its current weights with the supernet's recipe (AdamW,
-    warm-up + cosine LR, label smoothing, same batch size), without sandwich or distillation.
-
-    The baseline of the weight-sharing gap: a subnet trained alone for the same epoch budget.
-    Returns the model in eval mode.
-    """
-    device = default_device() if device is None else device
-    model = model.to(device)
-    epochs = pcfg.epochs if epochs is None else epochs
-    opt = make_optimizer(model, pcfg)
-    g = torch_generator(seed, "standalone")
-    n = int(inputs.shape[0])
-    bs = min(pcfg.batch_size, n)
-    steps = max(n // bs, 1)
-    total, warmup = steps * epochs, steps * pcfg.warmup_epochs
-    model.train()
-    for epoch in range(epochs):
-        perm = torch.randperm(n, generator=g)
-        with _isolated_rng(_next_seed(g), device):
-            for step in range(steps):
-                idx = perm[step * bs : (step + 1) * bs]
-                lr = lr_at(epoch * steps + step, total, warmup, pcfg.lr)
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                opt.zero_grad(set_to_none=True)
-                logits = model(inputs[idx].to(device))[1]
-                task_loss(logits, labels[idx].to(device), task, pcfg.label_smoothing).backward()
-                nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                opt.step()
-        progress("standalone", epoch + 1, epochs)
-    return model.eval()
-
-
-def load_supernet(
-    cfg: ExperimentConfig,
-    modality: str,
-    n_classes: int | None = None,
-    *,
-    strict: bool = True,
-    device: torch.device | None = None,
-) -> Supernet:
-    """The trained supernet of ``modality`` (eval mode, max subnet active).
-
-    Errors (one line): no checkpoint or an unfinished one -> StageMissingError; corrupt, of
-    another preset/modality/class count, or (``strict``) trained with another config ->
-    CheckpointError.
-    """
-    if modality not in cfg.modalities:
-        raise ConfigError(
-            f"modality '{modality}' is not in the config; choose one of {sorted(cfg.modalities)}"
-        )
-    mcfg = cfg.modalities[modality]
-    pt_path, _ = supernet_paths(cfg, modality)
-    if not pt_path.exists():
-        raise StageMissingError(
-            f"no pretrained supernet for modality '{modality}' ({pt_path}); "
-            "run `harmonic-nas pretrain CONFIG` first"
-        )
-    ckpt = read_checkpoint(pt_path)
-    check_identity(ckpt, pt_path, preset=mcfg.preset, modality=modality)
-    if not ckpt["complete"]:
-        raise StageMissingError(
-            f"pretraining of modality '{modality}' stopped at epoch {ckpt['epoch']} of "
-            f"{ckpt['epochs']}; rerun `harmonic-nas pretrain CONFIG` to resume it"
-        )
-    if strict and ckpt["config_hash"] != pretrain_hash(cfg, modality):
-        raise CheckpointError(
-            f"checkpoint {pt_path} was trained with another config (pretrain/dataset/modality "
-            "settings or seed changed); rerun `harmonic-nas pretrain CONFIG`"
-        )
-    if n_classes is not None and ckpt["n_classes"] != n_classes:
-        raise CheckpointError(
-            f"checkpoint {pt_path} has {ckpt['n_classes']} classes but {n_classes} were "
-            "expected; rerun `harmonic-nas pretrain CONFIG --force`"
-        )
-    if tuple(ckpt["shape"]) != tuple(mcfg.shape):
-        raise CheckpointError(
-            f"checkpoint {pt_path} was trained on inputs of shape {tuple(ckpt['shape'])} but the "
-            f"config says {tuple(mcfg.shape)}; rerun `harmonic-nas pretrain CONFIG --force`"
-        )
-    model = build_supernet((ckpt["kind"], ckpt["shape"]), mcfg.preset, ckpt["n_classes"], modality)
-    try:
-        model.load_state_dict(ckpt["state_dict"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise CheckpointError(
-            f"checkpoint {pt_path} does not fit the {mcfg.preset} supernet ({first[:120]}); "
-            "rerun `harmonic-nas pretrain CONFIG --force`"
-        ) from None
-    device = default_device() if device is None else device
-    return model.to(device).eval()

@@ -16,6 +16,7 @@ from typing import Any
 
 from harmonic_nas.config import ExperimentConfig, load_run_config
 from harmonic_nas.errors import HarmonicError, StageMissingError
+from harmonic_nas.hardware.validation_record import ValidationRecord
 from harmonic_nas.utils.io import read_json
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,9 @@ class RunArtifacts:
     hypervolume: dict[str, Any] | None = None
     baselines: list[dict[str, Any]] | None = None
     supernets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    validations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    validations: dict[str, ValidationRecord] = field(default_factory=dict)
+    validation_errors: dict[str, str] = field(default_factory=dict)
+    """device -> why its ``luts/<device>.validation.json`` could not be read"""
     other_strategies: dict[str, StrategyFront] = field(default_factory=dict)
 
     @property
@@ -263,17 +266,17 @@ def load_run(run: Path | str) -> RunArtifacts:
             except HarmonicError as exc:
                 logger.warning("skipping supernet curves of %s: %s", modality, exc)
 
-    validations: dict[str, dict[str, Any]] = {}
+    validations: dict[str, ValidationRecord] = {}
+    validation_errors: dict[str, str] = {}
     luts = run / "luts"
     if luts.is_dir():
         for path in sorted(luts.glob("*.validation.json")):
             device = path.name[: -len(".validation.json")]
             try:
-                obj = read_json(path, what="cost-model validation")
+                validations[device] = ValidationRecord.load(path)
             except HarmonicError as exc:
                 logger.warning("skipping %s: %s", path, exc)
-                continue
-            validations[device] = obj if isinstance(obj, dict) else {"records": obj}
+                validation_errors[device] = str(exc)
 
     others: dict[str, StrategyFront] = {}
     for sub in sorted(run.glob("search-*")):
@@ -313,6 +316,7 @@ def load_run(run: Path | str) -> RunArtifacts:
         baselines=baselines,
         supernets=supernets,
         validations=validations,
+        validation_errors=validation_errors,
         other_strategies=others,
     )
 

@@ -5,39 +5,49 @@ The model (extracted backbones + fused network) is rebuilt from ``models/<id>/ar
 ONNX (``model.onnx``) with ``preprocess.json`` beside it. Before the file is kept, its outputs are
 compared with the in-memory PyTorch model on real test inputs (onnxruntime for ONNX); a difference
 above the tolerance is an error. Its latency is then measured on this machine (batch size 1).
+
+Decide first, write after: every input (config, ``pareto.json`` with its schema version, the
+model's ``arch.json`` and weights, the dataset, a writable model directory) is validated before
+anything is written, and every output is written atomically, so a bad input leaves an existing
+export byte-identical.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import keyword
 import logging
 import os
-import re
-import statistics
-import time
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
-from torch import nn
 
 from harmonic_nas.config import ExperimentConfig
-from harmonic_nas.errors import DataError, GenomeError, HarmonicError
-from harmonic_nas.results._artifacts import model_dir, require_run_config
+from harmonic_nas.errors import DataError, HarmonicError
+from harmonic_nas.results._artifacts import SCHEMA_VERSION, model_dir, require_run_config
+from harmonic_nas.results._model import (
+    RawInputModel,
+    argument_names,
+    build_model,
+    input_normalisation,
+    load_model,
+    raw_scale,
+    unused_modalities,
+)
 from harmonic_nas.results._predict import (
     MODEL_FILES,
     PREPROCESS_NAME,
     PREPROCESS_SCHEMA_VERSION,
+    ExportedModel,
     load_exported,
 )
 from harmonic_nas.results._raw import raw_recipes
-from harmonic_nas.utils.io import atomic_write_json, read_json, safe_torch_load
+from harmonic_nas.results._serialise import ONNX_OPSET, measure, write_onnx, write_torchscript
+from harmonic_nas.utils.io import atomic_write_json, check_writable_dir, read_json, writing
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.threads import torch_threads
 
@@ -47,9 +57,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "FORMATS",
+    "ONNX_OPSET",
+    "ExportError",
+    "ExportFormat",
+    "ExportResult",
+    "build_model",
+    "export",
+    "load_model",
+    "preprocess_metadata",
+]
+
 ExportFormat = Literal["torchscript", "onnx"]
 FORMATS: tuple[str, ...] = ("torchscript", "onnx")
-ONNX_OPSET = 17
 DEFAULT_TOLERANCE = 1e-4
 
 
@@ -85,140 +107,47 @@ class ExportResult:
         return d
 
 
-# --------------------------------------------------------------------------- model
+# --------------------------------------------------------------------------- inputs (read first)
 
 
-def build_model(arch: ArchSpec) -> MultimodalNet:
-    """An untrained ``MultimodalNet`` with the structure of ``arch`` (load weights into it).
+@dataclass(frozen=True)
+class _Inputs:
+    """Everything ``export`` reads, validated before anything is written."""
 
-    Backbones are the static subnets of the arch's genomes (``build_supernet(...).extract``);
-    the fusion network is the ``FixedFusionNet`` of its genotype over every fusion point.
-    """
-    from harmonic_nas.backbones import build_supernet
-    from harmonic_nas.fusion import (
-        FixedFusionNet,
-        MultimodalNet,
-        point_refs,
-        probe_feature_shapes,
-    )
-    from harmonic_nas.fusion.points import pooled_shape
-
-    if arch.genotype is None:
-        raise GenomeError(
-            "the architecture has no fusion genotype (the model was not finalised); run "
-            "`harmonic-nas search CONFIG` again"
-        )
-    backbones: dict[str, nn.Module] = {}
-    for name, ma in arch.modalities.items():
-        supernet = build_supernet((None, ma.shape), ma.preset, arch.n_classes, name)
-        backbones[name] = supernet.extract(ma.genome).eval()
-    shapes = probe_feature_shapes(backbones, {m: ma.shape for m, ma in arch.modalities.items()})
-    points = [pooled_shape(shapes[m][k], arch.L) for m, k in point_refs(arch, shapes)]
-    fusion = FixedFusionNet(points, arch.genotype, C=arch.C, L=arch.L, n_classes=arch.n_classes)
-    return MultimodalNet(arch, backbones, fusion).eval()
+    cfg: ExperimentConfig
+    directory: Path
+    member: dict[str, Any]
+    model: MultimodalNet
+    arch: ArchSpec
+    inputs: tuple[torch.Tensor, ...]
+    dataset: MultimodalDataset
 
 
-def load_model(run: Path | str, model_id: str) -> tuple[MultimodalNet, ArchSpec]:
-    """The Pareto model ``model_id`` of ``run`` as an eval-mode ``MultimodalNet`` and its ArchSpec."""
-    from harmonic_nas.fusion import ArchSpec
-
-    d = model_dir(run, model_id)
-    arch = ArchSpec.load(d / "arch.json")
-    model = build_model(arch)
-    state = safe_torch_load(d / "weights.pt", what=f"weights of model '{model_id}'")
-    if not isinstance(state, dict):
-        raise HarmonicError(f"{d / 'weights.pt'} is not a state dict; rerun the search's finalise")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+def _pareto_member(run: Path, model_id: str) -> dict[str, Any]:
+    """The member ``model_id`` of ``run/pareto.json`` (``{}`` if it is not listed); a corrupt file,
+    a wrong schema version or a malformed member list is a one-line error."""
+    path = run / "pareto.json"
+    pareto = read_json(path, schema_version=SCHEMA_VERSION, what="Pareto set")
+    members = pareto.get("members")
+    if not isinstance(members, list):
         raise HarmonicError(
-            f"{d / 'weights.pt'} does not fit {d / 'arch.json'} ({first}); rerun the finalise step"
-        ) from None
-    model.eval()
-    return model, arch
-
-
-def argument_names(names: Sequence[str]) -> list[str]:
-    """Python identifiers for modality names (TorchScript argument names): ``a-b`` -> ``a_b``."""
-    out: list[str] = []
-    for name in names:
-        arg = re.sub(r"\W", "_", name)
-        if not arg or arg[0].isdigit() or keyword.iskeyword(arg) or arg == "self":
-            arg = f"x_{arg}"
-        while arg in out:
-            arg += "_"
-        out.append(arg)
-    return out
-
-
-class RawInputModel(nn.Module):
-    """The deployable graph: raw-scale inputs, one named argument per modality.
-
-    ``forward(<modality>, ...)`` standardises each input inside the graph,
-    ``(x * value_scale - mean) / std`` with the train statistics, then runs the
-    ``MultimodalNet``. Build it with :meth:`build` (the forward signature names the modalities).
-    """
-
-    def __init__(
-        self, net: nn.Module, names: Sequence[str], norm: Sequence[tuple[float, float, float]]
-    ) -> None:
-        super().__init__()
-        self.net = net
-        self.modality_names = list(names)
-        for i, (scale, mean, std) in enumerate(norm):
-            self.register_buffer(f"scale{i}", torch.tensor(scale, dtype=torch.float32))
-            self.register_buffer(f"mean{i}", torch.tensor(mean, dtype=torch.float32))
-            self.register_buffer(f"std{i}", torch.tensor(std, dtype=torch.float32))
-
-    def standardise(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        out = []
-        for i, x in enumerate(xs):
-            scale, mean, std = (getattr(self, f"{k}{i}") for k in ("scale", "mean", "std"))
-            out.append((x * scale - mean) / std)
-        return out
-
-    def run(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
-        out: torch.Tensor = self.net(*self.standardise(xs))
-        return out
-
-    @classmethod
-    def build(
-        cls, net: nn.Module, names: Sequence[str], norm: Sequence[tuple[float, float, float]]
-    ) -> RawInputModel:
-        """An instance whose ``forward`` takes one argument named after each modality."""
-        args = argument_names(names)
-        src = f"def forward(self, {', '.join(args)}):\n    return self.run([{', '.join(args)}])\n"
-        scope: dict[str, Any] = {}
-        exec(src, {}, scope)  # the source holds only sanitised identifiers
-        named = type("RawInputModel", (cls,), {"forward": scope["forward"]})
-        model: RawInputModel = named(net, names, norm)
-        return model.eval()
-
-
-def input_normalisation(
-    meta: dict[str, Any], names: Sequence[str]
-) -> list[tuple[float, float, float]]:
-    """``(value_scale, mean, std)`` per input from ``preprocess.json`` metadata."""
-    norm = meta.get("normalization") or {}
-    scales = {i["name"]: float(i.get("raw", {}).get("value_scale", 1.0)) for i in meta["inputs"]}
-    out = []
-    for n in names:
-        stats = norm.get(n) or {}
-        out.append(
-            (scales.get(n, 1.0), float(stats.get("mean", 0.0)), float(stats.get("std", 1.0)))
+            f"Pareto set {path} has no list of members; rerun `harmonic-nas search CONFIG` "
+            "to finalise the run"
         )
-    return out
+    for m in members:
+        if isinstance(m, dict) and m.get("id") == model_id:
+            return m
+    return {}
 
 
-def raw_scale(
-    inputs: Sequence[torch.Tensor], norm: Sequence[tuple[float, float, float]]
-) -> tuple[torch.Tensor, ...]:
-    """Standardised pipeline inputs back at raw scale: ``(x * std + mean) / value_scale``."""
-    return tuple(
-        ((x.double() * std + mean) / scale).float().contiguous()
-        for x, (scale, mean, std) in zip(inputs, norm, strict=True)
-    )
+def _read_inputs(run: Path, model_id: str, samples: int) -> _Inputs:
+    cfg = require_run_config(run)
+    d = model_dir(run, model_id)
+    member = _pareto_member(run, model_id)
+    model, arch = load_model(run, model_id)
+    inputs, ds = _test_inputs(cfg, arch, samples)
+    check_writable_dir(d)
+    return _Inputs(cfg, d, member, model, arch, inputs, ds)
 
 
 def _test_inputs(
@@ -250,12 +179,6 @@ def _test_inputs(
 
 
 # --------------------------------------------------------------------------- metadata
-
-
-def unused_modalities(model: MultimodalNet) -> tuple[str, ...]:
-    """Modalities whose backbone feeds no fusion point the genotype reads."""
-    used = {mi for mi, _ in model.refs}
-    return tuple(m for i, m in enumerate(model.modality_names) if i not in used)
 
 
 def preprocess_metadata(
@@ -319,92 +242,7 @@ def preprocess_metadata(
     }
 
 
-# --------------------------------------------------------------------------- writing
-
-
-def _write_torchscript(
-    model: nn.Module,
-    example: tuple[torch.Tensor, ...],
-    path: Path,
-    meta: dict[str, Any],
-    arch_json: str,
-) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, example, check_trace=False)
-        torch.jit.save(
-            traced,
-            str(path),
-            _extra_files={PREPROCESS_NAME: json.dumps(meta), "arch.json": arch_json},
-        )
-
-
-def _write_onnx(
-    model: nn.Module,
-    example: tuple[torch.Tensor, ...],
-    path: Path,
-    names: Sequence[str],
-    meta: dict[str, Any],
-) -> None:
-    import onnx
-
-    dynamic = {n: {0: "batch"} for n in names}
-    dynamic["logits"] = {0: "batch"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model,
-            example,
-            str(path),
-            input_names=list(names),
-            output_names=["logits"],
-            dynamic_axes=dynamic,
-            opset_version=ONNX_OPSET,
-            do_constant_folding=True,
-            dynamo=False,
-        )
-    proto = onnx.load(str(path))
-    _keep_every_input(proto, names, [tuple(x.shape[1:]) for x in example])
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = PREPROCESS_NAME, json.dumps(meta)
-    proto.producer_name = "harmonic-nas"
-    onnx.save(proto, str(path))
-
-
-def _keep_every_input(proto: Any, names: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> None:
-    """Put back the inputs the exporter pruned (a modality no fusion cell reads), in order.
-
-    The same inputs as the TorchScript file and ``predict``: an unused input is accepted and
-    ignored, so every deployment feeds every modality.
-    """
-    import onnx
-
-    present = {i.name: i for i in proto.graph.input}
-    if all(n in present for n in names):
-        return
-    inputs = [
-        present[n]
-        if n in present
-        else onnx.helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, ["batch", *shape])
-        for n, shape in zip(names, shapes, strict=True)
-    ]
-    extra = [i for i in proto.graph.input if i.name not in set(names)]
-    del proto.graph.input[:]
-    proto.graph.input.extend([*inputs, *extra])
-
-
-def _measure(fn: Callable[[], Any], warmup: int, repeats: int) -> tuple[float, float]:
-    """Median and 90th percentile wall time (ms) of ``fn``."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    times.sort()
-    p90 = times[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
-    return statistics.median(times), p90
+# --------------------------------------------------------------------------- export
 
 
 def export(
@@ -423,19 +261,18 @@ def export(
     Writes ``run/models/<id>/model.pt`` or ``model.onnx`` and ``preprocess.json``; checks the file
     against the PyTorch model on up to ``samples`` test inputs (ExportError above ``tolerance``);
     measures its latency at batch size 1 (``warmup`` runs, then ``max(repeats, 50)`` timed runs).
+    Every input is validated first: a bad one leaves the model directory as it was.
     """
     if fmt not in FORMATS:
         raise HarmonicError(f"unknown export format '{fmt}'; use one of {', '.join(FORMATS)}")
     run = Path(run)
-    cfg = require_run_config(run)
-    d = model_dir(run, model_id)
     total = 5
+    src = _read_inputs(run, model_id, samples)  # every error of a bad input comes before output
     progress("export", 0, total)
-    model, arch = load_model(run, model_id)
-    inputs, ds = _test_inputs(cfg, arch, samples)
+    cfg, d, model, arch, inputs = src.cfg, src.directory, src.model, src.arch, src.inputs
     progress("export", 1, total)
     unused = unused_modalities(model)
-    meta = preprocess_metadata(cfg, arch, ds, model_id, unused)
+    meta = preprocess_metadata(cfg, arch, src.dataset, model_id, unused)
     names = list(arch.modalities)
     norm = input_normalisation(meta, names)
     raw = raw_scale(inputs, norm)
@@ -445,47 +282,26 @@ def export(
     stem, suffix = MODEL_FILES[fmt].split(".")
     tmp = d / f".{stem}.tmp{os.getpid()}.{suffix}"
     example = tuple(x[:1] for x in raw)
-    try:
-        if fmt == "torchscript":
-            _write_torchscript(deployable, example, tmp, meta, json.dumps(arch.to_json()))
-        else:
-            _write_onnx(deployable, example, tmp, names, meta)
-    except HarmonicError:
-        tmp.unlink(missing_ok=True)
-        raise
-    except Exception as exc:
-        tmp.unlink(missing_ok=True)
-        raise ExportError(
-            f"exporting model '{model_id}' to {fmt} failed ({exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); try the other format"
-        ) from exc
-    progress("export", 2, total)
-
     threads = int(cfg.device.threads)
     try:
-        with torch.inference_mode():
-            expected = model(*inputs).numpy()  # the searched model on the standardised inputs
-        exported = load_exported(tmp, threads=threads)  # reads the metadata embedded in the file
-        got = exported.logits({n: x.numpy() for n, x in zip(names, raw, strict=True)})
-        diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
-        if not np.isfinite(diff) or diff > tolerance:
-            raise ExportError(
-                f"the {fmt} export of '{model_id}' differs from the PyTorch model by {diff:.3g} "
-                f"(max abs, {len(inputs[0])} raw-scale test samples) > tolerance {tolerance:g}; "
-                "the file was not written"
-            )
+        _write_model_file(deployable, example, tmp, fmt, names, meta, arch, model_id)
+        progress("export", 2, total)
+        diff, exported = _check_parity(
+            model, inputs, raw, tmp, names, threads, fmt, model_id, tolerance
+        )
         progress("export", 3, total)
         one = [x[:1].numpy() for x in raw]
         n_rep = max(50, int(repeats))
         with torch_threads(threads):
-            med, p90 = _measure(lambda: exported.run(one), warmup, n_rep)
+            med, p90 = measure(lambda: exported.run(one), warmup, n_rep)
         progress("export", 4, total)
-        os.replace(tmp, out)
+        with writing(out):
+            os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
 
     pre = atomic_write_json(d / PREPROCESS_NAME, meta)
-    member = _pareto_member(run, model_id)
+    member = src.member
     result = ExportResult(
         model_id=model_id,
         format=fmt,
@@ -512,19 +328,65 @@ def export(
     return result
 
 
+def _write_model_file(
+    deployable: RawInputModel,
+    example: tuple[torch.Tensor, ...],
+    tmp: Path,
+    fmt: str,
+    names: Sequence[str],
+    meta: dict[str, Any],
+    arch: ArchSpec,
+    model_id: str,
+) -> None:
+    """The model file at ``tmp`` (removed again on failure)."""
+    try:
+        if fmt == "torchscript":
+            write_torchscript(deployable, example, tmp, meta, json.dumps(arch.to_json()))
+        else:
+            write_onnx(deployable, example, tmp, names, meta)
+    except HarmonicError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(
+            f"exporting model '{model_id}' to {fmt} failed ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); try the other format"
+        ) from exc
+
+
+def _check_parity(
+    model: MultimodalNet,
+    inputs: tuple[torch.Tensor, ...],
+    raw: tuple[torch.Tensor, ...],
+    tmp: Path,
+    names: Sequence[str],
+    threads: int,
+    fmt: str,
+    model_id: str,
+    tolerance: float,
+) -> tuple[float, ExportedModel]:
+    """The file loaded back and the max abs difference of the file's logits from the PyTorch model's (ExportError above
+    ``tolerance``)."""
+    with torch.inference_mode():
+        expected = model(*inputs).numpy()  # the searched model on the standardised inputs
+    exported = load_exported(tmp, threads=threads)  # reads the metadata embedded in the file
+    got = exported.logits({n: x.numpy() for n, x in zip(names, raw, strict=True)})
+    diff = float(np.max(np.abs(got - expected))) if expected.size else 0.0
+    if not np.isfinite(diff) or diff > tolerance:
+        raise ExportError(
+            f"the {fmt} export of '{model_id}' differs from the PyTorch model by {diff:.3g} "
+            f"(max abs, {len(inputs[0])} raw-scale test samples) > tolerance {tolerance:g}; "
+            "the file was not written"
+        )
+    return diff, exported
+
+
 def _f(v: Any) -> float | None:
     try:
         return None if v is None else float(v)
     except (TypeError, ValueError):
         return None
-
-
-def _pareto_member(run: Path, model_id: str) -> dict[str, Any]:
-    pareto = read_json(run / "pareto.json", what="Pareto set")
-    for m in pareto.get("members") or []:
-        if isinstance(m, dict) and m.get("id") == model_id:
-            return m
-    return {}
 
 
 def _record(d: Path, result: ExportResult) -> None:

@@ -7,10 +7,11 @@ The problem (what a candidate is worth: :class:`SearchProblem`) is separate from
 
 from __future__ import annotations
 
+from harmonic_nas.search.context import SearchSummary
+from harmonic_nas.search.driver import finalize, prepare, run_search
 from harmonic_nas.search.genome import BackboneSpace, MultimodalGenome, SearchSpace
 from harmonic_nas.search.pareto import dominates, hypervolume, non_dominated, normalised_hypervolume
 from harmonic_nas.search.problem import CostBound, Evaluation, SearchProblem, TestScore
-from harmonic_nas.search.runner import SearchSummary, finalize, prepare, run_search
 from harmonic_nas.search.status import study_status
 from harmonic_nas.search.strategies import STRATEGIES
 

@@ -24,9 +24,9 @@ from torch import Tensor
 
 from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.errors import HarmonicError
+from harmonic_nas.search.final import member_seeds
 from harmonic_nas.search.genome import MultimodalGenome
-from harmonic_nas.search.results import member_seeds
-from harmonic_nas.search.storage import search_config_hash
+from harmonic_nas.search.identity import search_config_hash
 from harmonic_nas.utils.io import atomic_write_json, read_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.seeding import derive_seed
@@ -121,7 +121,7 @@ def late_fusion_rows(problem: HarmonicProblem) -> list[dict[str, Any]]:
     BN-recalibrated on the run's class-stratified subset of train; val and test metrics, LUT costs
     (a row's cost: the layers its output depends on, plus the per-model overhead)."""
     from harmonic_nas.fusion import late
-    from harmonic_nas.hardware.space import backbone_specs, late_fusion_head_spec
+    from harmonic_nas.hardware.inventory import backbone_specs, late_fusion_head_spec
     from harmonic_nas.pretrain import calibration_generator, extract_calibrated
     from harmonic_nas.search.evaluator import model_params
 
@@ -222,6 +222,6 @@ def late_fusion_rows(problem: HarmonicProblem) -> list[dict[str, Any]]:
 
 def _classifier_params(cfg: ExperimentConfig, n_classes: int) -> list[int]:
     """Parameters of each backbone's own classifier (weights and bias)."""
-    from harmonic_nas.hardware.space import final_width
+    from harmonic_nas.hardware.inventory import final_width
 
     return [(final_width(mc.preset, mc.shape) + 1) * n_classes for mc in cfg.modalities.values()]

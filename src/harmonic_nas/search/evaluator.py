@@ -25,11 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from harmonic_nas.backbones import MaxoutPreset, MobileNetV3Preset, get_preset
+from harmonic_nas.backbones import BackboneSpace
 from harmonic_nas.backbones.layers import LayerSpec
 from harmonic_nas.errors import ConfigError, LUTError
-from harmonic_nas.search.genome import BackboneSpace, MultimodalGenome, SearchSpace
-from harmonic_nas.search.problem import CostBound, Evaluation, TestScore, fidelity_epochs
+from harmonic_nas.search.genome import MultimodalGenome, SearchSpace
+from harmonic_nas.search.problem import (
+    REAL_PROBLEM,
+    CostBound,
+    Evaluation,
+    TestScore,
+    fidelity_epochs,
+)
 from harmonic_nas.utils.device import default_device
 from harmonic_nas.utils.io import atomic_torch_save
 from harmonic_nas.utils.progress import ProgressFn, no_progress
@@ -48,20 +54,11 @@ logger = logging.getLogger(__name__)
 REFERENCE_MARGIN = 1.2
 
 
-def backbone_space(preset: str) -> BackboneSpace:
-    """The genes of a backbone preset (a Maxout / vector backbone has none)."""
-    p = get_preset(preset)
-    if isinstance(p, MaxoutPreset):
-        return BackboneSpace()
-    assert isinstance(p, MobileNetV3Preset)
-    return BackboneSpace(ks=p.ks_choices, e=p.e_choices, d=p.d_choices, stages=p.n_stages)
-
-
 def space_from_config(cfg: ExperimentConfig) -> SearchSpace:
     """The joint search space of an experiment (backbone genes from the presets, cells/nodes from
     ``cfg.search``)."""
     return SearchSpace.from_ranges(
-        {m: backbone_space(mc.preset) for m, mc in cfg.modalities.items()},
+        {m: BackboneSpace.from_preset(mc.preset) for m, mc in cfg.modalities.items()},
         cfg.search.cells,
         cfg.search.nodes,
     )
@@ -73,6 +70,9 @@ def model_params(model: nn.Module) -> int:
 
 class HarmonicProblem:
     """Harmonic-NAS candidate evaluation (see the module docstring)."""
+
+    #: what a study records (:func:`~harmonic_nas.search.problem.problem_name`)
+    name = REAL_PROBLEM
 
     def __init__(self, cfg: ExperimentConfig, *, device: torch.device | None = None) -> None:
         self.cfg = cfg
@@ -129,7 +129,9 @@ class HarmonicProblem:
 
     @property
     def metric(self) -> str:
-        return "weighted_f1" if self.task == "multilabel" else "accuracy"
+        from harmonic_nas.tasks import metric_name
+
+        return metric_name(self.dataset.task)
 
     def arch_spec(
         self, genome: MultimodalGenome, genotype: FusionGenotype | None = None
@@ -164,7 +166,7 @@ class HarmonicProblem:
         return self.arch_spec(genome, geno).to_json()
 
     def _backbone_layers(self, genome: MultimodalGenome) -> dict[str, list[LayerSpec]]:
-        from harmonic_nas.hardware.space import backbone_specs
+        from harmonic_nas.hardware.inventory import backbone_specs
 
         return {
             m: backbone_specs(mc.preset, mc.shape, genome.backbones[m], self.n_classes)
@@ -174,7 +176,7 @@ class HarmonicProblem:
     def _first_point_prefix(self, layers: list[LayerSpec]) -> list[LayerSpec]:
         """The layers that must run for the shallowest fusion point of a backbone."""
         from harmonic_nas.fusion import fusion_point_indices
-        from harmonic_nas.hardware.space import feature_live_layers
+        from harmonic_nas.hardware.inventory import feature_live_layers
 
         counts = feature_live_layers(layers)
         first = fusion_point_indices(len(counts), self.cfg.fusion.fusion_points)[0]
@@ -226,15 +228,17 @@ class HarmonicProblem:
 
         Layers the backend prunes only lower a candidate's cost, so the bound holds for both.
         """
-        from harmonic_nas.fusion import ArchSpec, ModalityArch, point_refs
-        from harmonic_nas.hardware.space import (
+        from harmonic_nas.fusion import (
+            ArchSpec,
+            ModalityArch,
+            cell_norm_spec,
+            head_spec,
+            point_refs,
+            reshape_spec,
+        )
+        from harmonic_nas.hardware.inventory import (
             arch_feature_shapes,
             backbone_specs,
-            cell_norm_spec,
-            covering_genomes,
-            depth_genomes,
-            head_spec,
-            reshape_spec,
         )
 
         cm = self.cost_model
@@ -244,7 +248,10 @@ class HarmonicProblem:
         lat = en = 0.0
         # backbones: per-slot maxima over the genomes at maximum depth
         for mc in self.cfg.modalities.values():
-            lists = [backbone_specs(mc.preset, mc.shape, g, n) for g in covering_genomes(mc.preset)]
+            lists = [
+                backbone_specs(mc.preset, mc.shape, g, n)
+                for g in BackboneSpace.from_preset(mc.preset).covering_genomes()
+            ]
             deepest = max(len(x) for x in lists)
             costs = [[cm.layer_cost(s) for s in x] for x in lists if len(x) == deepest]
             lat += sum(max(c[i].latency_ms for c in costs) for i in range(deepest))
@@ -255,7 +262,7 @@ class HarmonicProblem:
         for name, mc in self.cfg.modalities.items():
             per_lat: list[float] = []
             per_en: list[float] = []
-            for genome in depth_genomes(mc.preset):
+            for genome in BackboneSpace.from_preset(mc.preset).depth_genomes():
                 arch = ArchSpec(
                     modalities={name: ModalityArch(mc.preset, tuple(mc.shape), genome)},
                     cells=1,
@@ -316,7 +323,7 @@ class HarmonicProblem:
         fidelity: float = 1.0,
     ) -> Evaluation:
         from harmonic_nas.fusion.runner import run_inner_tier
-        from harmonic_nas.hardware import live_graph
+        from harmonic_nas.hardware.inventory import arch_live_graph
 
         arch = self.arch_spec(genome)
         cm = self.cost_model
@@ -340,7 +347,7 @@ class HarmonicProblem:
         )
         cost = cm.cost_arch(result.arch)
         r = result.result
-        live = live_graph(result.arch)
+        live = arch_live_graph(result.arch)
         return Evaluation(
             val_metric=float(r.val_metric),
             latency_ms=cost.total.latency_ms,
@@ -356,7 +363,7 @@ class HarmonicProblem:
                 "timings": dict(r.timings),
                 "val_curve": [h["val_metric"] for h in r.history if h["phase"] == "retrain"],
             },
-            modalities_used=[m for m, n in live.backbone_layers.items() if n > 0],
+            modalities_used=[m for m, n in live.features.items() if n > 0],
             predicted_keys=list(cost.predicted_keys),
             uncosted_keys=list(cost.uncosted_keys),
         )

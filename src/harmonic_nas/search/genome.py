@@ -3,8 +3,9 @@
 Every gene is an Optuna categorical parameter that every trial suggests, active or not, so the
 NSGA-II intersection search space always holds the whole genome and crossover / mutation act on
 ``cells`` and ``nodes`` exactly as on a kernel size: the macro-architecture is inherited, never
-re-drawn. Genes beyond a stage's depth are inactive: :meth:`MultimodalGenome.canonical` zeroes them
-and :meth:`MultimodalGenome.key` (used to deduplicate candidates) is built from the canonical form.
+re-drawn. Each backbone's genes are its :class:`~harmonic_nas.backbones.BackboneSpace`. Genes
+beyond a stage's depth are inactive: :meth:`MultimodalGenome.canonical` zeroes them and
+:meth:`MultimodalGenome.key` (used to deduplicate candidates) is built from the canonical form.
 """
 
 from __future__ import annotations
@@ -16,87 +17,17 @@ from typing import TYPE_CHECKING, Any
 from optuna.distributions import CategoricalDistribution
 
 from harmonic_nas.backbones.genome import BackboneGenome
+from harmonic_nas.backbones.space import BackboneSpace
 from harmonic_nas.errors import GenomeError
 
 if TYPE_CHECKING:
     import optuna
 
+__all__ = ["BackboneSpace", "MultimodalGenome", "SearchSpace"]
+
 
 def _max_depth(genome: BackboneGenome) -> int:
     return len(genome.ks) // len(genome.d) if genome.d else 0
-
-
-@dataclass(frozen=True)
-class BackboneSpace:
-    """The genes of one elastic backbone: choices per block slot (``ks``, ``e``) and per stage (``d``).
-
-    ``stages == 0`` is a fixed backbone (Maxout / vector) with the empty genome.
-    """
-
-    ks: tuple[int, ...] = ()
-    e: tuple[int, ...] = ()
-    d: tuple[int, ...] = ()
-    stages: int = 0
-
-    def __post_init__(self) -> None:
-        if self.stages and not (self.ks and self.e and self.d and min(self.d) >= 1):
-            raise GenomeError(
-                "an elastic backbone space needs kernel, expand and depth choices (depth >= 1)"
-            )
-
-    @property
-    def max_depth(self) -> int:
-        return max(self.d) if self.stages else 0
-
-    @property
-    def slots(self) -> int:
-        """Number of block slots (``max_depth x stages``): the length of ``ks`` and ``e`` genes."""
-        return self.max_depth * self.stages
-
-    def size(self) -> int:
-        """Number of distinct subnets (canonical genomes)."""
-        if not self.stages:
-            return 1
-        per_stage = sum((len(self.ks) * len(self.e)) ** d for d in self.d)
-        return int(per_stage**self.stages)
-
-    def min_genome(self) -> BackboneGenome:
-        n = self.slots
-        return BackboneGenome(
-            (min(self.ks),) * n if n else (),
-            (min(self.e),) * n if n else (),
-            (min(self.d),) * self.stages if self.stages else (),
-        )
-
-    def max_genome(self) -> BackboneGenome:
-        n = self.slots
-        return BackboneGenome(
-            (max(self.ks),) * n if n else (),
-            (max(self.e),) * n if n else (),
-            (max(self.d),) * self.stages if self.stages else (),
-        )
-
-    def validate(self, genome: BackboneGenome, modality: str) -> None:
-        """Raise :class:`GenomeError` when ``genome`` does not fit this space."""
-        if (
-            len(genome.d) != self.stages
-            or len(genome.ks) != self.slots
-            or len(genome.e) != (self.slots)
-        ):
-            raise GenomeError(
-                f"genome of '{modality}' has {len(genome.d)} stages / {len(genome.ks)} slots, "
-                f"the search space expects {self.stages} / {self.slots}"
-            )
-        for name, values, choices in (
-            ("d", genome.d, self.d),
-            ("ks", genome.ks, self.ks),
-            ("e", genome.e, self.e),
-        ):
-            bad = [v for v in values if v not in choices]
-            if bad:
-                raise GenomeError(
-                    f"genome of '{modality}' has {name}={bad[0]}, allowed values are {list(choices)}"
-                )
 
 
 @dataclass(frozen=True)

@@ -3,17 +3,19 @@ proposed), as in pymoo.
 
 A :class:`SearchProblem` knows the search space, the cheap cost of a genome (the LUT lower bound,
 no training), the full evaluation (fusion search + retraining, on validation data) and how to score a
-Pareto member once on test. The study driver (:mod:`harmonic_nas.search.runner`) never knows the
+Pareto member once on test. The study driver (:mod:`harmonic_nas.search.driver`) never knows the
 domain. Problems are built in each worker process by a :data:`ProblemFactory`, referenced by an
 importable ``"module:function"`` string so it crosses process (spawn) and machine boundaries.
+The library never picks a factory from the environment: callers pass one (the command line reads
+``$HARMONIC_NAS_SEARCH_PROBLEM``), and its name is recorded with the study (:data:`PROBLEM_ATTR`),
+so a study made with one problem is never resumed with another.
 """
 
 from __future__ import annotations
 
 import importlib
 import math
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,9 +27,12 @@ if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
     from harmonic_nas.search.genome import MultimodalGenome, SearchSpace
 
-#: Environment variable naming a problem factory ``"package.module:function"`` (tests, plugins).
-PROBLEM_ENV = "HARMONIC_NAS_SEARCH_PROBLEM"
+#: The real problem's factory (the default of every search entry point).
 DEFAULT_PROBLEM = "harmonic_nas.search.evaluator:build_problem"
+#: Study attribute holding the :func:`problem_name` it was made with (absent: the real problem).
+PROBLEM_ATTR = "problem"
+#: :func:`problem_name` of the real problem (:class:`~harmonic_nas.search.evaluator.HarmonicProblem`)
+REAL_PROBLEM = "harmonic-nas"
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,9 @@ class TestScore:
 
 
 class SearchProblem(Protocol):
-    """What the outer tier optimises. Implementations: :mod:`.evaluator` (real), :mod:`.synthetic`."""
+    """What the outer tier optimises. Implementations: :mod:`.evaluator` (real) and the test
+    double :mod:`harmonic_nas.testing.synthetic_problem`. An optional ``name`` class attribute
+    says which problem a study was made with (:func:`problem_name`)."""
 
     @property
     def space(self) -> SearchSpace: ...
@@ -179,9 +186,26 @@ def fidelity_epochs(epochs: int, retrain_epochs: int, fidelity: float) -> tuple[
 ProblemFactory = Callable[["ExperimentConfig"], SearchProblem]
 
 
-def problem_reference() -> str:
-    """The factory to use: ``$HARMONIC_NAS_SEARCH_PROBLEM`` if set, else the real evaluator."""
-    return os.environ.get(PROBLEM_ENV, "").strip() or DEFAULT_PROBLEM
+def problem_name(problem: SearchProblem) -> str:
+    """What a study records as its problem: the problem's ``name`` attribute (inherited by
+    subclasses, so a tweaked test double is still the same problem), else its class."""
+    name = getattr(problem, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    return f"{type(problem).__module__}:{type(problem).__qualname__}"
+
+
+def check_study_problem(attrs: Mapping[str, Any], name: str, study_name: str) -> None:
+    """One-line :class:`StorageError` unless the study (its user attributes ``attrs``) was made
+    with the problem called ``name`` (:func:`problem_name`; no attribute: the real problem)."""
+    from harmonic_nas.search.storage import StorageError
+
+    found = str(attrs.get(PROBLEM_ATTR, REAL_PROBLEM))
+    if found != name:
+        raise StorageError(
+            f"study '{study_name}' was made with search problem {found}, not {name}; rerun with "
+            "that problem to resume it, or pass --study-name NEW_NAME to start a separate study"
+        )
 
 
 def resolve_factory(ref: str) -> ProblemFactory:
@@ -189,8 +213,7 @@ def resolve_factory(ref: str) -> ProblemFactory:
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
         raise ConfigError(
-            f"search problem factory {ref!r} must look like 'package.module:function'; "
-            f"fix ${PROBLEM_ENV}"
+            f"search problem factory {ref!r} must look like 'package.module:function'; fix it"
         )
     try:
         module = importlib.import_module(module_name)
@@ -198,8 +221,8 @@ def resolve_factory(ref: str) -> ProblemFactory:
     except (ImportError, AttributeError) as exc:
         raise ConfigError(
             f"cannot import search problem factory {ref!r} ({exc.__class__.__name__}: {exc}); "
-            f"fix ${PROBLEM_ENV} or reinstall harmonic-nas"
+            "fix the reference or reinstall harmonic-nas"
         ) from None
     if not callable(factory):
-        raise ConfigError(f"search problem factory {ref!r} is not callable; fix ${PROBLEM_ENV}")
+        raise ConfigError(f"search problem factory {ref!r} is not callable; fix the reference")
     return factory

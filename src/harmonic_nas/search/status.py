@@ -13,23 +13,17 @@ from optuna.trial import TrialState
 
 from harmonic_nas.config import load_run_config
 from harmonic_nas.errors import HarmonicError, StageMissingError
-from harmonic_nas.search.results import (
-    SCHEMA_VERSION,
-    CandidateRecord,
-    SearchRecords,
-    read_search_index,
-    study_points,
-)
+from harmonic_nas.search.attrs import ATTR_RESCORE_SEEDS, ATTR_WRITE_OUT, FIDELITY_LOW
+from harmonic_nas.search.final import read_search_index, study_points
+from harmonic_nas.search.pareto_record import ParetoRecord
+from harmonic_nas.search.records import CandidateRecord, SearchRecords
 from harmonic_nas.search.storage import (
-    ATTR_RESCORE_SEEDS,
-    ATTR_WRITE_OUT,
     RUN_PLACEHOLDER,
     StorageError,
     open_storage,
     redact,
     resolve_url,
 )
-from harmonic_nas.utils.io import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -39,15 +33,10 @@ def _test_scores(pareto: Path) -> dict[int, float]:
     if not pareto.is_file():
         return {}
     try:
-        data = read_json(pareto, schema_version=SCHEMA_VERSION, what="Pareto set")
+        return ParetoRecord.read(pareto).test_scores()
     except HarmonicError as exc:
         logger.warning("%s", exc)
         return {}
-    return {
-        int(m["trial"]): float(m["test_metric"])
-        for m in data.get("members", [])
-        if m.get("test_metric") is not None
-    }
 
 
 def best_summary(best: dict[str, Any] | None) -> str:
@@ -70,7 +59,7 @@ def _row(
 ) -> dict[str, Any]:
     ev = r.evaluation
     flags = []
-    if r.state == "COMPLETE" and r.fidelity == "low" and r.fusion_epochs:
+    if r.state == "COMPLETE" and r.fidelity == FIDELITY_LOW and r.fusion_epochs:
         e, rt = r.fusion_epochs
         flags.append(f"low fidelity ({e}+{rt} epochs)")
     if r.val_metric_std is not None:

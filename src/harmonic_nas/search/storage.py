@@ -1,5 +1,5 @@
 """Where the study lives: an Optuna RDB storage (SQLite in the run directory, or PostgreSQL for
-several machines), the config guard, and the recovery of interrupted candidates.
+several machines) and the recovery of interrupted candidates.
 
 Recovery: every trial records the host and pid of its worker. At start, and while waiting, a worker
 fails the RUNNING trials of dead local processes at once; trials of other machines are failed by
@@ -10,9 +10,7 @@ Completed trials are committed by Optuna's ``tell`` and never touched again.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import json
 import logging
 import os
 import socket
@@ -31,51 +29,20 @@ from harmonic_nas.errors import HarmonicError
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
+from harmonic_nas.search.attrs import (
+    ATTR_CONFIG_HASH,
+    ATTR_CONFIG_IDENTITY,
+    ATTR_FAIL,
+    ATTR_INTERRUPTED,
+    ATTR_WORKER,
+    SYS_RETRY_HISTORY,
+)
+from harmonic_nas.search.identity import differing_keys
 
 logger = logging.getLogger(__name__)
 
-#: SearchConfig fields that change nothing in the results (excluded from the config hash).
-_OPERATIONAL = (
-    "storage",
-    "study_name",
-    "workers",
-    "heartbeat_s",
-    "strategy",
-    "test_seeds",
-    "rescore_seeds",  # the final stage's re-scoring: candidates are not changed by it
-)
-#: SearchConfig fields that are part of a study's identity only when they change something, so
-#: that studies made before they existed (at their neutral value) keep their identity.
-_FIDELITY_KEYS = ("fidelity", "fidelity_fraction")
-#: Budget keys: not part of a study's identity, so raising them extends the study.
-BUDGET_KEYS = ("search.generations", "search.population")
-#: Keys of the resolved config that may differ between two invocations of one run directory.
-RUN_MUTABLE_KEYS = (*BUDGET_KEYS, "search.workers", "search.rescore_seeds")
-_IDENTITY_SECTIONS = ("seed", "dataset", "modalities", "device", "pretrain", "fusion")
-MAX_RETRY = 3
 
-# User-attribute names shared by the runner, the results writer and ``status``.
-ATTR_WORKER = "worker"
-ATTR_KEY = "genome_key"
-ATTR_FAIL = "fail_reason"
-ATTR_INTERRUPTED = "interrupted"
-ATTR_DUPLICATE = "duplicate_of"
-ATTR_BUDGET = "budget_reached"
-#: ``"full"`` or ``"low"``: the fidelity at which a candidate's figures were obtained.
-ATTR_FIDELITY = "fidelity"
-#: ``[fusion search epochs, retraining epochs]`` of the evaluation the candidate completed with.
-ATTR_FUSION_EPOCHS = "fusion_epochs"
-#: Multi-fidelity: the cheap evaluation ``{val_metric, latency_ms, energy_mj, fusion_epochs}``.
-ATTR_LOW_FIDELITY = "low_fidelity"
-#: Multi-fidelity: whether the cheap evaluation earned the candidate a full one.
-ATTR_PROMOTED = "promoted"
-#: Study attributes of the noise-aware front: the seeds per re-scored member, and per member
-#: ``rescore:<trial>`` = ``{"key", "seeds", "val_metrics"}`` (the search's own score first).
-ATTR_RESCORE_SEEDS = "rescore_seeds"
-RESCORE_PREFIX = "rescore:"
-#: Study attribute: ``{"n_complete", "state": writing|done|failed, "pareto", "error"?}`` of the
-#: last write-out stage (candidates.json, hypervolume.json, pareto.json).
-ATTR_WRITE_OUT = "write_out"
+MAX_RETRY = 3
 
 
 class StorageError(HarmonicError):
@@ -123,70 +90,6 @@ def redact(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[1]
     user = parts.username or ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as one ``{"dotted.path": leaf}`` mapping (lists are leaves)."""
-    if not isinstance(data, dict):
-        return {prefix: data}
-    out: dict[str, Any] = {}
-    for k, v in data.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) and v:
-            out.update(flatten(v, key))
-        else:
-            out[key] = v
-    return out
-
-
-def differing_keys(
-    old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...] = ()
-) -> list[str]:
-    """Dotted keys whose values differ between two flat mappings (or exist in only one)."""
-    missing = object()
-    return sorted(
-        k
-        for k in set(old) | set(new)
-        if k not in ignore and old.get(k, missing) != new.get(k, missing)
-    )
-
-
-def config_identity(cfg: ExperimentConfig, strategy: str) -> dict[str, Any]:
-    """Everything that changes the candidates' results, as dotted keys: not the budget keys
-    (raising them extends a study), workers, storage, names or the final stage's test seeds."""
-    data = cfg.model_dump(mode="json")
-    payload: dict[str, Any] = {k: data[k] for k in _IDENTITY_SECTIONS}
-    payload["search"] = {
-        k: v for k, v in _search_section(data["search"]).items() if f"search.{k}" not in BUDGET_KEYS
-    }
-    out = flatten(payload)
-    out["strategy"] = strategy
-    return out
-
-
-def _search_section(search: dict[str, Any]) -> dict[str, Any]:
-    """The ``search`` keys that change results: not the operational ones, and the fidelity keys
-    only when multi-fidelity is on (full fidelity is what every study did before they existed)."""
-    out = {k: v for k, v in search.items() if k not in _OPERATIONAL}
-    if out.get("fidelity", "full") == "full":
-        for k in _FIDELITY_KEYS:
-            out.pop(k, None)
-    return out
-
-
-def search_config_hash(cfg: ExperimentConfig, strategy: str) -> str:
-    """Hash of :func:`config_identity` (budget keys, workers, storage and names excluded)."""
-    payload = config_identity(cfg, strategy)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def legacy_config_hash(cfg: ExperimentConfig, strategy: str) -> str:
-    """The hash studies made before budget keys left the identity recorded (to resume them)."""
-    data = cfg.model_dump(mode="json")
-    payload = {k: data[k] for k in _IDENTITY_SECTIONS}
-    payload["search"] = _search_section(data["search"])
-    payload["strategy"] = strategy
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def open_storage(url: str, *, heartbeat_s: int = 30) -> RDBStorage:
@@ -304,9 +207,9 @@ def open_study(
         existing = storage.get_study_id_from_name(study_name)
     except KeyError:
         existing = None
-    stored = {"config_hash": config_hash, **attrs}
+    stored = {ATTR_CONFIG_HASH: config_hash, **attrs}
     if identity is not None:
-        stored["config_identity"] = identity
+        stored[ATTR_CONFIG_IDENTITY] = identity
     if existing is None:
         if not create:
             raise StorageError(
@@ -320,19 +223,19 @@ def open_study(
             sampler=sampler,
             load_if_exists=True,  # another worker may create it at the same instant
         )
-        if "config_hash" not in study.user_attrs:
+        if ATTR_CONFIG_HASH not in study.user_attrs:
             for k, v in stored.items():
                 study.set_user_attr(k, v)
     else:
         study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
-    found = study.user_attrs.get("config_hash")
+    found = study.user_attrs.get(ATTR_CONFIG_HASH)
     if found != config_hash and legacy_hash is not None and found == legacy_hash:
-        study.set_user_attr("config_hash", config_hash)  # made before budgets left the identity
+        study.set_user_attr(ATTR_CONFIG_HASH, config_hash)  # made before budgets left the identity
         found = config_hash
         if identity is not None:
-            study.set_user_attr("config_identity", identity)
+            study.set_user_attr(ATTR_CONFIG_IDENTITY, identity)
     if found != config_hash:
-        before = study.user_attrs.get("config_identity")
+        before = study.user_attrs.get(ATTR_CONFIG_IDENTITY)
         keys = differing_keys(before, identity) if isinstance(before, dict) and identity else []
         what = (
             f"(it differs in {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''})"
@@ -395,17 +298,17 @@ class RetryInterrupted:
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         if not trial.params:
             return  # it never got a genome (it was waiting for a budget slot): nothing to retry
-        history = [*trial.system_attrs.get("retry_history", []), trial.number]
+        history = [*trial.system_attrs.get(SYS_RETRY_HISTORY, []), trial.number]
         if len(history) > self.max_retry:
             logger.warning("trial %d interrupted %d times; not retried", trial.number, len(history))
             return
         system_attrs = {
             k: v
             for k, v in trial.system_attrs.items()
-            if not k.startswith("constraints") and k not in ("failed_trial", "retry_history")
+            if not k.startswith("constraints") and k not in ("failed_trial", SYS_RETRY_HISTORY)
         }
         system_attrs["failed_trial"] = history[0]
-        system_attrs["retry_history"] = history
+        system_attrs[SYS_RETRY_HISTORY] = history
         study.add_trial(
             optuna.trial.create_trial(
                 state=TrialState.WAITING,
@@ -441,7 +344,7 @@ def recover_interrupted(study: optuna.Study, storage: RDBStorage) -> int:
             retry(study, storage.get_trial(t._trial_id))
     # Trials interrupted by Ctrl-C (marked by the runner) that no WAITING/later trial retries yet.
     trials = study.get_trials(deepcopy=False)
-    retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    retried = {n for t in trials for n in t.system_attrs.get(SYS_RETRY_HISTORY, [])}
     for t in trials:
         if (
             t.state == TrialState.FAIL

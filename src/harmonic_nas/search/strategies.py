@@ -19,9 +19,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from harmonic_nas.config import SearchConfig
 from harmonic_nas.errors import ConfigError
+from harmonic_nas.utils.registry import Registry
 from harmonic_nas.utils.seeding import derive_seed
 
-STRATEGIES = ("nsga2", "random", "accuracy-only")
 OBJECTIVES = ("val_metric", "latency_ms", "energy_mj")
 
 
@@ -38,13 +38,24 @@ class Strategy:
         return OBJECTIVES[: len(self.directions)]
 
 
-def get_strategy(name: str, scfg: SearchConfig, *, energy_objective: bool = True) -> Strategy:
-    """``nsga2`` (val metric, latency and energy), ``random`` (same objectives, random
-    proposals) or ``accuracy-only`` (NSGA-II on the validation metric alone; costs still
-    recorded). Without ``energy_objective`` (energy modelled as constant power x latency: no
-    objective of its own) the first two optimise the val metric and latency only."""
+StrategyBuilder = Callable[[SearchConfig, bool], Strategy]
+"""``(search config, energy_objective) -> Strategy``"""
 
-    def nsga(seed: int) -> BaseSampler:
+#: the registered search strategies (``search.strategy`` names one)
+STRATEGY_REGISTRY: Registry[StrategyBuilder] = Registry("search strategy", ConfigError)
+
+
+def register_strategy(name: str) -> Callable[[StrategyBuilder], StrategyBuilder]:
+    """Decorator registering a strategy builder under ``name`` (a duplicate is refused)."""
+
+    def deco(fn: StrategyBuilder) -> StrategyBuilder:
+        return STRATEGY_REGISTRY.register(name, fn)
+
+    return deco
+
+
+def _nsga(scfg: SearchConfig) -> Callable[[int], BaseSampler]:
+    def build(seed: int) -> BaseSampler:
         return NSGAIISampler(
             population_size=scfg.population,
             crossover_prob=scfg.crossover_prob,
@@ -52,17 +63,41 @@ def get_strategy(name: str, scfg: SearchConfig, *, energy_objective: bool = True
             seed=seed,
         )
 
-    def rand(seed: int) -> BaseSampler:
-        return RandomSampler(seed=seed)
+    return build
 
-    costs = ("minimize", "minimize") if energy_objective else ("minimize",)
-    if name == "nsga2":
-        return Strategy(name, ("maximize", *costs), nsga)
-    if name == "random":
-        return Strategy(name, ("maximize", *costs), rand)
-    if name == "accuracy-only":
-        return Strategy(name, ("maximize",), nsga)
-    raise ConfigError(f"unknown search strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+
+def _random(seed: int) -> BaseSampler:
+    return RandomSampler(seed=seed)
+
+
+def _costs(energy_objective: bool) -> tuple[str, ...]:
+    return ("minimize", "minimize") if energy_objective else ("minimize",)
+
+
+@register_strategy("nsga2")
+def _nsga2_strategy(scfg: SearchConfig, energy_objective: bool) -> Strategy:
+    return Strategy("nsga2", ("maximize", *_costs(energy_objective)), _nsga(scfg))
+
+
+@register_strategy("random")
+def _random_strategy(scfg: SearchConfig, energy_objective: bool) -> Strategy:
+    return Strategy("random", ("maximize", *_costs(energy_objective)), _random)
+
+
+@register_strategy("accuracy-only")
+def _accuracy_only_strategy(scfg: SearchConfig, energy_objective: bool) -> Strategy:
+    return Strategy("accuracy-only", ("maximize",), _nsga(scfg))
+
+
+STRATEGIES = tuple(STRATEGY_REGISTRY.names())
+
+
+def get_strategy(name: str, scfg: SearchConfig, *, energy_objective: bool = True) -> Strategy:
+    """``nsga2`` (val metric, latency and energy), ``random`` (same objectives, random
+    proposals) or ``accuracy-only`` (NSGA-II on the validation metric alone; costs still
+    recorded). Without ``energy_objective`` (energy modelled as constant power x latency: no
+    objective of its own) the first two optimise the val metric and latency only."""
+    return STRATEGY_REGISTRY.get(name)(scfg, energy_objective)
 
 
 class TrialSeededSampler(BaseSampler):

@@ -19,7 +19,7 @@ def threads_from_env(default: int = 1) -> int:
     if raw is None or not raw.strip():
         return default
     text = raw.strip()
-    if not text.isdecimal() or not 1 <= int(text) <= MAX_THREADS:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_THREADS:
         raise ConfigError(
             f"{THREADS_ENV}={raw!r} is not a thread count; set it to an integer from 1 to "
             f"{MAX_THREADS} (e.g. {THREADS_ENV}=2) or unset it"

@@ -155,7 +155,7 @@ def read_json(path: Path, *, schema_version: int | None = None, what: str = "fil
         ) from None
     if schema_version is not None:
         found = obj.get("schema_version") if isinstance(obj, dict) else None
-        if found != schema_version:
+        if found != schema_version or isinstance(found, bool):  # true == 1 is not a version
             raise HarmonicError(
                 f"{what} {path} has schema_version {found!r}, expected {schema_version}; "
                 "regenerate it with this version of harmonic-nas"
@@ -179,6 +179,37 @@ def safe_torch_load(path: Path, *, what: str = "checkpoint") -> Any:
         ) from None
 
 
+def _yaml_loader() -> type:
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        """PyYAML's safe loader with YAML 1.2 floats: ``1e-3`` is the float 0.001 (YAML 1.1,
+        hence PyYAML, reads a float without a dot as the string '1e-3')."""
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return Loader
+
+
+_YAML_LOADER: type | None = None
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely (no objects), reading ``1e-3`` as a float as YAML 1.2 does; a quoted
+    ``"1e-3"`` stays a string. Raises :class:`yaml.YAMLError` on bad syntax."""
+    import yaml
+
+    global _YAML_LOADER
+    if _YAML_LOADER is None:
+        _YAML_LOADER = _yaml_loader()
+    return yaml.load(text, Loader=_YAML_LOADER)  # a SafeLoader subclass: never objects
+
+
 def read_npz(path: Path, *, fix: str) -> dict[str, Any]:
     """The arrays of an ``.npz`` archive (never pickles), with one-line :class:`DataError`s for a
     lone ``.npy`` array or an unreadable file; ``fix`` says how to write a good one."""
@@ -193,6 +224,40 @@ def read_npz(path: Path, *, fix: str) -> dict[str, Any]:
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
             raise DataError(f"{path} holds a single .npy array, not an .npz archive; {fix}")
         with loaded as z:
-            return {k: np.asarray(z[k]) for k in z.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            arrays = {k: np.asarray(z[k]) for k in z.files}
+    except ValueError as exc:
+        if "Object arrays" in str(exc):  # an object array: numpy refuses it without pickles
+            raise DataError(
+                f"{path} holds an object (pickled) array, which is never loaded; {fix}"
+            ) from None
         raise DataError(f"cannot read {path} as .npz ({exc.__class__.__name__}); {fix}") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"cannot read {path} as .npz ({exc.__class__.__name__}); {fix}") from None
+    for name, arr in arrays.items():
+        check_npz_dtype(arr, f"{path} array '{name}'", fix)
+    return arrays
+
+
+#: numpy dtype kinds an ``.npz`` may hold: bool, integers, floats, strings (class names).
+NPZ_KINDS = "biufUS"
+
+
+def check_npz_dtype(arr: Any, what: str, fix: str) -> None:
+    """One-line :class:`DataError` unless ``arr`` has a real numeric, bool or string dtype
+    (complex values would lose their imaginary part, objects and records are not data)."""
+    from harmonic_nas.errors import DataError
+
+    kind = arr.dtype.kind
+    if kind in NPZ_KINDS:
+        return
+    names = {
+        "c": "complex",
+        "O": "object",
+        "V": "structured/void",
+        "M": "datetime",
+        "m": "timedelta",
+    }
+    raise DataError(
+        f"{what} has {names.get(kind, 'unsupported')} dtype {arr.dtype} (only real numbers, "
+        f"bools or strings are read); {fix}"
+    )

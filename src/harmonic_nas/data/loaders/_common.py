@@ -81,12 +81,46 @@ def to_labels(
                 f"dataset '{dataset}': labels of split '{split}' have dtype {arr.dtype}; store "
                 "integer class indices 0..K-1"
             )
+        if arr.size and (arr.min() < 0 or arr.max() > MAX_LABEL):
+            raise DataError(
+                f"dataset '{dataset}': labels of split '{split}' range over "
+                f"[{_num(arr.min())}, {_num(arr.max())}]; store class indices 0..K-1"
+            )
         return torch.from_numpy(arr.astype(np.int64))
     if not np.all(np.isfinite(np.asarray(arr, dtype=np.float64))):
         raise DataError(
             f"dataset '{dataset}': labels of split '{split}' contain NaN/Inf values; store 0/1"
         )
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
+
+
+#: The largest class index a label may hold (before the check against the number of rows).
+MAX_LABEL = 2**31 - 1
+
+
+def _num(x: object) -> str:
+    v = float(x)  # type: ignore[arg-type]
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:g}"
+
+
+def check_class_count(
+    dataset: str, num_classes: int, splits: dict[str, Split], source: str = "the labels"
+) -> None:
+    """Refuse a number of classes that no split could hold (every class needs a sample in each
+    split), before anything of that size (class names, counts) is allocated."""
+    smallest = min(splits, key=lambda k: len(splits[k]))
+    n = len(splits[smallest])
+    if n == 0:
+        raise DataError(
+            f"dataset '{dataset}': split '{smallest}' is empty; add samples to it or change the "
+            "split sizes"
+        )
+    if num_classes > n:
+        raise DataError(
+            f"dataset '{dataset}': {source} imply {num_classes} classes but split '{smallest}' has "
+            f"only {n} samples (every class needs samples in train, val and test); relabel the "
+            "classes as 0..K-1"
+        )
 
 
 def natural_key(name: str) -> list[object]:

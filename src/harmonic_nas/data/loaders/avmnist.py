@@ -35,6 +35,7 @@ from harmonic_nas.data.options import option
 from harmonic_nas.data.registry import BuildContext, register_dataset
 from harmonic_nas.data.types import ModalitySpec, MultimodalDataset, Split
 from harmonic_nas.errors import DataError
+from harmonic_nas.utils.io import check_npz_dtype
 from harmonic_nas.utils.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
@@ -56,11 +57,15 @@ class AVMNISTOptions:
 def _load(path: Path, what: str) -> np.ndarray:
     expect_path(path, NAME, what)
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise DataError(
-            f"cannot read {path} as a .npy array ({exc}); regenerate the file"
+            f"cannot read {path} as a .npy array ({' '.join(str(exc).split())}); regenerate the file"
         ) from None
+    if not isinstance(arr, np.ndarray):  # an .npz archive where a .npy array is expected
+        raise DataError(f"{path} is an .npz archive, not a .npy array; save it with numpy.save")
+    check_npz_dtype(arr, str(path), "save it with numpy.save as float32 or integers")
+    return arr
 
 
 def _audio_tensor(arr: np.ndarray, size: int, split: str) -> torch.Tensor:

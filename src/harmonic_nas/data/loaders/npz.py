@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from harmonic_nas.data.loaders._common import (
+    check_class_count,
     check_lengths,
     expect_path,
     finish,
@@ -165,9 +166,23 @@ def build_npz(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
         num_classes = int(data["train"]["labels"].shape[1])
     elif opts.num_classes is not None:
         num_classes = opts.num_classes
+        check_class_count(NAME, num_classes, splits, "the option num_classes")
     else:
-        num_classes = max(int(s.labels.max()) for s in splits.values() if len(s)) + 1
-        num_classes = max(num_classes, 2)
+        top = max((int(s.labels.max()) for s in splits.values() if len(s)), default=0)
+        check_class_count(NAME, top + 1, splits, f"labels up to {top}")
+        num_classes = max(top + 1, 2)
+    if "class_names" in data["train"]:
+        declared = data["train"]["class_names"]
+        if declared.ndim != 1:
+            raise DataError(
+                f"dataset '{NAME}': class_names of train.npz has shape {list(declared.shape)}; "
+                "save one name per class, e.g. class_names=np.array(['cat', 'dog'])"
+            )
+        if len(declared) != num_classes:
+            raise DataError(
+                f"dataset '{NAME}': train.npz has {len(declared)} class_names for {num_classes} "
+                "classes; give one name per class"
+            )
     class_names = [str(i) for i in range(num_classes)]
     if "class_names" in data["train"]:
         given = [str(x) for x in data["train"]["class_names"].tolist()]

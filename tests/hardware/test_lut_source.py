@@ -11,11 +11,11 @@ from harmonic_nas.config import ExperimentConfig, parse_config
 from harmonic_nas.errors import LUTError
 from harmonic_nas.hardware import profiler
 from harmonic_nas.hardware.lut import LUT, DeviceInfo, LUTEntry
-from harmonic_nas.hardware.registry import (
-    cache_dir,
+from harmonic_nas.hardware.lut_source import (
     get_lut,
     import_command,
     install_lut,
+    installed_luts_dir,
     installed_path,
     list_devices,
     run_lut_path,
@@ -26,12 +26,14 @@ from .conftest import small_config_dict
 KEY = "LinearLayer-input:80-in_ch:80-out_ch:10"
 
 
-def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_installed_luts_dir_follows_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HARMONIC_NAS_CACHE", str(tmp_path / "c"))
-    assert cache_dir() == tmp_path / "c"
+    assert installed_luts_dir() == tmp_path / "c" / "luts"
     assert installed_path("jetson-tx2") == tmp_path / "c" / "luts" / "jetson-tx2.json"
     monkeypatch.delenv("HARMONIC_NAS_CACHE")
-    assert cache_dir() == Path.home() / ".cache" / "harmonic-nas"
+    assert installed_luts_dir() == Path.home() / ".cache" / "harmonic-nas" / "luts"
 
 
 def test_jetson_without_a_lut_explains_how_to_get_one(small_cfg: ExperimentConfig) -> None:

@@ -1,4 +1,4 @@
-"""Device registry: where each device's LUT comes from, and :func:`get_lut`.
+"""Where each device's LUT comes from (the device registry), and :func:`get_lut`.
 
 - ``host`` (this machine) is profiled on first use and cached in ``<run>/luts/host.json``;
 - ``jetson-tx2``, ``jetson-agx`` need a LUT imported from the published tables
@@ -20,6 +20,7 @@ from harmonic_nas.errors import LUTError
 from harmonic_nas.hardware.lut import LUT
 from harmonic_nas.utils.paths import cache_root
 from harmonic_nas.utils.progress import ProgressFn, no_progress
+from harmonic_nas.utils.registry import Registry
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
@@ -37,13 +38,12 @@ class DeviceEntry:
     reference_files: tuple[str, ...] = ()
 
 
-_DEVICES: dict[str, DeviceEntry] = {}
+_DEVICES: Registry[DeviceEntry] = Registry("device", LUTError)
 
 
 def register_device(entry: DeviceEntry) -> DeviceEntry:
-    """Add a device to the registry (a later registration of a name replaces it)."""
-    _DEVICES[entry.name] = entry
-    return entry
+    """Add a device to the registry (a name already registered is refused)."""
+    return _DEVICES.register(entry.name, entry)
 
 
 register_device(DeviceEntry("host", "this machine (profiled on first use)", profile_here=True))
@@ -64,16 +64,17 @@ register_device(
 
 
 def get_device(name: str) -> DeviceEntry | None:
-    return _DEVICES.get(name)
+    return _DEVICES.find(name)
 
 
-def cache_dir() -> Path:
-    """``$HARMONIC_NAS_CACHE`` or ``~/.cache/harmonic-nas``."""
-    return cache_root()
+def installed_luts_dir() -> Path:
+    """Where installed LUTs live: ``luts/`` under ``$HARMONIC_NAS_CACHE`` (default
+    ``~/.cache/harmonic-nas``)."""
+    return cache_root() / "luts"
 
 
 def installed_path(device: str) -> Path:
-    return cache_dir() / "luts" / f"{device}.json"
+    return installed_luts_dir() / f"{device}.json"
 
 
 def run_lut_path(cfg: ExperimentConfig, device: str | None = None) -> Path:
@@ -81,7 +82,7 @@ def run_lut_path(cfg: ExperimentConfig, device: str | None = None) -> Path:
 
 
 def installed_devices() -> list[str]:
-    folder = cache_dir() / "luts"
+    folder = installed_luts_dir()
     return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
@@ -97,13 +98,13 @@ def install_lut(lut: LUT) -> Path:
 
 def import_command(device: str) -> str:
     """The exact command that installs ``device``'s table."""
-    entry = _DEVICES.get(device)
+    entry = _DEVICES.find(device)
     files = entry.reference_files if entry and entry.reference_files else ("FILE.json",)
     return f"harmonic-nas lut import {' '.join(files)} --device {device}"
 
 
 def _missing_message(device: str) -> str:
-    entry = _DEVICES.get(device)
+    entry = _DEVICES.find(device)
     if entry is None:
         return (
             f"unknown device '{device}'; choose one of {', '.join(list_devices())}, or install its "
@@ -141,7 +142,7 @@ def get_lut(
     """
     name = device or cfg.device.name
     run_path = run_lut_path(cfg, name)
-    entry = _DEVICES.get(name)
+    entry = _DEVICES.find(name)
     installed = installed_path(name)
     if entry is None or not entry.profile_here:
         if installed.is_file():  # the installed table is the source of truth (re-imports apply)
@@ -176,7 +177,7 @@ def get_lut(
 def _complete(
     cfg: ExperimentConfig, lut: LUT, path: Path, profile: bool, progress: ProgressFn
 ) -> LUT:
-    from harmonic_nas.hardware.space import space_layer_specs
+    from harmonic_nas.hardware.inventory import space_layer_specs
 
     missing = lut.missing(space_layer_specs(cfg))
     if not missing:

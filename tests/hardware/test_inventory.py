@@ -4,26 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 
+from harmonic_nas.backbones import BackboneSpace
 from harmonic_nas.config import ExperimentConfig
-from harmonic_nas.hardware.keys import lut_key
-from harmonic_nas.hardware.space import (
-    all_genomes,
+from harmonic_nas.hardware.inventory import (
     arch_layer_specs,
     backbone_specs,
-    covering_genomes,
     preset_space_specs,
     space_layer_specs,
 )
+from harmonic_nas.hardware.keys import lut_key
 from harmonic_nas.hardware.validate import random_arch
 
 
 def test_covering_genomes_give_every_layer_of_all_7371_subnets() -> None:
-    assert len(covering_genomes("avmnist")) == 27  # 9 (k, e) x 3 depths
+    space = BackboneSpace.from_preset("avmnist")
+    assert len(space.covering_genomes()) == 27  # 9 (k, e) x 3 depths
     for shape in ((1, 28, 28), (1, 20, 20)):
         everything = {
-            lut_key(s)
-            for g in all_genomes("avmnist")
-            for s in backbone_specs("avmnist", shape, g, 10)
+            lut_key(s) for g in space.genomes() for s in backbone_specs("avmnist", shape, g, 10)
         }
         assert {lut_key(s) for s in preset_space_specs("avmnist", shape, 10)} == everything
     # the published avmnist tables hold 44 backbone layers for the two input sizes

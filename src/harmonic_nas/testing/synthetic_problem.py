@@ -2,7 +2,7 @@
 
 It exercises the whole study machinery (storage, resume, workers, Pareto, hypervolume, status)
 in milliseconds, without data, supernets or a LUT. Tests and CI select it with
-``HARMONIC_NAS_SEARCH_PROBLEM=harmonic_nas.search.synthetic:from_env``; its knobs come from the
+``HARMONIC_NAS_SEARCH_PROBLEM=harmonic_nas.testing.synthetic_problem:from_env``; its knobs come from the
 JSON object in ``$HARMONIC_NAS_SYNTHETIC`` (``sleep_s``, ``fail_rate``, ``nan_rate``, ``tiny``,
 ``seed_noise``).
 
@@ -21,11 +21,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from harmonic_nas.backbones import BackboneSpace
 from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.errors import ConfigError
-from harmonic_nas.search.genome import BackboneSpace, MultimodalGenome, SearchSpace
+from harmonic_nas.search.genome import MultimodalGenome, SearchSpace
 from harmonic_nas.search.problem import CostBound, Evaluation, TestScore
 from harmonic_nas.utils.io import atomic_torch_save, atomic_write_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
@@ -52,13 +53,16 @@ def synthetic_backbone_space(kind: str | None, tiny: bool = False) -> BackboneSp
         return BackboneSpace()
     if tiny:
         return BackboneSpace(ks=(3, 5), e=(3,), d=(2,), stages=1)
-    return BackboneSpace(ks=(3, 5, 7), e=(3, 4, 6), d=(2, 3, 4), stages=1)
+    return BackboneSpace.from_preset("avmnist")
 
 
 @dataclass(frozen=True)
 class SyntheticProblem:
     """Closed-form objectives. Bigger kernels cost latency, bigger expand ratios cost energy, both
     buy accuracy with diminishing returns; fusion cells x nodes buy a little accuracy for both."""
+
+    #: what a study records (a real search refuses to resume a synthetic study)
+    name: ClassVar[str] = "synthetic"
 
     cfg: ExperimentConfig
     sleep_s: float = 0.0

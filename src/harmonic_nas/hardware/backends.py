@@ -1,0 +1,148 @@
+"""Timing backends: run one module at batch size 1 with ONNX Runtime (exported to ONNX in memory,
+timed in an ``InferenceSession``) or eager PyTorch, and time runners (alone or round-robin).
+
+:mod:`harmonic_nas.hardware.profiler` builds the modules and turns these timings into a LUT;
+:mod:`harmonic_nas.hardware.validate` times whole models with the same runners.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import platform
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from harmonic_nas.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+Runner = Callable[[], object]
+
+#: timing rounds (samples of every layer are spread over the whole measurement)
+ROUNDS = 10
+
+
+def export_onnx(module: nn.Module, inputs: tuple[Tensor, ...]) -> bytes:
+    """The module as an in-memory ONNX model (TorchScript-based exporter: no onnxscript needed)."""
+    buf = io.BytesIO()
+    names = [f"x{i}" for i in range(len(inputs))]
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            inputs,
+            buf,  # type: ignore[arg-type]
+            input_names=names,
+            output_names=["y"],
+            opset_version=17,
+            dynamo=False,
+        )
+    return buf.getvalue()
+
+
+def ort_session(model: bytes, threads: int) -> Any:
+    """An ONNX Runtime CPU session with pinned threads and full graph optimisation."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+
+def make_runner(
+    module: nn.Module, inputs: tuple[Tensor, ...], backend: str, threads: int
+) -> Runner:
+    """A zero-argument callable running one inference of ``module`` on ``inputs``."""
+    module = module.eval()
+    if backend == "torch":
+
+        def run_torch() -> object:
+            with torch.inference_mode():
+                return module(*inputs)
+
+        return run_torch
+    if backend == "onnxruntime":
+        sess = ort_session(export_onnx(module, inputs), threads)
+        # inputs the graph does not use are pruned by the exporter: feed the remaining ones
+        feed = {i.name: inputs[int(i.name[1:])].numpy() for i in sess.get_inputs()}
+
+        def run_ort() -> object:
+            return sess.run(None, feed)
+
+        return run_ort
+    raise ConfigError(f"unknown backend {backend!r}; use onnxruntime or torch")
+
+
+def time_runner(run: Runner, warmup: int, repeats: int) -> list[float]:
+    """``repeats`` individual latencies in ms after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        run()
+    out = []
+    clock = time.perf_counter_ns
+    for _ in range(repeats):
+        t0 = clock()
+        run()
+        out.append((clock() - t0) / 1e6)
+    return out
+
+
+def interleaved_latencies(
+    runners: Sequence[Runner],
+    warmup: int,
+    repeats: int,
+    *,
+    rounds: int = ROUNDS,
+    on_round: Callable[[int], None] | None = None,
+) -> list[list[float]]:
+    """``repeats`` latencies (ms) of each runner, taken round-robin in ``rounds`` bursts.
+
+    On a shared machine the speed drifts (other processes, a busy SMT sibling, frequency);
+    spreading every runner's samples over the whole measurement makes those phases hit all
+    runners alike instead of inflating whichever layer happened to run during one.
+    """
+    for run in runners:
+        for _ in range(warmup):
+            run()
+    samples: list[list[float]] = [[] for _ in runners]
+    rounds = max(1, min(rounds, repeats))
+    clock = time.perf_counter_ns
+    for r in range(rounds):
+        burst = repeats // rounds + (1 if r < repeats % rounds else 0)
+        for run, out in zip(runners, samples, strict=True):
+            for _ in range(burst):
+                t0 = clock()
+                run()
+                out.append((clock() - t0) / 1e6)
+        if on_round is not None:
+            on_round(r + 1)
+    return samples
+
+
+def host_description(backend: str, threads: int) -> str:
+    """A one-line description of this machine and backend."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    if backend == "onnxruntime":
+        import onnxruntime as ort
+
+        version = f"onnxruntime {ort.__version__}"
+    else:
+        version = f"torch {torch.__version__}"
+    return f"{platform.node()}: {cpu}, {version}, {threads} thread(s)"

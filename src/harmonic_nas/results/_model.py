@@ -1,0 +1,165 @@
+"""A Pareto model rebuilt from its run (``arch.json`` + ``weights.pt``) and its deployable wrapper.
+
+:class:`RawInputModel` is the graph an export holds: raw-scale inputs, one named argument per
+modality, standardised inside the graph with the train statistics.
+"""
+
+from __future__ import annotations
+
+import keyword
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from harmonic_nas.errors import GenomeError, HarmonicError
+from harmonic_nas.results._artifacts import model_dir
+from harmonic_nas.utils.io import safe_torch_load
+
+if TYPE_CHECKING:
+    from harmonic_nas.fusion import ArchSpec, MultimodalNet
+
+logger = logging.getLogger(__name__)
+
+
+def build_model(arch: ArchSpec) -> MultimodalNet:
+    """An untrained ``MultimodalNet`` with the structure of ``arch`` (load weights into it).
+
+    Backbones are the static subnets of the arch's genomes (``build_supernet(...).extract``);
+    the fusion network is the ``FixedFusionNet`` of its genotype over every fusion point.
+    """
+    from harmonic_nas.backbones import build_supernet
+    from harmonic_nas.fusion import (
+        FixedFusionNet,
+        MultimodalNet,
+        point_refs,
+        probe_feature_shapes,
+    )
+    from harmonic_nas.fusion.points import pooled_shape
+
+    if arch.genotype is None:
+        raise GenomeError(
+            "the architecture has no fusion genotype (the model was not finalised); run "
+            "`harmonic-nas search CONFIG` again"
+        )
+    backbones: dict[str, nn.Module] = {}
+    for name, ma in arch.modalities.items():
+        supernet = build_supernet((None, ma.shape), ma.preset, arch.n_classes, name)
+        backbones[name] = supernet.extract(ma.genome).eval()
+    shapes = probe_feature_shapes(backbones, {m: ma.shape for m, ma in arch.modalities.items()})
+    points = [pooled_shape(shapes[m][k], arch.L) for m, k in point_refs(arch, shapes)]
+    fusion = FixedFusionNet(points, arch.genotype, C=arch.C, L=arch.L, n_classes=arch.n_classes)
+    return MultimodalNet(arch, backbones, fusion).eval()
+
+
+def load_model(run: Path | str, model_id: str) -> tuple[MultimodalNet, ArchSpec]:
+    """The Pareto model ``model_id`` of ``run`` as an eval-mode ``MultimodalNet`` and its ArchSpec."""
+    from harmonic_nas.fusion import ArchSpec
+
+    d = model_dir(run, model_id)
+    arch = ArchSpec.load(d / "arch.json")
+    model = build_model(arch)
+    state = safe_torch_load(d / "weights.pt", what=f"weights of model '{model_id}'")
+    if not isinstance(state, dict):
+        raise HarmonicError(f"{d / 'weights.pt'} is not a state dict; rerun the search's finalise")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise HarmonicError(
+            f"{d / 'weights.pt'} does not fit {d / 'arch.json'} ({first}); rerun the finalise step"
+        ) from None
+    model.eval()
+    return model, arch
+
+
+def argument_names(names: Sequence[str]) -> list[str]:
+    """Python identifiers for modality names (TorchScript argument names): ``a-b`` -> ``a_b``."""
+    out: list[str] = []
+    for name in names:
+        arg = re.sub(r"\W", "_", name)
+        if not arg or arg[0].isdigit() or keyword.iskeyword(arg) or arg == "self":
+            arg = f"x_{arg}"
+        while arg in out:
+            arg += "_"
+        out.append(arg)
+    return out
+
+
+class RawInputModel(nn.Module):
+    """The deployable graph: raw-scale inputs, one named argument per modality.
+
+    ``forward(<modality>, ...)`` standardises each input inside the graph,
+    ``(x * value_scale - mean) / std`` with the train statistics, then runs the
+    ``MultimodalNet``. Build it with :meth:`build` (the forward signature names the modalities).
+    """
+
+    def __init__(
+        self, net: nn.Module, names: Sequence[str], norm: Sequence[tuple[float, float, float]]
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.modality_names = list(names)
+        for i, (scale, mean, std) in enumerate(norm):
+            self.register_buffer(f"scale{i}", torch.tensor(scale, dtype=torch.float32))
+            self.register_buffer(f"mean{i}", torch.tensor(mean, dtype=torch.float32))
+            self.register_buffer(f"std{i}", torch.tensor(std, dtype=torch.float32))
+
+    def standardise(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for i, x in enumerate(xs):
+            scale, mean, std = (getattr(self, f"{k}{i}") for k in ("scale", "mean", "std"))
+            out.append((x * scale - mean) / std)
+        return out
+
+    def run(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        out: torch.Tensor = self.net(*self.standardise(xs))
+        return out
+
+    @classmethod
+    def build(
+        cls, net: nn.Module, names: Sequence[str], norm: Sequence[tuple[float, float, float]]
+    ) -> RawInputModel:
+        """An instance whose ``forward`` takes one argument named after each modality."""
+        args = argument_names(names)
+        src = f"def forward(self, {', '.join(args)}):\n    return self.run([{', '.join(args)}])\n"
+        scope: dict[str, Any] = {}
+        exec(src, {}, scope)  # the source holds only sanitised identifiers
+        named = type("RawInputModel", (cls,), {"forward": scope["forward"]})
+        model: RawInputModel = named(net, names, norm)
+        return model.eval()
+
+
+def input_normalisation(
+    meta: dict[str, Any], names: Sequence[str]
+) -> list[tuple[float, float, float]]:
+    """``(value_scale, mean, std)`` per input from ``preprocess.json`` metadata."""
+    norm = meta.get("normalization") or {}
+    scales = {i["name"]: float(i.get("raw", {}).get("value_scale", 1.0)) for i in meta["inputs"]}
+    out = []
+    for n in names:
+        stats = norm.get(n) or {}
+        out.append(
+            (scales.get(n, 1.0), float(stats.get("mean", 0.0)), float(stats.get("std", 1.0)))
+        )
+    return out
+
+
+def raw_scale(
+    inputs: Sequence[torch.Tensor], norm: Sequence[tuple[float, float, float]]
+) -> tuple[torch.Tensor, ...]:
+    """Standardised pipeline inputs back at raw scale: ``(x * std + mean) / value_scale``."""
+    return tuple(
+        ((x.double() * std + mean) / scale).float().contiguous()
+        for x, (scale, mean, std) in zip(inputs, norm, strict=True)
+    )
+
+
+def unused_modalities(model: MultimodalNet) -> tuple[str, ...]:
+    """Modalities whose backbone feeds no fusion point the genotype reads."""
+    used = {mi for mi, _ in model.refs}
+    return tuple(m for i, m in enumerate(model.modality_names) if i not in used)

@@ -1,0 +1,82 @@
+"""``status`` on a run it cannot write names the true reason (issue 14 item 9): a read-only
+study file or directory, not database servers and credentials."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from harmonic_nas.cli import main
+
+from .conftest import tree
+
+
+def _readonly_sqlite(*_a: object, **_k: object) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    raise OperationalError(
+        "PRAGMA journal_mode=WAL", {}, Exception("attempt to write a readonly database")
+    )
+
+
+@pytest.mark.parametrize("where", ["directory", "file"])
+def test_status_on_a_read_only_run_names_the_read_only_path(
+    finished_run: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+) -> None:
+    # Root ignores permission bits, so the read-only state is what the OS would report.
+    target = finished_run if where == "directory" else finished_run / "study.db"
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda p, mode, **k: (
+            False if Path(p) == target and mode & os.W_OK else real_access(p, mode, **k)
+        ),
+    )
+    monkeypatch.setattr("harmonic_nas.search.storage._create_rdb", _readonly_sqlite)
+    before = tree(finished_run)
+    assert main(["status", str(finished_run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(
+        f"error: cannot open the study {finished_run / 'study.db'}: the {where} {target} is read-only"
+    )
+    assert "credentials" not in err and "server" not in err
+    assert tree(finished_run) == before
+
+
+def test_status_on_a_read_only_filesystem(
+    finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    real = os.statvfs
+
+    class Ro:
+        def __init__(self, st: os.statvfs_result) -> None:
+            self.f_flag = st.f_flag | os.ST_RDONLY
+
+    monkeypatch.setattr(os, "statvfs", lambda p: Ro(real(p)))
+    monkeypatch.setattr("harmonic_nas.search.storage._create_rdb", _readonly_sqlite)
+    assert main(["status", str(finished_run)]) == 2
+    err = capsys.readouterr().err
+    assert "is on a read-only filesystem" in err and "copy the run to a writable place" in err
+
+
+def test_other_storage_failures_keep_their_message(
+    finished_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("harmonic_nas.search.storage._create_rdb", _readonly_sqlite)
+    assert main(["status", str(finished_run)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot open study storage") and "read-only" not in err
+
+
+def test_status_of_the_finished_run_works(
+    finished_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", str(finished_run)]) == 0
+    assert "finished" in capsys.readouterr().out
