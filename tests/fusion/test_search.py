@@ -25,7 +25,9 @@ from harmonic_nas.fusion import (
     weighted_f1,
 )
 from harmonic_nas.fusion import search as search_module
+from harmonic_nas.fusion.batches import SubsetSplit, split_train
 from harmonic_nas.fusion.cache import FeatureCache
+from harmonic_nas.fusion.hardware_term import hardware_vectors
 from harmonic_nas.fusion.network import MixedOp, SearchCell
 from tests.fusion.conftest import OP_COSTS, make_backbones, make_dataset, small_fcfg
 
@@ -55,17 +57,17 @@ def test_each_arch_step_sees_a_fresh_batch_of_the_arch_split(
 ) -> None:
     seen: list[Tensor] = []
 
-    class Recording(search_module._CyclingBatches):
+    class Recording(search_module.CyclingBatches):
         def __next__(self) -> Tensor:
             idx = super().__next__()
             seen.append(idx.clone())
             return idx
 
-    monkeypatch.setattr(search_module, "_CyclingBatches", Recording)
+    monkeypatch.setattr(search_module, "CyclingBatches", Recording)
     fcfg = small_fcfg(epochs=2, retrain_epochs=1, batch_size=16)
     search_fusion(cache, fcfg, cells=1, nodes=1, seed=0, device=CPU)
-    weights, arch = search_module.split_train(cache.split("train"), fcfg.arch_split, 0)
-    steps = len(search_module._Batches(len(weights), 16, torch.Generator(), CPU))
+    weights, arch = split_train(cache.split("train"), fcfg.arch_split, 0)
+    steps = len(search_module.Batches(len(weights), 16, torch.Generator(), CPU))
     assert len(seen) == 2 * steps  # one arch step per weight step
     for a, b in itertools.pairwise(seen):
         assert not torch.equal(a, b), "two consecutive arch steps used the same batch"
@@ -81,7 +83,7 @@ def test_arch_split_is_a_stratified_part_of_train_disjoint_from_the_weight_part(
     cache: FeatureCache,
 ) -> None:
     train = cache.split("train")
-    weights, arch = search_module.split_train(train, 0.3, seed=0)
+    weights, arch = split_train(train, 0.3, seed=0)
     w_idx = set(weights.index.tolist())  # type: ignore[attr-defined]
     a_idx = set(arch.index.tolist())  # type: ignore[attr-defined]
     assert not w_idx & a_idx and w_idx | a_idx == set(range(len(train)))
@@ -94,7 +96,7 @@ def test_arch_split_is_a_stratified_part_of_train_disjoint_from_the_weight_part(
     for a, b in zip(got, want, strict=True):
         assert torch.equal(a, b)
     with pytest.raises(GenomeError, match="arch_split"):
-        search_module.split_train(search_module._SubsetSplit(train, torch.arange(3)), 0.3, 0)
+        split_train(SubsetSplit(train, torch.arange(3)), 0.3, 0)
 
 
 def test_val_is_only_read_to_score_the_retrained_net(cache: FeatureCache) -> None:
@@ -322,7 +324,7 @@ def test_hardware_term_gradient_reaches_arch_weights(cache: FeatureCache) -> Non
     )
     fcfg = small_fcfg(lambda_lat=1.0, lambda_energy=0.5)
     base = BaseCost(latency_ms=2.0, energy_mj=3.0)
-    lat, en = search_module.hardware_vectors(OP_COSTS, ops, fcfg, n_nodes=4, base=base)
+    lat, en = hardware_vectors(OP_COSTS, ops, fcfg, n_nodes=4, base=base)
     assert lat is not None and en is not None
     # relative to the candidate's whole expected cost: base + 4 nodes at the mean op cost
     mean_lat = sum(c[0] for c in OP_COSTS.values()) / len(OP_COSTS)
@@ -341,21 +343,21 @@ def test_hardware_term_gradient_reaches_arch_weights(cache: FeatureCache) -> Non
 def test_hardware_term_scale_and_modelled_energy() -> None:
     ops = list(OP_COSTS)
     fcfg = small_fcfg(lambda_lat=1.0, lambda_energy=1.0)
-    small, _ = search_module.hardware_vectors(OP_COSTS, ops, fcfg, n_nodes=2)
-    big, _ = search_module.hardware_vectors(
+    small, _ = hardware_vectors(OP_COSTS, ops, fcfg, n_nodes=2)
+    big, _ = hardware_vectors(
         OP_COSTS, ops, fcfg, n_nodes=2, base=BaseCost(latency_ms=10.0, energy_mj=1.0)
     )
     assert small is not None and big is not None
     # the same operators weigh less in a candidate whose backbones cost more
     assert bool((big < small).all())
     # energy modelled from latency: no second latency term
-    lat, en = search_module.hardware_vectors(
+    lat, en = hardware_vectors(
         OP_COSTS, ops, fcfg, n_nodes=2, base=BaseCost(1.0, 15.0, energy_modelled=True)
     )
     assert lat is not None and en is None
-    assert search_module.hardware_vectors(OP_COSTS, ops, small_fcfg(), n_nodes=2) == (None, None)
+    assert hardware_vectors(OP_COSTS, ops, small_fcfg(), n_nodes=2) == (None, None)
     with pytest.raises(LUTError, match="needs fusion operator costs"):
-        search_module.hardware_vectors(None, ops, fcfg, n_nodes=2)
+        hardware_vectors(None, ops, fcfg, n_nodes=2)
 
 
 def test_large_lambda_picks_cheap_ops(cache: FeatureCache) -> None:

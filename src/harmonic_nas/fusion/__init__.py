@@ -24,6 +24,7 @@ from harmonic_nas.fusion.genotype import (
     FusionGenotype,
     NodeGenotype,
 )
+from harmonic_nas.fusion.hardware_term import BaseCost, OpCosts
 from harmonic_nas.fusion.layers import (
     CELL_NORM,
     FusionLayer,
@@ -50,10 +51,8 @@ from harmonic_nas.fusion.points import (
     fusion_point_indices,
 )
 from harmonic_nas.fusion.search import (
-    BaseCost,
     FusionDiverged,
     FusionResult,
-    OpCosts,
     evaluate,
     metric,
     search_fusion,

@@ -19,8 +19,9 @@ from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.errors import DataError, GenomeError
 from harmonic_nas.fusion.arch import ArchSpec, ModalityArch
 from harmonic_nas.fusion.cache import FeatureCache, compute_feature_cache
+from harmonic_nas.fusion.hardware_term import BaseCost, OpCosts
 from harmonic_nas.fusion.model import MultimodalNet
-from harmonic_nas.fusion.search import BaseCost, FusionResult, OpCosts, search_fusion
+from harmonic_nas.fusion.search import FusionResult, search_fusion
 from harmonic_nas.utils.device import default_device
 from harmonic_nas.utils.io import atomic_torch_save, atomic_write_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress

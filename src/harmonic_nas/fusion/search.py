@@ -33,7 +33,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +41,11 @@ import torch
 from torch import Tensor, nn
 
 from harmonic_nas.config import FusionConfig
-from harmonic_nas.errors import GenomeError, LUTError
+from harmonic_nas.errors import GenomeError
+from harmonic_nas.fusion.batches import Batches, CyclingBatches, split_train
 from harmonic_nas.fusion.cache import FeatureCache, FeatureSplit
 from harmonic_nas.fusion.genotype import MAX_CELLS, MAX_NODES, FusionGenotype
+from harmonic_nas.fusion.hardware_term import BaseCost, OpCosts, hardware_vectors
 from harmonic_nas.fusion.network import FixedFusionNet, SearchNetwork
 from harmonic_nas.fusion.ops import check_ops
 from harmonic_nas.tasks import Task, task_loss
@@ -51,30 +53,15 @@ from harmonic_nas.tasks import task_metric as metric
 from harmonic_nas.tasks import weighted_f1 as weighted_f1  # re-exported by harmonic_nas.fusion
 from harmonic_nas.utils.device import default_device
 from harmonic_nas.utils.progress import ProgressFn, no_progress
-from harmonic_nas.utils.sampling import stratified_subset
 from harmonic_nas.utils.seeding import derive_seed, torch_generator
 
 logger = logging.getLogger(__name__)
-
-OpCosts = Mapping[str, tuple[float, float]]
-"""op name -> (latency_ms, energy_mj) of that fusion operator at this C, L on the device."""
 
 GRAD_CLIP = 5.0
 
 
 class FusionDiverged(RuntimeError):
     """The fusion search or retraining produced a non-finite loss or weight."""
-
-
-@dataclass(frozen=True)
-class BaseCost:
-    """The candidate's cost outside its fusion operators (backbones, reshapes, head, overhead):
-    the scale against which the hardware term measures the operators' expected cost."""
-
-    latency_ms: float = 0.0
-    energy_mj: float = 0.0
-    energy_modelled: bool = False
-    """energy = constant power x latency: the energy term would be a second latency term"""
 
 
 @dataclass
@@ -105,42 +92,6 @@ def _scoped_rng(seed: int, device: torch.device) -> Iterator[None]:
         yield
 
 
-class _Batches:
-    """Shuffled minibatch indices, reshuffled by a private generator at each pass."""
-
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator, device: torch.device):
-        self.n, self.bs, self.gen, self.device = n, max(1, batch_size), generator, device
-
-    def epoch(self) -> Iterator[Tensor]:
-        perm = torch.randperm(self.n, generator=self.gen).to(self.device)
-        for start in range(0, self.n, self.bs):
-            idx = perm[start : start + self.bs]
-            if len(idx) >= 2 or self.n < 2:  # BN needs two samples; drop a lone remainder
-                yield idx
-
-    def __len__(self) -> int:
-        full, rest = divmod(self.n, self.bs)
-        return full + (1 if rest >= 2 else 0)
-
-
-class _CyclingBatches:
-    """A persistent iterator over val batches: every ``next`` is a new batch; reshuffles at the end."""
-
-    def __init__(self, batches: _Batches) -> None:
-        self.batches = batches
-        self._it = batches.epoch()
-
-    def __next__(self) -> Tensor:
-        try:
-            return next(self._it)
-        except StopIteration:
-            self._it = self.batches.epoch()
-            return next(self._it)
-
-    def __iter__(self) -> _CyclingBatches:
-        return self
-
-
 @torch.no_grad()
 def evaluate(
     net: nn.Module,
@@ -166,86 +117,6 @@ def evaluate(
     net.train(was)
     out = torch.cat(logits)
     return float(task_loss(out, split.labels, task)), metric(out, split.labels, task, threshold)
-
-
-def hardware_vectors(
-    op_costs: OpCosts | None,
-    ops: Sequence[str],
-    fcfg: FusionConfig,
-    *,
-    n_nodes: int,
-    base: BaseCost | None = None,
-) -> tuple[Tensor | None, Tensor | None]:
-    """Per-op latency and energy divided by the candidate's whole expected cost ``T`` (see the
-    module docstring); ``None`` for a term whose lambda is 0 (energy: also when it is modelled).
-
-    ``T = base + n_nodes * mean op cost``; without ``base`` only the fusion operators count.
-    """
-    base = base or BaseCost()
-    use_lat = fcfg.lambda_lat > 0
-    use_en = fcfg.lambda_energy > 0 and not base.energy_modelled
-    if not (use_lat or use_en):
-        return None, None
-    if op_costs is None:
-        raise LUTError(
-            "lambda_lat/lambda_energy > 0 needs fusion operator costs; pass op_costs from the "
-            "device LUT (or set both lambdas to 0)"
-        )
-    missing = [o for o in ops if o not in op_costs]
-    if missing:
-        raise LUTError(
-            f"the LUT has no cost for fusion operator(s) {missing} at C={fcfg.C}, L={fcfg.L}; "
-            "profile them (`harmonic-nas profile`) or change fusion.C/L/ops"
-        )
-
-    def scaled(i: int, base_value: float) -> Tensor:
-        v = torch.tensor([float(op_costs[o][i]) for o in ops], dtype=torch.float32)
-        total = base_value + n_nodes * float(v.mean())
-        return v / total if total > 0 else torch.zeros_like(v)
-
-    lat = scaled(0, base.latency_ms) if use_lat else None
-    en = scaled(1, base.energy_mj) if use_en else None
-    return lat, en
-
-
-@dataclass
-class _SubsetSplit:
-    """Some samples of a feature split (the weight or the architecture part of train)."""
-
-    base: FeatureSplit
-    index: Tensor
-    labels: Tensor = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.labels = self.base.labels.index_select(0, self.index)
-
-    def __len__(self) -> int:
-        return int(self.index.shape[0])
-
-    def batch(self, idx: Tensor) -> list[Tensor]:
-        return self.base.batch(self.index.index_select(0, idx))
-
-
-def split_train(
-    train: FeatureSplit, fraction: float, seed: int
-) -> tuple[FeatureSplit, FeatureSplit]:
-    """(weight part, architecture part) of train: ``fraction`` held out, class-stratified."""
-    n = len(train)
-    n_arch = min(max(2, round(fraction * n)), n - 2)
-    if n < 4 or n_arch < 2:
-        raise GenomeError(
-            f"the train split has {n} samples, too few to hold out fusion.arch_split={fraction} "
-            "for the architecture steps; use more data or fusion.arch_split: 0"
-        )
-    labels = train.labels.cpu()
-    arch = stratified_subset(labels, n_arch, torch_generator(seed, "fusion-arch-split"))
-    mask = torch.ones(n, dtype=torch.bool)
-    mask[arch] = False
-    weights = torch.nonzero(mask).flatten()
-    device = train.labels.device
-    return _SubsetSplit(train, weights.to(device)), _SubsetSplit(
-        train, arch.sort().values.to(device)
-    )
 
 
 def _check_finite(loss: Tensor, where: str) -> None:
@@ -362,11 +233,11 @@ def search_fusion(
             betas=(0.5, 0.999),
             weight_decay=fcfg.arch_weight_decay,
         )
-        train_batches = _Batches(
+        train_batches = Batches(
             len(weight_data), fcfg.batch_size, torch_generator(seed, "ft"), device
         )
-        arch_iter = _CyclingBatches(
-            _Batches(len(arch_data), fcfg.batch_size, torch_generator(seed, "fv"), device)
+        arch_iter = CyclingBatches(
+            Batches(len(arch_data), fcfg.batch_size, torch_generator(seed, "fv"), device)
         )
         best_metric, best_epoch = -math.inf, -1
         best_genotype = net.genotype()
@@ -512,7 +383,7 @@ def _train_fixed(
         used = net.used_points
         params = list(net.parameters())
         opt, sched = _weight_optim(params, fcfg)
-        batches = _Batches(len(train), fcfg.batch_size, torch_generator(seed, "fr"), device)
+        batches = Batches(len(train), fcfg.batch_size, torch_generator(seed, "fr"), device)
         best_metric, best_state = -math.inf, None
         val_metric = -math.inf
         total = epochs * len(batches)
