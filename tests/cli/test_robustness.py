@@ -427,6 +427,14 @@ run_case(
     "is not valid JSON",
     lambda c: (c.run / "hypervolume.json").write_text("{"),
 )
+for _file in ("pareto.json", "candidates.json", "hypervolume.json"):
+    for _version in (3, True):
+        run_case(
+            f"report-{_file.split('.')[0]}-version-{_version}",
+            "report",
+            f"/{_file} has schema_version {_version!r}, expected 1",
+            lambda c, f=_file, v=_version: c.edit_json(c.run / f, _versioned(v)),
+        )
 run_case(
     "export-pareto-corrupt",
     "export",
@@ -874,6 +882,19 @@ case("predict", "preprocess-not-utf8", "")(
         str(c.inputs()),
     ]
 )
+for _version in (99, True, None):
+    case(
+        "predict",
+        f"preprocess-version-{_version}",
+        f"preprocess.json has schema_version {_version!r}, expected 1 or 2",
+    )(
+        lambda c, v=_version: [
+            "predict",
+            str(c.edit_json(c.model / "preprocess.json", _versioned(v)).parent),
+            "-i",
+            str(c.inputs()),
+        ]
+    )
 case("predict", "model-file-garbage", "")(
     lambda c: [
         "predict",

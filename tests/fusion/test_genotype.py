@@ -139,3 +139,16 @@ def test_arch_file_errors(tmp_path: Path) -> None:
     p.write_text(json.dumps(data))
     with pytest.raises(GenomeError, match=r"a.json: .*'cells' must be an integer"):
         ArchSpec.load(p)
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_arch_schema_version_must_be_the_integer(tmp_path: Path, version: object) -> None:
+    """``true`` == 1 and 1.0 == 1 in Python, but neither is a schema version."""
+    data = arch().to_json()
+    data["schema_version"] = version
+    with pytest.raises(GenomeError, match=rf"schema_version {version!r} is not supported"):
+        ArchSpec.from_json(data)
+    p = tmp_path / "a.json"
+    p.write_text(json.dumps(data))
+    with pytest.raises(HarmonicError, match=rf"schema_version {version!r}, expected 1"):
+        ArchSpec.load(p)

@@ -90,6 +90,8 @@ def _mutate(path: str, value: Any) -> dict[str, Any]:
     [
         ('{"schema_version": 1, "entries": {', "not valid JSON"),
         (_mutate("schema_version", 99), "schema_version 99"),
+        (_mutate("schema_version", True), "schema_version True"),  # true == 1 is not a version
+        (_mutate("schema_version", 1.0), "schema_version 1.0"),
         ({k: v for k, v in _good().items() if k != "schema_version"}, "schema_version None"),
         (_mutate(f"entries/{CONV}/latency/mean", -0.5), "negative"),
         (_mutate(f"entries/{CONV}/energy/mean", float("nan")), "nan"),

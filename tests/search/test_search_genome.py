@@ -85,3 +85,21 @@ def test_suggest_reads_every_gene_from_the_trial() -> None:
     trial = study.ask()
     assert sp.suggest(trial) == target
     assert set(trial.params) == set(sp.distributions())
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("cells", "2"),
+        ("cells", 2.0),
+        ("cells", True),
+        ("nodes", "3"),
+        ("nodes", 3.5),
+        ("nodes", None),
+    ],
+)
+def test_genome_reader_requires_integer_cells_and_nodes(key: str, value: object) -> None:
+    data = space().min_genome().to_json()
+    data[key] = value
+    with pytest.raises(GenomeError, match=rf"integer cells and nodes; got {key}={value!r}$"):
+        MultimodalGenome.from_json(data)

@@ -21,7 +21,7 @@ from harmonic_nas.backbones.genome import BackboneGenome
 from harmonic_nas.errors import GenomeError
 from harmonic_nas.fusion.genotype import MAX_CELLS, MAX_NODES, FusionGenotype
 from harmonic_nas.fusion.ops import list_ops
-from harmonic_nas.utils.io import atomic_write_json, read_json
+from harmonic_nas.utils.io import atomic_write_json, is_schema_version, read_json
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +172,7 @@ class ArchSpec:
         if not isinstance(data, dict):
             raise GenomeError("an architecture must be a JSON object; see ARCH.json in the docs")
         version = data.get("schema_version", ARCH_SCHEMA_VERSION)
-        if version != ARCH_SCHEMA_VERSION:
+        if not is_schema_version(version, ARCH_SCHEMA_VERSION):
             raise GenomeError(
                 f"architecture schema_version {version!r} is not supported (expected "
                 f"{ARCH_SCHEMA_VERSION}); regenerate it with this version of harmonic-nas"

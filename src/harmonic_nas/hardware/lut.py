@@ -37,7 +37,7 @@ from typing import Any
 from harmonic_nas.backbones.layers import LayerSpec
 from harmonic_nas.errors import LUTError
 from harmonic_nas.hardware.keys import lut_key, parse_key
-from harmonic_nas.utils.io import atomic_write_json
+from harmonic_nas.utils.io import atomic_write_json, is_schema_version
 
 LUT_SCHEMA_VERSION = 1
 UNITS = {"latency": "ms", "energy": "mJ"}
@@ -273,7 +273,7 @@ class LUT:
         if not isinstance(obj, dict):
             raise LUTError(f"LUT {source} must be a JSON object")
         version = obj.get("schema_version")
-        if version != LUT_SCHEMA_VERSION:
+        if not is_schema_version(version, LUT_SCHEMA_VERSION):
             raise LUTError(
                 f"LUT {source} has schema_version {version!r}, expected {LUT_SCHEMA_VERSION}; "
                 "re-profile or re-import it with this version of harmonic-nas"

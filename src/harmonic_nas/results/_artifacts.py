@@ -17,6 +17,8 @@ from typing import Any
 from harmonic_nas.config import ExperimentConfig, load_run_config
 from harmonic_nas.errors import HarmonicError, StageMissingError
 from harmonic_nas.hardware.validation_record import ValidationRecord
+from harmonic_nas.search.pareto_record import ParetoMember as RecordMember
+from harmonic_nas.search.pareto_record import ParetoRecord
 from harmonic_nas.utils.io import read_json
 
 logger = logging.getLogger(__name__)
@@ -62,33 +64,29 @@ class ParetoMember:
         return out
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], index: int) -> ParetoMember:
-        trial = _int(data.get("trial"))
-        ident = data.get("id")
-        if not isinstance(ident, str) or not ident:
-            ident = f"t{trial:04d}" if trial is not None else f"m{index}"
-        arch = data.get("arch")
+    def of(cls, m: RecordMember) -> ParetoMember:
+        """The report's view of one member of the typed ``pareto.json`` record (NaN -> None)."""
         return cls(
-            id=ident,
-            trial=trial,
-            arch=arch if isinstance(arch, dict) else {},
-            val_metric=_float(data.get("val_metric")),
-            test_metric=_float(data.get("test_metric")),
-            test_metric_std=_float(data.get("test_metric_std")),
-            latency_ms=_float(data.get("latency_ms")),
-            energy_mj=_float(data.get("energy_mj")),
-            latency_paper_ms=_float(data.get("latency_paper_ms")),
-            energy_paper_mj=_float(data.get("energy_paper_mj")),
-            params=_int(data.get("params")),
-            val_metric_std=_float(data.get("val_metric_std")),
-            missing_modalities=_strings(data.get("missing_modalities")),
-            predicted_keys=_strings(data.get("predicted_keys")),
-            uncosted_keys=_strings(data.get("uncosted_keys")),
+            id=m.id,
+            trial=m.trial,
+            arch=m.arch,
+            val_metric=_finite(m.val_metric),
+            test_metric=_finite(m.test_metric),
+            test_metric_std=_finite(m.test_metric_std),
+            latency_ms=_finite(m.latency_ms),
+            energy_mj=_finite(m.energy_mj),
+            latency_paper_ms=_finite(m.latency_paper_ms),
+            energy_paper_mj=_finite(m.energy_paper_mj),
+            params=m.params,
+            val_metric_std=_finite(m.val_metric_std),
+            missing_modalities=tuple(m.missing_modalities),
+            predicted_keys=tuple(m.predicted_keys),
+            uncosted_keys=tuple(m.uncosted_keys),
         )
 
 
-def _strings(v: Any) -> tuple[str, ...]:
-    return tuple(str(x) for x in v) if isinstance(v, list) else ()
+def _finite(v: float | None) -> float | None:
+    return None if v is None or v != v else v  # NaN -> None
 
 
 @dataclass(frozen=True)
@@ -144,7 +142,7 @@ class RunArtifacts:
         """How the run's energy figures were obtained: ``source`` and ``modelled`` (energy =
         constant power x latency, then not an objective of its own)."""
         e = self.pareto.get("energy")
-        return e if isinstance(e, dict) else {"source": "", "modelled": False}
+        return e if isinstance(e, dict) and e else {"source": "", "modelled": False}
 
     @property
     def energy_modelled(self) -> bool:
@@ -159,21 +157,6 @@ class RunArtifacts:
             f"unknown model id '{model_id}' in {self.run}; valid ids: "
             + (", ".join(m.id for m in self.members) or "(the Pareto set is empty)")
         )
-
-
-def _float(v: Any) -> float | None:
-    if isinstance(v, bool) or v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if f == f else None  # NaN -> None
-
-
-def _int(v: Any) -> int | None:
-    f = _float(v)
-    return None if f is None else round(f)
 
 
 def require_run_config(run: Path) -> ExperimentConfig:
@@ -212,15 +195,18 @@ def _missing_stage(run: Path, cfg: ExperimentConfig) -> StageMissingError:
     )
 
 
-def _read_versioned(path: Path, what: str) -> Any:
-    """Read a JSON artifact; a wrong schema version is tolerated with a warning (defensive)."""
-    obj = read_json(path, what=what)
+def _read_versioned(path: Path, what: str) -> dict[str, Any]:
+    """Read a JSON artifact of :data:`SCHEMA_VERSION` (one-line error for another version)."""
+    obj = read_json(path, schema_version=SCHEMA_VERSION, what=what)
     if not isinstance(obj, dict):
         raise HarmonicError(f"{what} {path} must be a JSON object; regenerate it")
-    found = obj.get("schema_version")
-    if found not in (None, SCHEMA_VERSION):
-        logger.warning("%s %s has schema_version %r (expected %d)", what, path, found, 1)
     return obj
+
+
+def _read_pareto(path: Path) -> tuple[dict[str, Any], list[ParetoMember]]:
+    """``pareto.json`` through its writer's typed record: the raw object and its members."""
+    record = ParetoRecord.read(path)
+    return record.to_json(), [ParetoMember.of(m) for m in record.members]
 
 
 def load_run(run: Path | str) -> RunArtifacts:
@@ -230,15 +216,7 @@ def load_run(run: Path | str) -> RunArtifacts:
     if not (run / "pareto.json").is_file() or not (run / "candidates.json").is_file():
         raise _missing_stage(run, cfg)
 
-    pareto = _read_versioned(run / "pareto.json", "Pareto set")
-    raw_members = pareto.get("members")
-    if not isinstance(raw_members, list):
-        raise HarmonicError(
-            f"Pareto set {run / 'pareto.json'} has no 'members' list; rerun `harmonic-nas search`"
-        )
-    members = [
-        ParetoMember.from_json(m, i) for i, m in enumerate(raw_members) if isinstance(m, dict)
-    ]
+    pareto, members = _read_pareto(run / "pareto.json")
 
     cand_obj = _read_versioned(run / "candidates.json", "candidate list")
     candidates = [c for c in cand_obj.get("candidates") or [] if isinstance(c, dict)]
@@ -283,7 +261,7 @@ def load_run(run: Path | str) -> RunArtifacts:
         if not (sub / "pareto.json").is_file():
             continue
         try:
-            front = _read_versioned(sub / "pareto.json", "Pareto set")
+            front, front_members = _read_pareto(sub / "pareto.json")
             cands = (
                 _read_versioned(sub / "candidates.json", "candidate list")
                 if (sub / "candidates.json").is_file()
@@ -296,11 +274,7 @@ def load_run(run: Path | str) -> RunArtifacts:
         name = str(front.get("strategy") or sub.name[len("search-") :])
         others[name] = StrategyFront(
             strategy=name,
-            members=[
-                ParetoMember.from_json(m, i)
-                for i, m in enumerate(front.get("members") or [])
-                if isinstance(m, dict)
-            ],
+            members=front_members,
             n_candidates=len(rows),
             n_complete=sum(1 for c in rows if str(c.get("state", "")).upper() == "COMPLETE"),
         )

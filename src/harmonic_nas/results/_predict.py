@@ -21,12 +21,15 @@ from typing import Any
 import numpy as np
 
 from harmonic_nas.errors import DataError, HarmonicError, StageMissingError
+from harmonic_nas.utils.io import is_schema_version
 from harmonic_nas.utils.io import read_npz as read_npz_arrays
 
 logger = logging.getLogger(__name__)
 
 PREPROCESS_NAME = "preprocess.json"
 PREPROCESS_SCHEMA_VERSION = 2  # 2: raw-scale inputs, standardised inside the graph
+#: versions ``predict`` reads: 1 (inputs standardised by the caller) and the current one
+PREPROCESS_READABLE_VERSIONS = (1, PREPROCESS_SCHEMA_VERSION)
 NPZ_RESERVED = ("labels", "class_names")  # keys of a dataset split file that are not inputs
 MODEL_FILES = {"torchscript": "model.pt", "onnx": "model.onnx"}
 
@@ -215,9 +218,18 @@ def load_exported(path: Path | str, *, threads: int = 0) -> ExportedModel:
             f"no {PREPROCESS_NAME} beside {p}; keep the file `harmonic-nas export` wrote next "
             "to the model"
         )
+    source = beside if beside.is_file() else p
+    found = meta.get("schema_version") if isinstance(meta, dict) else None
+    if not any(is_schema_version(found, v) for v in PREPROCESS_READABLE_VERSIONS):
+        raise ModelFileError(
+            f"{source if beside.is_file() else f'the {PREPROCESS_NAME} inside {p}'} has "
+            f"schema_version {found!r}, expected "
+            + " or ".join(map(str, PREPROCESS_READABLE_VERSIONS))
+            + "; export the model again with this version of harmonic-nas"
+        )
     if not isinstance(meta, dict) or not isinstance(meta.get("inputs"), list):
-        raise ModelFileError(f"{beside} has no 'inputs' list; export the model again")
-    _check_input_meta(meta["inputs"], beside if beside.is_file() else p)
+        raise ModelFileError(f"{source} has no 'inputs' list; export the model again")
+    _check_input_meta(meta["inputs"], source)
     return ExportedModel(path=p, format=fmt, meta=meta, _runner=runner)
 
 

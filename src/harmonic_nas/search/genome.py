@@ -67,16 +67,14 @@ class MultimodalGenome:
             raise GenomeError(
                 f"a multimodal genome must be an object with backbones, cells, nodes; got {data!r:.80}"
             )
-        try:
-            return cls(
-                {m: BackboneGenome.from_json(g) for m, g in data["backbones"].items()},
-                int(data["cells"]),
-                int(data["nodes"]),
-            )
-        except (KeyError, TypeError, ValueError):
-            raise GenomeError(
-                f"a multimodal genome needs integer cells and nodes; got {data!r:.80}"
-            ) from None
+        for key in ("cells", "nodes"):
+            v = data.get(key)
+            if type(v) is not int:  # "2", 2.0 and true are not a count of cells
+                raise GenomeError(
+                    f"a multimodal genome needs integer cells and nodes; got {key}={v!r:.40}"
+                )
+        backbones = {str(m): BackboneGenome.from_json(g) for m, g in data["backbones"].items()}
+        return cls(backbones, data["cells"], data["nodes"])
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,12 @@ def atomic_torch_save(path: Path, obj: Any) -> Path:
     return _atomic(path, write)
 
 
+def is_schema_version(found: Any, expected: int) -> bool:
+    """Whether ``found`` (a file's ``schema_version``) is exactly the integer ``expected``;
+    ``true`` (which Python compares equal to 1) and ``1.0`` are not versions."""
+    return type(found) is int and found == expected
+
+
 def read_json(path: Path, *, schema_version: int | None = None, what: str = "file") -> Any:
     """Read JSON, with one-line errors for a missing/corrupt file or a wrong schema version."""
     path = Path(path)
@@ -155,7 +161,7 @@ def read_json(path: Path, *, schema_version: int | None = None, what: str = "fil
         ) from None
     if schema_version is not None:
         found = obj.get("schema_version") if isinstance(obj, dict) else None
-        if found != schema_version or isinstance(found, bool):  # true == 1 is not a version
+        if not is_schema_version(found, schema_version):
             raise HarmonicError(
                 f"{what} {path} has schema_version {found!r}, expected {schema_version}; "
                 "regenerate it with this version of harmonic-nas"
