@@ -125,9 +125,11 @@ def register(app: typer.Typer) -> None:
         hypervolume.json and models/. Rerun the same command to resume."""
         from harmonic_nas.preflight import estimate_for
         from harmonic_nas.search import run_search
+        from harmonic_nas.search.driver import check_study_config
 
         cfg = load_cfg(config, override)
         preflight(cfg, config)
+        check_study_config(cfg, storage=storage, strategy=strategy, study_name=study_name)
         estimate = estimate_for(cfg, workers=workers)
         console.print(estimate.describe(), markup=False, highlight=False, soft_wrap=True)
         with search_progress() as progress:

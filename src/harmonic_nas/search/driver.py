@@ -68,6 +68,7 @@ from harmonic_nas.search.problem import (
 )
 from harmonic_nas.search.records import load_records
 from harmonic_nas.search.storage import (
+    check_study_identity,
     default_storage_url,
     fail_stale,
     open_storage,
@@ -83,6 +84,45 @@ from harmonic_nas.utils.io import atomic_write_text
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
+
+
+def check_study_config(
+    cfg: ExperimentConfig,
+    *,
+    storage: str | None = None,
+    strategy: str | None = None,
+    study_name: str | None = None,
+) -> None:
+    """Decide before any work: refuse (:class:`StorageError`, nothing written) when the study this
+    search would resume was made with another config. A SQLite study that does not exist yet is
+    not created; :func:`prepare` repeats the check on the storage it opens."""
+    name = strategy or cfg.search.strategy
+    get_strategy(name, cfg.search)  # an unknown name fails before anything is opened
+    url = storage or cfg.search.storage or default_storage_url(cfg)
+    if url.lower().startswith("sqlite"):
+        path = url.split(":///", 1)[-1]
+        if path in ("", ":memory:", url) or not Path(path).expanduser().is_file():
+            return  # no study to resume (or a bad URL, which prepare reports)
+    rdb = open_storage(url, heartbeat_s=cfg.search.heartbeat_s)
+    try:
+        _check_identity(cfg, rdb, url, study_name or default_study_name(cfg, name), name)
+    finally:
+        rdb.engine.dispose()
+
+
+def _check_identity(
+    cfg: ExperimentConfig, rdb: RDBStorage, url: str, study_name: str, strategy: str
+) -> None:
+    try:
+        check_study_identity(
+            rdb,
+            study_name,
+            config_hash=search_config_hash(cfg, strategy),
+            identity=config_identity(cfg, strategy),
+            legacy_hash=legacy_config_hash(cfg, strategy),
+        )
+    except sqlalchemy.exc.SQLAlchemyError as exc:  # disk full, read-only, server gone, ...
+        raise _storage_failed(url, exc) from None
 
 
 def prepare(
@@ -114,6 +154,7 @@ def prepare(
         optuna_verbosity=optuna.logging.get_verbosity(),
     )
     rdb = open_storage(url, heartbeat_s=scfg.heartbeat_s)
+    _check_identity(cfg, rdb, url, study_name, name)  # decide before the problem is built
     prob = ctx.build_problem()
     strat = get_strategy(name, scfg, energy_objective=not prob.energy_modelled)
     space = prob.space

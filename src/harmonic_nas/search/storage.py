@@ -235,19 +235,7 @@ def open_study(
         if identity is not None:
             study.set_user_attr(ATTR_CONFIG_IDENTITY, identity)
     if found != config_hash:
-        before = study.user_attrs.get(ATTR_CONFIG_IDENTITY)
-        keys = differing_keys(before, identity) if isinstance(before, dict) and identity else []
-        what = (
-            f"(it differs in {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''})"
-            if keys
-            else f"(hash {found} != {config_hash})"
-        )
-        raise StorageError(
-            f"study '{study_name}' in {redact(storage.url)} was made with another config {what}; "
-            "rerun with the original config to resume it (only search.generations and "
-            "search.population may change, to extend it), or pass --study-name NEW_NAME to "
-            "start a separate study"
-        )
+        raise _other_config(storage, study_name, study.user_attrs, config_hash, identity)
     if [d.name.lower() for d in study.directions] != directions:
         raise StorageError(
             f"study '{study_name}' optimises {[d.name.lower() for d in study.directions]}, "
@@ -268,6 +256,50 @@ def open_study(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(metric_names)
     return study
+
+
+def check_study_identity(
+    storage: RDBStorage,
+    study_name: str,
+    *,
+    config_hash: str,
+    identity: dict[str, Any] | None = None,
+    legacy_hash: str | None = None,
+) -> None:
+    """Refuse, writing nothing, a study ``study_name`` of ``storage`` made with another config
+    (the refusal :func:`open_study` gives): so a caller decides before it does any work."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return
+    attrs = storage.get_study_user_attrs(study_id)
+    found = attrs.get(ATTR_CONFIG_HASH)
+    if found is None or found == config_hash or (legacy_hash is not None and found == legacy_hash):
+        return  # None: being created by another worker this instant (open_study decides)
+    raise _other_config(storage, study_name, attrs, config_hash, identity)
+
+
+def _other_config(
+    storage: RDBStorage,
+    study_name: str,
+    attrs: dict[str, Any],
+    config_hash: str,
+    identity: dict[str, Any] | None,
+) -> StorageError:
+    """The one-line refusal of a study made with another config, naming the differing keys."""
+    before = attrs.get(ATTR_CONFIG_IDENTITY)
+    keys = differing_keys(before, identity) if isinstance(before, dict) and identity else []
+    what = (
+        f"(it differs in {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''})"
+        if keys
+        else f"(hash {attrs.get(ATTR_CONFIG_HASH)} != {config_hash})"
+    )
+    return StorageError(
+        f"study '{study_name}' in {redact(storage.url)} was made with another config {what}; "
+        "rerun with the original config to resume it (only search.generations and "
+        "search.population may change, to extend it), or pass --study-name NEW_NAME to "
+        "start a separate study"
+    )
 
 
 def worker_identity() -> dict[str, Any]:
