@@ -293,12 +293,14 @@ def check_experiment(
 
 # --------------------------------------------------------------------------- cost estimate
 
-#: Calibration of :func:`estimate_search` on this project's 2-core CPU machine
-#: (``benchmarks/fusion_search.py``): one candidate at C=32, L=4, 4+4 epochs, 2 cells x 2
-#: nodes, 1,050 train samples took 7.5 s; at the paper's C=192, L=16, 25+25 epochs 135 s.
-_FIXED_S = 3.0  # per candidate: subnet extraction, BN recalibration, feature cache, scoring
-_EPOCH_S = 0.545  # per epoch and 1,000 train samples at 2 cells x 2 nodes, size-independent
-_EPOCH_S_PER_C2L = 3.55e-6  # per epoch, 1,000 samples and unit of C^2 * L (the operators' work)
+#: Calibration of :func:`estimate_search` on this project's 2-core CPU machine: a candidate of
+#: configs/quick.yaml (C=32, L=4, 3+3 epochs, 1-4 cells x 1-4 nodes, 1,050 train samples) took
+#: 2.7 s on average, 0.9 s of it outside the training epochs (``benchmarks/search_quality.py``,
+#: seed 0, the 64 random-search candidates' trial durations); one at the paper's C=192, L=16,
+#: 25+25 epochs, 2 cells x 2 nodes 135 s (``benchmarks/fusion_search.py``).
+_FIXED_S = 1.0  # per candidate: subnet extraction, BN recalibration, feature cache, scoring
+_EPOCH_S = 0.189  # per epoch and 1,000 train samples at 2 cells x 2 nodes, size-independent
+_EPOCH_S_PER_C2L = 4.0e-6  # per epoch, 1,000 samples and unit of C^2 * L (the operators' work)
 
 
 @dataclass(frozen=True)
@@ -338,8 +340,8 @@ def estimate_search(
 ) -> Estimate:
     """Up-front estimate of a search's wall time, from the config alone.
 
-    Per candidate: ``3 s + (fusion.epochs + fusion.retrain_epochs) x (n_train / 1000) x
-    (0.545 + 3.55e-6 x C^2 x L) x (mean cells x mean nodes) / 4`` seconds, with the mean of the
+    Per candidate: ``1 s + (fusion.epochs + fusion.retrain_epochs) x (n_train / 1000) x
+    (0.189 + 4.0e-6 x C^2 x L) x (mean cells x mean nodes) / 4`` seconds, with the mean of the
     ``search.cells`` / ``search.nodes`` ranges. The constants are fitted to two measured
     candidates (see ``_FIXED_S``); the total is ``population x generations`` candidates,
     divided by the local workers. ``n_train`` defaults to 1,000 when the dataset's metadata does
