@@ -93,7 +93,7 @@ def _read_only_error(run: Path, storage: str | None) -> HarmonicError | None:
             return HarmonicError(
                 f"cannot open the study {db}: the {what} {path} is {why}, and SQLite must write "
                 "its lock and journal beside the study even to read it; make it writable, or "
-                f"copy the run ({run}) to a writable directory and run status on the copy"
+                f"copy the run to a writable place (cp -r {run} DIR) and run status on the copy"
             )
     return None
 
