@@ -143,10 +143,11 @@ def test_non_finite_losses_raise_fusion_diverged(cache: FeatureCache) -> None:
 # pitfall 2: the last genotype is returned instead of the best
 
 
-def test_genotype_comes_from_best_val_epoch(
+def test_genotype_comes_from_the_best_held_out_epoch(
     cache: FeatureCache, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    scripted = iter([0.30, 0.90, 0.40, 0.20])
+    """lambda = 0: the objective is the held-out task loss; the lowest-loss epoch's genotype."""
+    scripted = iter([(0.90, 0.30), (0.30, 0.90), (0.60, 0.40), (0.80, 0.20)])  # (loss, metric)
     real_evaluate = search_module.evaluate
     calls = {"n": 0}
 
@@ -154,7 +155,7 @@ def test_genotype_comes_from_best_val_epoch(
         loss, m = real_evaluate(net, *args, **kwargs)
         if isinstance(net, SearchNetwork):
             calls["n"] += 1
-            return loss, next(scripted)
+            return next(scripted)
         return loss, m
 
     monkeypatch.setattr(search_module, "evaluate", fake_evaluate)
@@ -164,12 +165,37 @@ def test_genotype_comes_from_best_val_epoch(
     assert calls["n"] == 4
     assert res.best_epoch == 1
     search_hist = [h for h in res.history if h["phase"] == "search"]
+    assert [h["arch_objective"] for h in search_hist] == pytest.approx([0.9, 0.3, 0.6, 0.8])
     best = FusionGenotype.from_json(search_hist[1]["genotype"])
     last = FusionGenotype.from_json(search_hist[-1]["genotype"])
     assert best != last, "test needs genotypes that change between epochs"
     assert res.genotype == best
     assert res.net.genotype == best, "the retrained net must be the best epoch's genotype"
     assert res.search_metric == pytest.approx(0.90)
+
+
+def test_the_hardware_term_takes_part_in_choosing_the_epoch(
+    cache: FeatureCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Equal held-out losses: the epoch whose operator weights are cheapest wins, not the most
+    accurate one (choosing on accuracy alone would undo lambda)."""
+    metrics = iter([0.95, 0.50, 0.40])
+    real_evaluate = search_module.evaluate
+
+    def fake_evaluate(net: Any, *args: Any, **kwargs: Any) -> tuple[float, float]:
+        loss, m = real_evaluate(net, *args, **kwargs)
+        return (1.0, next(metrics)) if isinstance(net, SearchNetwork) else (loss, m)
+
+    monkeypatch.setattr(search_module, "evaluate", fake_evaluate)
+    fcfg = small_fcfg(epochs=3, retrain_epochs=1, arch_lr=0.05, lambda_lat=50.0)
+    res = search_fusion(cache, fcfg, cells=2, nodes=2, op_costs=OP_COSTS, seed=0, device=CPU)
+    search_hist = [h for h in res.history if h["phase"] == "search"]
+    shares = [h["expected_latency_share"] for h in search_hist]
+    assert shares[0] > shares[1] > shares[2], "lambda should make the operators cheaper"
+    assert res.best_epoch == 2  # the cheapest epoch, though epoch 0 scored 0.95
+    assert [h["arch_objective"] for h in search_hist] == pytest.approx(
+        [1.0 + 50.0 * x for x in shares]
+    )
 
 
 # --------------------------------------------------------------------------------------------

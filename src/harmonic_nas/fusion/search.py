@@ -17,7 +17,9 @@
   lambda (a min-max normalisation per operator set, the reference code's, makes any lambda > 0
   pick the cheapest operator).
 * After each epoch the network is scored on the architecture part in eval mode; the genotype is
-  taken at the BEST such epoch.
+  taken at the BEST such epoch by the architecture objective itself (held-out task loss + the
+  hardware term at that epoch's operator weights). Choosing by accuracy alone would undo the
+  hardware term: an early epoch, before lambda has moved the weights, often scores as well.
 * The genotype's discrete :class:`FixedFusionNet` is then retrained from scratch on the whole train
   split for ``retrain_epochs`` (no epoch chosen on val) and scored on val once: that model's
   metric is the reported one.
@@ -239,7 +241,7 @@ def search_fusion(
         arch_iter = CyclingBatches(
             Batches(len(arch_data), fcfg.batch_size, torch_generator(seed, "fv"), device)
         )
-        best_metric, best_epoch = -math.inf, -1
+        best_objective, best_metric, best_epoch = math.inf, -math.inf, -1
         best_genotype = net.genotype()
         steps_per_epoch = len(train_batches)
         total = fcfg.epochs * steps_per_epoch
@@ -292,9 +294,18 @@ def search_fusion(
                     "genotype": genotype.to_json(),
                 }
             )
-            logger.debug("search epoch %d arch-split %.4f %s", epoch, arch_metric, genotype)
-            if arch_metric > best_metric:
-                best_metric, best_epoch, best_genotype = arch_metric, epoch, genotype
+            objective = arch_loss + fcfg.lambda_lat * exp_lat + fcfg.lambda_energy * exp_en
+            history[-1]["arch_objective"] = objective
+            logger.debug(
+                "search epoch %d arch-split %.4f objective %.4f %s",
+                epoch,
+                arch_metric,
+                objective,
+                genotype,
+            )
+            if objective < best_objective:
+                best_objective, best_metric = objective, arch_metric
+                best_epoch, best_genotype = epoch, genotype
     t1 = time.perf_counter()
     fixed, val_metric, retrain_hist = _train_fixed(
         cache,
