@@ -9,8 +9,9 @@ settings unless overridden) with EQUAL candidate budgets (default population 16 
    ``hv_ratio_nsga2_vs_random`` >= 1.10, and the fraction of the budget NSGA-II needs to reach
    random search's final hypervolume, ``nsga2_budget_to_random_final_hv`` <= 0.67 (1.0 when it
    never does);
-2. the accuracy-best Pareto member CHOSEN ON VAL vs ``late-fusion-avg`` (test): target
-   ``front_vs_late_fusion_points`` >= -0.5 points at lower latency (mean over seeds);
+2. the accuracy-best Pareto member CHOSEN ON VAL among those cheaper than ``late-fusion-avg``
+   vs ``late-fusion-avg`` (test): target ``front_vs_late_fusion_points`` >= -0.5 points at lower
+   latency (mean over seeds); the val-best member of the whole front is reported beside it;
 3. the lowest-latency Pareto member whose val accuracy is within 1 point of the max-backbone
    fusion baseline (``bm-nas-max``, BM-NAS style, no hardware term): target
    ``latency_gain_vs_bm_nas_max`` >= 1.9 (mean latency ratio);
@@ -179,9 +180,22 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         }
         for m in members
     ]
-    best = max(members, key=lambda m: (m["val_metric"], -m["latency_ms"]))  # chosen on val
     late = by["late-fusion-avg"]
+    # the target's member: the val-best of those cheaper than late fusion (chosen on val); the
+    # val-best of the whole front is reported beside it
+    cheaper = [m for m in members if m["latency_ms"] < late["latency_ms"]]
+    overall = max(members, key=lambda m: (m["val_metric"], -m["latency_ms"]))
+    best = max(cheaper or members, key=lambda m: (m["val_metric"], -m["latency_ms"]))
+    out["accuracy_best_overall"] = {
+        "id": overall["id"],
+        "val_metric": overall["val_metric"],
+        "test_metric": overall["test_metric"],
+        "latency_ms": overall["latency_ms"],
+        "vs_late_fusion_points": 100 * (overall["test_metric"] - late["test_metric"]),
+        "latency_ratio_to_late_fusion": overall["latency_ms"] / late["latency_ms"],
+    }
     out["accuracy_best"] = {
+        "among": "cheaper than late-fusion-avg" if cheaper else "whole front (none cheaper)",
         "id": best["id"],
         "val_metric": best["val_metric"],
         "test_metric": best["test_metric"],
@@ -312,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     fractions = [r["nsga2_budget_fraction_to_random_final_hv"] for r in seeds]
     vs_late = [r["accuracy_best"]["vs_late_fusion_points"] for r in seeds]
     lat_ratio = [r["accuracy_best"]["latency_ratio_to_late_fusion"] for r in seeds]
+    overall = [r["accuracy_best_overall"]["vs_late_fusion_points"] for r in seeds]
+    first_gen = [r["nsga2"]["hv_curve"][args.population - 1] for r in seeds]
     gains = [r["latency_best"]["latency_gain"] if r["latency_best"] else 0.0 for r in seeds]
     retained = [r["nsga2_halving"]["hv_retained"] for r in seeds]
     promoted = [r["nsga2_halving"]["promotion_rate"] for r in seeds]
@@ -324,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
         "front_vs_late_fusion_points_mean": statistics.mean(vs_late),
         "front_vs_late_fusion_points_per_seed": vs_late,
         "front_latency_ratio_to_late_fusion_mean": statistics.mean(lat_ratio),
+        "front_overall_vs_late_fusion_points_per_seed": overall,
+        # NSGA-II's hypervolume after its first generation (search.initial's seeded ladder +
+        # random genomes) over random search's final one: what selection adds is the rest
+        "nsga2_first_generation_hv_ratio_per_seed": [
+            h / r["random"]["hypervolume"] for h, r in zip(first_gen, seeds, strict=True)
+        ],
         "latency_gain_vs_bm_nas_max_mean": statistics.mean(gains),
         "latency_gain_vs_bm_nas_max_per_seed": gains,
         "multi_fidelity_hv_retained_mean": statistics.mean(retained),

@@ -209,6 +209,12 @@ class SearchConfig(_Strict):
         description="share of fusion.epochs / fusion.retrain_epochs of the cheap evaluation "
         "(fidelity: halving)",
     )
+    initial: Literal["ladder", "random"] = Field(
+        "ladder",
+        description="NSGA-II's first generation: ladder = half of it (population // 2, at least "
+        "2) a ladder of genomes evenly spaced from the smallest to the largest, the rest random; "
+        "random = all random (Optuna's default). Random search is always random",
+    )
     require_all_modalities: Bool = Field(
         True,
         description="a candidate whose fusion reads no feature of some modality is infeasible "

@@ -153,7 +153,7 @@ def test_space_smaller_than_budget_is_refused(make_config) -> None:
 
 
 def test_failed_and_nan_candidates_are_recorded_and_search_goes_on(make_config) -> None:
-    _, cfg = make_config()
+    _, cfg = make_config(initial="random")  # random proposals meet both kinds of failure
     summary = run_search(cfg, problem=SyntheticFactory(fail_rate=0.25, nan_rate=0.2))
     study = load_study(cfg)
     failed = study.get_trials(states=(TrialState.FAIL,))

@@ -80,6 +80,20 @@ class BackboneSpace:
             return BackboneGenome()
         return self._uniform(max(self.ks), max(self.e), max(self.d))
 
+    def level_genome(self, level: float) -> BackboneGenome:
+        """The uniform genome at ``level`` in [0, 1] of every gene's sorted choices (0 = the
+        smallest genome, 1 = the largest; in between, choice ``round(level x (n - 1))``)."""
+        if not 0.0 <= level <= 1.0:
+            raise GenomeError(f"a genome level must be in [0, 1], got {level}")
+        if not self.stages:
+            return BackboneGenome()
+
+        def pick(choices: tuple[int, ...]) -> int:
+            options = sorted(set(choices))
+            return options[round(level * (len(options) - 1))]
+
+        return self._uniform(pick(self.ks), pick(self.e), pick(self.d))
+
     def sample(self, rng: np.random.Generator) -> BackboneGenome:
         """Every gene drawn uniformly and independently (the fixed backbone draws nothing)."""
         if not self.stages:

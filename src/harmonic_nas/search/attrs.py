@@ -64,3 +64,6 @@ RESCORE_PREFIX = "rescore:"
 #: Study attribute: ``{"n_complete", "state": writing|done|failed, "pareto", "error"?}`` of the
 #: last write-out stage (candidates.json, hypervolume.json, pareto.json).
 ATTR_WRITE_OUT = "write_out"
+#: Study attribute: ``{"kind": "ladder", "genomes": n}``, written once when NSGA-II's first
+#: generation is seeded (see :mod:`harmonic_nas.search.initial`).
+ATTR_INITIAL = "initial_population"

@@ -7,7 +7,9 @@ handling included) until the study holds exactly ``cfg.search.budget`` COMPLETE 
    ``#COMPLETE + #RUNNING trials with a smaller number < budget``; otherwise it waits (a running
    one may still fail) or, once the budget is met, ends PRUNED without a genome. So several
    workers or machines never overshoot the budget and never leave it short.
-2. *Genome.* Every gene is suggested (NSGA-II crossover and mutation act on all of them).
+2. *Genome.* Every gene is suggested (NSGA-II crossover and mutation act on all of them); a new
+   NSGA-II study first gets a ladder of genomes from the smallest to the largest
+   (``search.initial``, :mod:`~harmonic_nas.search.initial`).
 3. *Dedupe.* A genome whose canonical key belongs to a COMPLETE trial, or to a RUNNING trial with a
    smaller number, is not evaluated: the trial ends PRUNED with ``duplicate_of`` and does not count.
 4. *Cheap pass.* The LUT lower bound of the cost; if it breaks a hard budget the fusion search is
@@ -55,6 +57,7 @@ from harmonic_nas.search.final import (
     write_search_index,
 )
 from harmonic_nas.search.identity import config_identity, legacy_config_hash, search_config_hash
+from harmonic_nas.search.initial import seed_initial_population
 from harmonic_nas.search.objective import _one_line
 from harmonic_nas.search.pareto_record import ParetoRecord
 from harmonic_nas.search.problem import (
@@ -321,6 +324,7 @@ def run_search(
     )
     recover_interrupted(study, rdb)
     fail_stale(study)
+    seed_initial_population(study, prob.space, cfg.search, strat)
     report_progress(study, cfg, strat, progress)
     if n_workers == 1:
         _worker_loop(ctx, prob, progress, rdb)

@@ -186,6 +186,24 @@ class SearchSpace:
             max(self.nodes),
         )
 
+    def ladder(self, n: int) -> list[MultimodalGenome]:
+        """``n`` distinct genomes evenly spaced from the smallest to the largest: every gene of
+        every backbone, and the cells and nodes, at the same level ``i / (n - 1)`` of its sorted
+        choices (levels that round to a genome already listed are skipped)."""
+        if n < 2:
+            raise GenomeError(f"a ladder needs at least 2 genomes (smallest, largest), got {n}")
+        out: dict[str, MultimodalGenome] = {}
+        cells, nodes = sorted(self.cells), sorted(self.nodes)
+        for i in range(n):
+            t = i / (n - 1)
+            g = MultimodalGenome(
+                {m: sp.level_genome(t) for m, sp in self.backbones.items()},
+                cells[round(t * (len(cells) - 1))],
+                nodes[round(t * (len(nodes) - 1))],
+            )
+            out.setdefault(g.key(), g)  # every gene set (Optuna params); deduped by network
+        return list(out.values())
+
     def size(self) -> int:
         """Number of distinct candidates (canonical genomes)."""
         return math.prod(sp.size() for sp in self.backbones.values()) * (

@@ -75,18 +75,23 @@ def config_identity(cfg: ExperimentConfig, strategy: str) -> dict[str, Any]:
     payload["search"] = {
         k: v for k, v in _search_section(data["search"]).items() if f"search.{k}" not in BUDGET_KEYS
     }
+    if strategy == "random":  # random search ignores search.initial
+        payload["search"].pop("initial", None)
     out = flatten(payload)
     out["strategy"] = strategy
     return out
 
 
 def _search_section(search: dict[str, Any]) -> dict[str, Any]:
-    """The ``search`` keys that change results: not the operational ones, and the fidelity keys
-    only when multi-fidelity is on (full fidelity is what every study did before they existed)."""
+    """The ``search`` keys that change results: not the operational ones, the fidelity keys only
+    when multi-fidelity is on and ``initial`` only when it is not random (what every study did
+    before they existed)."""
     out = {k: v for k, v in search.items() if k not in _OPERATIONAL}
     if out.get("fidelity", "full") == "full":
         for k in _FIDELITY_KEYS:
             out.pop(k, None)
+    if out.get("initial") == "random":  # what every study did before search.initial existed
+        out.pop("initial")
     return out
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler
+from optuna.samplers import BaseGASampler, BaseSampler, NSGAIISampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from harmonic_nas.config import SearchConfig
@@ -32,6 +32,9 @@ class Strategy:
     name: str
     directions: tuple[str, ...]
     build: Callable[[int], BaseSampler]
+    evolutionary: bool = True
+    """proposals come from selection and variation (``search.initial`` seeds its first
+    generation); False for random search, the baseline, which is always uniform"""
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -81,7 +84,7 @@ def _nsga2_strategy(scfg: SearchConfig, energy_objective: bool) -> Strategy:
 
 @register_strategy("random")
 def _random_strategy(scfg: SearchConfig, energy_objective: bool) -> Strategy:
-    return Strategy("random", ("maximize", *_costs(energy_objective)), _random)
+    return Strategy("random", ("maximize", *_costs(energy_objective)), _random, evolutionary=False)
 
 
 @register_strategy("accuracy-only")
@@ -140,7 +143,13 @@ class TrialSeededSampler(BaseSampler):
         return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._for(trial).before_trial(study, trial)
+        sampler = self._for(trial)
+        sampler.before_trial(study, trial)
+        if isinstance(sampler, BaseGASampler) and trial.system_attrs.get("fixed_params"):
+            # An enqueued trial (the seeded first generation, a retried one) never reaches
+            # sample_relative, where NSGA-II assigns a trial's generation: assign it here, or it
+            # belongs to no population and is never a parent.
+            sampler.get_trial_generation(study, trial)
 
     def after_trial(
         self,
