@@ -196,11 +196,14 @@ class SearchConfig(_Strict):
         "seeds in all (1 = off); its val metric becomes the mean, the std is recorded, and the "
         "front is recomputed on the means",
     )
-    fidelity: Literal["full", "halving"] = Field(
+    fidelity: Literal["full", "halving", "screen"] = Field(
         "full",
         description="full: every candidate gets the whole fusion search + retraining; halving: "
         "each first gets fidelity_fraction of the fusion epochs, and only those the current "
-        "front does not dominate at that fidelity are evaluated in full",
+        "front does not dominate at that fidelity are evaluated in full; screen: each is first "
+        "screened without any fusion training (its subnets' own classifiers, logits averaged, "
+        "on val; cost = the LUT lower bound), and only those the current front's screens do not "
+        "dominate are evaluated in full",
     )
     fidelity_fraction: Float = Field(
         1 / 3,

@@ -95,6 +95,27 @@ def test_search_real_evaluator(
     assert "candidates 4/4 complete" in capsys.readouterr().out
 
 
+def test_screen_is_late_fusion_of_the_candidates_subnets(tiny_run: tuple[Path, Path]) -> None:
+    """search.fidelity: screen scores a candidate without fusion training: on the max genome its
+    val metric is exactly the late-fusion-avg baseline's, its cost the LUT lower bound."""
+    from harmonic_nas.config import load_config
+    from harmonic_nas.search.baselines import late_fusion_rows
+    from harmonic_nas.search.evaluator import HarmonicProblem
+    from harmonic_nas.search.problem import SCREEN_FIDELITY
+
+    path, _ = tiny_run
+    prob = HarmonicProblem(load_config(path))
+    genome = prob.space.max_genome()
+    screen = prob.evaluate(genome, seed=0, fidelity=SCREEN_FIDELITY)
+    late = next(r for r in late_fusion_rows(prob) if r["name"] == "late-fusion-avg")
+    assert screen.val_metric == pytest.approx(late["val_metric"], abs=1e-12)
+    bound = prob.lower_bound(genome)
+    assert (screen.latency_ms, screen.energy_mj) == (bound.latency_ms, bound.energy_mj)
+    assert screen.genotype is None and "screen" in screen.extra
+    smallest = prob.evaluate(prob.space.min_genome(), seed=0, fidelity=SCREEN_FIDELITY)
+    assert smallest.latency_ms < screen.latency_ms and 0.0 <= smallest.val_metric <= 1.0
+
+
 def test_baselines(tiny_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
     path, run = tiny_run
     assert main(["baselines", str(path)]) == 0, capsys.readouterr().err

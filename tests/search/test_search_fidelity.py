@@ -56,6 +56,7 @@ def test_fidelity_epochs() -> None:
     assert fidelity_epochs(25, 25, 1 / 3) == (9, 9)
     assert fidelity_epochs(3, 3, 1 / 3) == (1, 1)
     assert fidelity_epochs(2, 1, 0.1) == (1, 1)
+    assert fidelity_epochs(25, 25, 0.0) == (0, 0)  # a screen trains nothing
 
 
 def test_full_fidelity_is_the_default_and_recorded(make_config) -> None:
@@ -74,8 +75,17 @@ def test_full_fidelity_is_the_default_and_recorded(make_config) -> None:
     assert all("val_metric_std" not in m for m in members)
 
 
-def test_halving_scores_cheap_first_and_the_front_is_full_fidelity(make_config) -> None:
-    _, cfg = make_config(fidelity="halving", generations=4)
+@pytest.mark.parametrize(
+    ("mode", "low_epochs", "note"),
+    [
+        ("halving", [9, 9], "low fidelity (9+9 epochs)"),
+        ("screen", [0, 0], "screened only (no fusion training)"),
+    ],
+)
+def test_multi_fidelity_scores_cheap_first_and_the_front_is_full_fidelity(
+    make_config, mode: str, low_epochs: list[int], note: str
+) -> None:
+    _, cfg = make_config(fidelity=mode, generations=4)
     s = run_search(cfg, problem=SyntheticFactory())
     assert s.n_complete == 16
     rows = [r for r in _rows(cfg) if r["state"] == "COMPLETE"]
@@ -83,9 +93,9 @@ def test_halving_scores_cheap_first_and_the_front_is_full_fidelity(make_config) 
     full = [r for r in rows if r["fidelity"] == "full"]
     assert low and full and len(low) + len(full) == 16 and s.n_low_fidelity == len(low)
     for r in rows:  # every candidate was scored cheaply first
-        assert r["low_fidelity"]["fusion_epochs"] == [9, 9]
+        assert r["low_fidelity"]["fusion_epochs"] == low_epochs
     for r in low:  # it completed with its cheap score, marked so, never on the front
-        assert r["fusion_epochs"] == [9, 9] and not r["pareto"]
+        assert r["fusion_epochs"] == low_epochs and not r["pareto"]
         assert r["val_metric"] == pytest.approx(r["low_fidelity"]["val_metric"])
     for r in full:
         assert r["fusion_epochs"] == [25, 25]
@@ -94,11 +104,11 @@ def test_halving_scores_cheap_first_and_the_front_is_full_fidelity(make_config) 
     study = _study(cfg)
     promoted = {t.number: t.user_attrs["promoted"] for t in study.get_trials() if t.values}
     assert all(promoted[r["trial"]] for r in full) and not any(promoted[r["trial"]] for r in low)
-    assert study.user_attrs["fidelity"]["low_fusion_epochs"] == [9, 9]
+    assert study.user_attrs["fidelity"]["low_fusion_epochs"] == low_epochs
     (status,) = study_status(cfg.run_path)
-    assert status["low_fidelity"] == len(low) and status["fidelity"]["mode"] == "halving"
+    assert status["low_fidelity"] == len(low) and status["fidelity"]["mode"] == mode
     notes = {r["trial"]: r["note"] for r in status["candidates"]}
-    assert all("low fidelity (9+9 epochs)" in notes[r["trial"]] for r in low)
+    assert all(note in notes[r["trial"]] for r in low)
     assert all(r["fidelity"] == "full" for r in status["front"])
 
 

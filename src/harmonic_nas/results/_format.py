@@ -64,6 +64,8 @@ def fidelity(c: dict[str, Any]) -> str:
         return DASH
     epochs = c.get("fusion_epochs")
     if isinstance(epochs, list | tuple) and len(epochs) == 2:
+        if not any(epochs):
+            return f"{fid} (screen)"
         return f"{fid} ({epochs[0]}+{epochs[1]} ep)"
     return str(fid)
 

@@ -20,7 +20,9 @@ handling included) until the study holds exactly ``cfg.search.budget`` COMPLETE 
    ``search.fidelity_fraction`` of the fusion epochs; only if no member of the current front
    dominates it *at that fidelity* (the front members' own cheap scores) is it evaluated in full,
    else it completes with its cheap score, marked ``fidelity: low`` (never a front member). Every
-   trial records ``fidelity`` and ``fusion_epochs``. A killed trial is retried from scratch like
+   trial records ``fidelity`` and ``fusion_epochs``. ``search.fidelity: screen`` makes the cheap
+   evaluation a screen without any fusion training (the subnets' own classifiers, logits
+   averaged; cost = the LUT lower bound), as the reference screened backbones before fusing. A killed trial is retried from scratch like
    any other, so resuming loses nothing and ends at exactly the budget.
 
 After the budget, ``search.rescore_seeds`` > 1 re-scores the front on val with more seeds
@@ -65,6 +67,7 @@ from harmonic_nas.search.problem import (
     PROBLEM_ATTR,
     ProblemFactory,
     SearchProblem,
+    cheap_fidelity,
     check_study_problem,
     fidelity_epochs,
     problem_name,
@@ -217,15 +220,15 @@ def prepare(
 
 
 def fidelity_info(cfg: ExperimentConfig) -> dict[str, Any]:
-    """How candidates are evaluated: ``mode`` (full | halving), the full and cheap epochs."""
+    """How candidates are evaluated: ``mode`` (full | halving | screen), the full and cheap
+    epochs (a screen's are ``[0, 0]``: no fusion training)."""
     s, fc = cfg.search, cfg.fusion
     full = [fc.epochs, fc.retrain_epochs]
     out: dict[str, Any] = {"mode": s.fidelity, "fusion_epochs": full}
-    if s.fidelity != "full":
-        out["fraction"] = s.fidelity_fraction
-        out["low_fusion_epochs"] = list(
-            fidelity_epochs(fc.epochs, fc.retrain_epochs, s.fidelity_fraction)
-        )
+    fraction = cheap_fidelity(s)
+    if fraction is not None:
+        out["fraction"] = fraction
+        out["low_fusion_epochs"] = list(fidelity_epochs(fc.epochs, fc.retrain_epochs, fraction))
     return out
 
 

@@ -31,6 +31,7 @@ from harmonic_nas.errors import ConfigError, LUTError
 from harmonic_nas.search.genome import MultimodalGenome, SearchSpace
 from harmonic_nas.search.problem import (
     REAL_PROBLEM,
+    SCREEN_FIDELITY,
     CostBound,
     Evaluation,
     TestScore,
@@ -325,6 +326,8 @@ class HarmonicProblem:
         from harmonic_nas.fusion.runner import run_inner_tier
         from harmonic_nas.hardware.inventory import arch_live_graph
 
+        if fidelity <= SCREEN_FIDELITY:
+            return self.screen(genome)
         arch = self.arch_spec(genome)
         cm = self.cost_model
         cfg = self.cfg
@@ -366,6 +369,38 @@ class HarmonicProblem:
             modalities_used=[m for m, n in live.features.items() if n > 0],
             predicted_keys=list(cost.predicted_keys),
             uncosted_keys=list(cost.uncosted_keys),
+        )
+
+    def screen(self, genome: MultimodalGenome) -> Evaluation:
+        """The screen of ``search.fidelity: screen``, without any fusion training: the val metric
+        of the candidate's subnets with their own classifiers, logits averaged (late fusion),
+        BN-recalibrated as every extracted subnet; cost = the LUT lower bound of the candidate."""
+        from harmonic_nas.fusion import late
+        from harmonic_nas.pretrain import calibration_generator, extract_calibrated
+
+        cfg, ds = self.cfg, self.dataset
+        train, val = ds.split("train"), ds.split("val")
+        outs = {}
+        for m, sn in self.supernets.items():
+            sub = extract_calibrated(
+                sn,
+                genome.backbones[m],
+                train.inputs[m],
+                train.labels,
+                batches=cfg.pretrain.bn_recalib_batches,
+                batch_size=cfg.pretrain.batch_size,
+                generator=calibration_generator(cfg.seed),
+            )
+            outs[m] = late.backbone_outputs(sub, val.inputs[m], self.device)
+        bound = self.lower_bound(genome)
+        return Evaluation(
+            val_metric=late.score(
+                late.average_logits(outs), val.labels, ds.task, cfg.fusion.threshold
+            ),
+            latency_ms=bound.latency_ms,
+            energy_mj=bound.energy_mj,
+            params=0,
+            extra={"screen": "late fusion of the subnets' own classifiers (logits averaged)"},
         )
 
     @property

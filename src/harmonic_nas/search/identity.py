@@ -90,6 +90,8 @@ def _search_section(search: dict[str, Any]) -> dict[str, Any]:
     if out.get("fidelity", "full") == "full":
         for k in _FIDELITY_KEYS:
             out.pop(k, None)
+    elif out.get("fidelity") == "screen":  # a screen trains nothing: the fraction is unused
+        out.pop("fidelity_fraction", None)
     if out.get("initial") == "random":  # what every study did before search.initial existed
         out.pop("initial")
     return out

@@ -36,6 +36,7 @@ from harmonic_nas.search.pareto import dominates
 from harmonic_nas.search.problem import (
     Evaluation,
     SearchProblem,
+    cheap_fidelity,
     fidelity_epochs,
 )
 from harmonic_nas.search.records import SearchRecords
@@ -222,11 +223,12 @@ class _Objective:
             )
         seed = derive_seed(self.cfg.seed, "candidate", key)
         trial.set_user_attr(ATTR_EVAL_SEED, seed)
-        s, fc = self.cfg.search, self.cfg.fusion
+        fc = self.cfg.fusion
         full = (fc.epochs, fc.retrain_epochs)
-        low = fidelity_epochs(*full, s.fidelity_fraction)
-        if s.fidelity == "halving" and low != full:
-            cheap = self._run(genome, seed, s.fidelity_fraction)
+        fraction = cheap_fidelity(self.cfg.search)
+        low = fidelity_epochs(*full, fraction) if fraction is not None else full
+        if fraction is not None and low != full:
+            cheap = self._run(genome, seed, fraction)
             trial.set_user_attr(
                 ATTR_LOW_FIDELITY,
                 {

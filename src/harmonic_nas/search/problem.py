@@ -24,7 +24,7 @@ from harmonic_nas.errors import ConfigError
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
 if TYPE_CHECKING:
-    from harmonic_nas.config import ExperimentConfig
+    from harmonic_nas.config import ExperimentConfig, SearchConfig
     from harmonic_nas.search.genome import MultimodalGenome, SearchSpace
 
 #: The real problem's factory (the default of every search entry point).
@@ -154,7 +154,8 @@ class SearchProblem(Protocol):
         """Evaluation on validation data (fusion search, retrain, cost of the derived model).
 
         ``fidelity`` < 1: the cheap evaluation of multi-fidelity search, with
-        :func:`fidelity_epochs` of the fusion search and retraining epochs."""
+        :func:`fidelity_epochs` of the fusion search and retraining epochs;
+        :data:`SCREEN_FIDELITY` (0): a screen without any fusion training."""
         ...
 
     def score_test(
@@ -171,11 +172,28 @@ class SearchProblem(Protocol):
         ...
 
 
+#: The fidelity of a screen (``search.fidelity: screen``): no fusion training at all.
+SCREEN_FIDELITY = 0.0
+
+
+def cheap_fidelity(search: SearchConfig) -> float | None:
+    """The fidelity of a multi-fidelity search's cheap evaluation (None: every candidate is
+    evaluated in full): ``fidelity_fraction`` when halving, :data:`SCREEN_FIDELITY` when
+    screening."""
+    if search.fidelity == "halving":
+        return search.fidelity_fraction
+    if search.fidelity == "screen":
+        return SCREEN_FIDELITY
+    return None
+
+
 def fidelity_epochs(epochs: int, retrain_epochs: int, fidelity: float) -> tuple[int, int]:
     """``(fusion search epochs, retraining epochs)`` of an evaluation at ``fidelity`` (a share
-    of the configured ones; at least one epoch each)."""
+    of the configured ones; at least one epoch each; ``(0, 0)`` for a screen)."""
     if fidelity >= 1.0:
         return epochs, retrain_epochs
+    if fidelity <= SCREEN_FIDELITY:
+        return 0, 0
     return (
         max(1, math.ceil(epochs * fidelity - 1e-9)),
         max(1, math.ceil(retrain_epochs * fidelity - 1e-9)),

@@ -61,7 +61,9 @@ def _row(
     flags = []
     if r.state == "COMPLETE" and r.fidelity == FIDELITY_LOW and r.fusion_epochs:
         e, rt = r.fusion_epochs
-        flags.append(f"low fidelity ({e}+{rt} epochs)")
+        flags.append(
+            f"low fidelity ({e}+{rt} epochs)" if e or rt else "screened only (no fusion training)"
+        )
     if r.val_metric_std is not None:
         flags.append(f"val mean of {r.val_seeds} seeds, std {r.val_metric_std:.3g}")
     if ev is not None:
