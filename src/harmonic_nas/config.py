@@ -199,11 +199,10 @@ class SearchConfig(_Strict):
     fidelity: Literal["full", "halving", "screen"] = Field(
         "full",
         description="full: every candidate gets the whole fusion search + retraining; halving: "
-        "each first gets fidelity_fraction of the fusion epochs, and only those the current "
-        "front does not dominate at that fidelity are evaluated in full; screen: each is first "
-        "screened without any fusion training (its subnets' own classifiers, logits averaged, "
-        "on val; cost = the LUT lower bound), and only those the current front's screens do not "
-        "dominate are evaluated in full",
+        "each first gets fidelity_fraction of the fusion epochs; screen: each is first screened "
+        "without any fusion training (its subnets' own classifiers, logits averaged, on val; "
+        "cost = the LUT lower bound). Either way only a candidate whose cheap score no earlier "
+        "cheap score dominates is evaluated in full",
     )
     fidelity_fraction: Float = Field(
         1 / 3,

@@ -17,8 +17,8 @@ handling included) until the study holds exactly ``cfg.search.budget`` COMPLETE 
 5. *Evaluation* (fusion search + retrain), seeded by ``derive_seed(run seed, key)``; an exception or
    a non-finite objective ends the trial FAIL with ``fail_reason``, and the search goes on.
    Multi-fidelity (``search.fidelity: halving``): the candidate is first evaluated with
-   ``search.fidelity_fraction`` of the fusion epochs; only if no member of the current front
-   dominates it *at that fidelity* (the front members' own cheap scores) is it evaluated in full,
+   ``search.fidelity_fraction`` of the fusion epochs; only if no feasible candidate's cheap score
+   dominates it *at that fidelity* (it is on the cheap-fidelity front) is it evaluated in full,
    else it completes with its cheap score, marked ``fidelity: low`` (never a front member). Every
    trial records ``fidelity`` and ``fusion_epochs``. ``search.fidelity: screen`` makes the cheap
    evaluation a screen without any fusion training (the subnets' own classifiers, logits

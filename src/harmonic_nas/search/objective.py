@@ -263,8 +263,11 @@ class _Objective:
 
     def _promote(self, study: optuna.Study, cheap: Evaluation) -> bool:
         """Whether a cheaply evaluated candidate can still reach the front: feasible at the cheap
-        fidelity, and dominated by no current front member's own cheap score (like is compared
-        with like: cheap scores are lower than full ones)."""
+        fidelity, and on the cheap-fidelity front: dominated by the cheap score of no feasible
+        candidate evaluated so far (like is compared with like: cheap scores are lower than full
+        ones). Comparing with the current front members' cheap scores only promoted most
+        candidates (a front has few members); a candidate that loses at the cheap fidelity to
+        one that itself may be off the front is rarely a front member in full."""
         if any(v > 0 for v in self._violations(cheap.latency_ms, cheap.energy_mj).values()):
             return False
         if self.cfg.search.require_all_modalities and cheap.missing_modalities(
@@ -274,9 +277,9 @@ class _Objective:
         records = SearchRecords.from_study(study, population=self.cfg.search.population)
         k = len(records.objectives)
         mine = (-cheap.val_metric, cheap.latency_ms, cheap.energy_mj)[:k]
-        for r in records.front():
+        for r in records.records:
             p = r.low_fidelity
-            if not isinstance(p, dict):
+            if r.state != "COMPLETE" or not r.feasible or not isinstance(p, dict):
                 continue
             theirs = (-float(p["val_metric"]), float(p["latency_ms"]), float(p["energy_mj"]))
             if dominates(theirs[:k], mine):
