@@ -64,3 +64,15 @@ def test_validation_messages() -> None:
         space.validate(BackboneGenome(), "image")
     with pytest.raises(GenomeError, match="needs kernel, expand and depth choices"):
         BackboneSpace(ks=(3,), stages=1)
+
+
+def test_level_genome_spans_min_to_max() -> None:
+    space = BackboneSpace.from_preset("avmnist")
+    assert space.level_genome(0.0) == space.min_genome()
+    assert space.level_genome(1.0) == space.max_genome()
+    assert space.level_genome(0.5) == BackboneGenome((5,) * 4, (4,) * 4, (3,))
+    assert space.level_genome(0.2) == space.min_genome()  # round(0.2 x 2) = 0
+    space.validate(space.level_genome(0.7), "image")  # every gene one of the choices
+    assert BackboneSpace().level_genome(0.5) == BackboneGenome()
+    with pytest.raises(GenomeError, match=r"level must be in \[0, 1\], got 1.5"):
+        space.level_genome(1.5)

@@ -369,6 +369,7 @@ def test_report_says_energy_is_modelled_and_flags_members(fake_run: Path) -> Non
     cands_path = fake_run / "candidates.json"
     cands = json.loads(cands_path.read_text())
     cands["candidates"][0].update(fidelity="low", fusion_epochs=[9, 9])
+    cands["candidates"][1].update(fidelity="low", fusion_epochs=[0, 0])  # fidelity: screen
     cands_path.write_text(json.dumps(cands))
     page = report(fake_run).read_text(encoding="utf-8")
     assert "Energy is modelled, not measured" in page and "15 W x latency" in page
@@ -381,3 +382,4 @@ def test_report_says_energy_is_modelled_and_flags_members(fake_run: Path) -> Non
     row2 = next(r for r in section.split("<tr>") if f'data-v="{second["id"]}"' in r)
     assert "2 layer cost(s) predicted" in row2 and "±" not in row2.split("</td>")[1]
     assert "low (9+9 ep)" in page.split('id="candidates"')[1]
+    assert "low (screen)" in page.split('id="candidates"')[1]

@@ -103,3 +103,20 @@ def test_genome_reader_requires_integer_cells_and_nodes(key: str, value: object)
     data[key] = value
     with pytest.raises(GenomeError, match=rf"integer cells and nodes; got {key}={value!r}$"):
         MultimodalGenome.from_json(data)
+
+
+def test_ladder_runs_from_the_smallest_to_the_largest_genome() -> None:
+    sp = space()
+    ladder = sp.ladder(8)
+    assert ladder[0] == sp.min_genome() and ladder[-1] == sp.max_genome()
+    keys = [g.key() for g in ladder]
+    assert len(set(keys)) == len(keys)  # levels rounding to the same network are listed once
+    assert len(ladder) == 4  # 3 choices per backbone gene, 4 cells/nodes values: 4 distinct
+    for g in ladder:
+        sp.validate(g)
+        assert sp.from_params(sp.to_params(g)) == g  # enqueueable as Optuna params
+    sizes = [(g.backbones["image"].e[0], g.cells) for g in ladder]
+    assert sizes == sorted(sizes)  # every step is at least as large as the one before
+    assert [g.key() for g in sp.ladder(2)] == [sp.min_genome().key(), sp.max_genome().key()]
+    with pytest.raises(GenomeError, match="at least 2 genomes"):
+        sp.ladder(1)
