@@ -35,14 +35,14 @@ RESULTS = ROOT / "benchmarks" / "results" / "front_bound.json"
 
 def one_seed(run: Path, population: int) -> dict[str, Any]:
     storage = open_storage(f"sqlite:///{(run / 'study.db').resolve()}")
-    names = sorted(optuna.get_all_study_names(storage))
+    # the searches of this setup: the run's own study and its strategy / fidelity variants (not
+    # search_quality's throughput study, made at another fusion size)
+    names = sorted(n for n in optuna.get_all_study_names(storage) if n.startswith(run.name))
     per: dict[str, float] = {}
     union: list[tuple[float, ...]] = []
     lo = hi = None
     for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
-        if "ideal_point" not in study.user_attrs:
-            continue  # the throughput study of another run size
         records = SearchRecords.from_study(study, population=population)
         k = len(records.objectives)
         ideal, ref = study_points(study)
