@@ -54,7 +54,7 @@ def one_seed(run: Path, population: int) -> dict[str, Any]:
     assert lo is not None and hi is not None, f"no finished search study in {run}"
     front = [union[i] for i in non_dominated(union)]
     hv_union = normalised_hypervolume(front, lo, hi)
-    random = next(v for n, v in per.items() if n.endswith("-random"))
+    random = per[f"{run.name}-random"]
     return {
         "run": str(run.relative_to(ROOT)) if run.is_relative_to(ROOT) else str(run),
         "hypervolume": per,
