@@ -112,6 +112,7 @@ def test_screen_is_late_fusion_of_the_candidates_subnets(tiny_run: tuple[Path, P
     bound = prob.lower_bound(genome)
     assert (screen.latency_ms, screen.energy_mj) == (bound.latency_ms, bound.energy_mj)
     assert screen.genotype is None and "screen" in screen.extra
+    assert screen.params == late["params"]  # both subnets with their own classifiers
     smallest = prob.evaluate(prob.space.min_genome(), seed=0, fidelity=SCREEN_FIDELITY)
     assert smallest.latency_ms < screen.latency_ms and 0.0 <= smallest.val_metric <= 1.0
 

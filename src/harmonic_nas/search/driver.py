@@ -22,8 +22,9 @@ handling included) until the study holds exactly ``cfg.search.budget`` COMPLETE 
    else it completes with its cheap score, marked ``fidelity: low`` (never a front member). Every
    trial records ``fidelity`` and ``fusion_epochs``. ``search.fidelity: screen`` makes the cheap
    evaluation a screen without any fusion training (the subnets' own classifiers, logits
-   averaged; cost = the LUT lower bound), as the reference screened backbones before fusing. A killed trial is retried from scratch like
-   any other, so resuming loses nothing and ends at exactly the budget.
+   averaged; cost = the LUT lower bound), as the reference screened backbones before fusing.
+   A killed trial is retried from scratch like any other, so resuming loses nothing and ends at
+   exactly the budget.
 
 After the budget, ``search.rescore_seeds`` > 1 re-scores the front on val with more seeds
 (:func:`~harmonic_nas.search.final.rescore_front`).

@@ -380,7 +380,7 @@ class HarmonicProblem:
 
         cfg, ds = self.cfg, self.dataset
         train, val = ds.split("train"), ds.split("val")
-        outs = {}
+        outs, n_params = {}, 0
         for m, sn in self.supernets.items():
             sub = extract_calibrated(
                 sn,
@@ -392,6 +392,7 @@ class HarmonicProblem:
                 generator=calibration_generator(cfg.seed),
             )
             outs[m] = late.backbone_outputs(sub, val.inputs[m], self.device)
+            n_params += model_params(sub)
         bound = self.lower_bound(genome)
         return Evaluation(
             val_metric=late.score(
@@ -399,7 +400,7 @@ class HarmonicProblem:
             ),
             latency_ms=bound.latency_ms,
             energy_mj=bound.energy_mj,
-            params=0,
+            params=n_params,
             extra={"screen": "late fusion of the subnets' own classifiers (logits averaged)"},
         )
 
