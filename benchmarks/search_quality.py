@@ -196,24 +196,23 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     cheaper = [m for m in members if m["latency_ms"] < late["latency_ms"]]
     overall = max(members, key=lambda m: (m["val_metric"], -m["latency_ms"]))
     best = max(cheaper or members, key=lambda m: (m["val_metric"], -m["latency_ms"]))
-    out["accuracy_best_overall"] = {
-        "id": overall["id"],
-        "val_metric": overall["val_metric"],
-        "test_metric": overall["test_metric"],
-        "latency_ms": overall["latency_ms"],
-        "vs_late_fusion_points": 100 * (overall["test_metric"] - late["test_metric"]),
-        "latency_ratio_to_late_fusion": overall["latency_ms"] / late["latency_ms"],
-    }
+
+    def versus_late(m: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": m["id"],
+            "val_metric": m["val_metric"],
+            "test_metric": m["test_metric"],
+            "latency_ms": m["latency_ms"],
+            "vs_late_fusion_points": 100 * (m["test_metric"] - late["test_metric"]),
+            "latency_ratio_to_late_fusion": m["latency_ms"] / late["latency_ms"],
+        }
+
+    out["accuracy_best_overall"] = versus_late(overall)
     out["accuracy_best"] = {
         "among": "cheaper than late-fusion-avg" if cheaper else "whole front (none cheaper)",
-        "id": best["id"],
-        "val_metric": best["val_metric"],
-        "test_metric": best["test_metric"],
-        "latency_ms": best["latency_ms"],
+        **versus_late(best),
         "late_fusion_avg_test": late["test_metric"],
         "late_fusion_avg_latency_ms": late["latency_ms"],
-        "vs_late_fusion_points": 100 * (best["test_metric"] - late["test_metric"]),
-        "latency_ratio_to_late_fusion": best["latency_ms"] / late["latency_ms"],
     }
     bm = by["bm-nas-max"]
     close = [m for m in members if m["val_metric"] >= bm["val_metric"] - 0.01]  # on val
