@@ -60,7 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "fusion_search.json"
 REFERENCE_FUSION_LUT = ROOT.parent / "shared" / "reference-luts" / "lut_fusion_tx2.json"
 CPU = torch.device("cpu")
-LAMBDAS = (0.0, 0.3, 1.0, 3.0, 10.0, 30.0)
+LAMBDAS = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 
 
 def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float, float]:

@@ -127,6 +127,18 @@ class FusionConfig(_Strict):
     weight_decay: Float = Field(1e-4, ge=0)
     restart_period: Int = Field(5, ge=1, description="T_0 of the cosine warm restarts, in epochs")
     dropout: Float = Field(0.1, ge=0, lt=1)
+    late_skip: Bool = Field(
+        True,
+        description="the fusion network's output is added to the mean of the backbones' own "
+        "(frozen, pretrained) classifier logits, so it learns a correction of late fusion and "
+        "starts from it (false: the fusion network alone, as in the paper)",
+    )
+    mixup: Float = Field(
+        0.4,
+        ge=0,
+        description="Beta(mixup, mixup) mixing of pairs of cached fusion points (and their "
+        "labels) while retraining the discrete fusion network (0: off, as in the paper)",
+    )
     fusion_points: Int = Field(4, ge=1, description="feature maps taken from each CNN backbone")
     ops: tuple[str, ...] = ("Sum", "ScaleDotAttn", "LinearGLU", "ConcatFC", "SE1", "CatConvMish")
     arch_split: Float = Field(

@@ -65,6 +65,18 @@ def test_arch_round_trip(tmp_path: Path) -> None:
     assert ArchSpec.load(b.save(tmp_path / "b.json")).genotype is None
 
 
+def test_arch_late_skip_round_trip_and_old_files() -> None:
+    a = arch(late_skip=True)
+    data = json.loads(json.dumps(a.to_json()))
+    assert data["late_skip"] is True
+    assert ArchSpec.from_json(data) == a
+    assert a.with_genotype(None).late_skip  # carried by every copy
+    del data["late_skip"]  # a file written before the key existed: no skip
+    assert ArchSpec.from_json(data).late_skip is False
+    with pytest.raises(GenomeError, match="'late_skip' must be true or false"):
+        ArchSpec.from_json({**data, "late_skip": 1})
+
+
 @pytest.mark.parametrize(
     ("kw", "match"),
     [

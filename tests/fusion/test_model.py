@@ -30,7 +30,9 @@ from tests.fusion.conftest import make_backbones, make_dataset, small_fcfg
 CPU = torch.device("cpu")
 
 
-def toy_arch(genotype: FusionGenotype | None, C: int = 8, L: int = 4) -> ArchSpec:
+def toy_arch(
+    genotype: FusionGenotype | None, C: int = 8, L: int = 4, late_skip: bool = True
+) -> ArchSpec:
     return ArchSpec(
         modalities={
             "image": ModalityArch("toy", (1, 12, 12), BackboneGenome()),
@@ -42,6 +44,7 @@ def toy_arch(genotype: FusionGenotype | None, C: int = 8, L: int = 4) -> ArchSpe
         C=C,
         L=L,
         n_classes=4,
+        late_skip=late_skip,
     )
 
 
@@ -64,9 +67,22 @@ def test_multimodal_net_equals_fixed_net_on_cached_features(searched: tuple) -> 
     val = ds.split("val")
     logits = model(val.inputs["image"][:10], val.inputs["vec"][:10])
     pts = cache.split("val").batch(torch.arange(10))
-    ref = res.net([pts[i] for i in res.net.used_points])
+    late = cache.split("val").late_logits(torch.arange(10))
+    ref = res.net([pts[i] for i in res.net.used_points], late)
     torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)
     assert logits.shape == (10, 4)
+    # the late skip adds exactly the mean of the backbones' own logits
+    x = [val.inputs["image"][:10], val.inputs["vec"][:10]]
+    own = torch.stack([bb(v)[1] for bb, v in zip(model.backbones, x, strict=True)]).mean(0)
+    torch.testing.assert_close(late, own, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        res.net([pts[i] for i in res.net.used_points], torch.zeros_like(late)) + own,
+        logits,
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    with pytest.raises(ValueError, match="late_skip needs"):
+        res.net([pts[i] for i in res.net.used_points])
 
 
 def test_trace_and_script(searched: tuple, tmp_path: Path) -> None:
@@ -80,7 +96,8 @@ def test_trace_and_script(searched: tuple, tmp_path: Path) -> None:
     scripted = torch.jit.script(res.net)
     pts = cache.split("val").batch(torch.arange(5))
     used = [pts[i] for i in res.net.used_points]
-    torch.testing.assert_close(scripted(used), res.net(used))
+    late = cache.split("val").late_logits(torch.arange(5))
+    torch.testing.assert_close(scripted(used, late), res.net(used, late))
     torch.jit.save(traced, str(tmp_path / "m.pt"))
     torch.testing.assert_close(torch.jit.load(str(tmp_path / "m.pt"))(*x), model(*x))
 
@@ -107,7 +124,8 @@ def test_onnx_export_matches_onnxruntime(searched: tuple, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
-def test_real_backbones_trace_and_onnx(tmp_path: Path) -> None:
+@pytest.mark.parametrize("late_skip", [False, True])
+def test_real_backbones_trace_and_onnx(tmp_path: Path, late_skip: bool) -> None:
     """avmnist + maxout subnets: maps that do not divide sqrt(L) evenly still export."""
     ort = pytest.importorskip("onnxruntime")
     img = build_supernet(("image", (1, 28, 28)), "avmnist", 10, "image")
@@ -131,6 +149,7 @@ def test_real_backbones_trace_and_onnx(tmp_path: Path) -> None:
             ),
             2,
         ),
+        late_skip=late_skip,
     )
     shapes = probe_feature_shapes(bbs, {"image": (1, 28, 28), "text": (20,)})
     from harmonic_nas.fusion.cache import _plan
@@ -138,7 +157,14 @@ def test_real_backbones_trace_and_onnx(tmp_path: Path) -> None:
     _, refs, point_shapes = _plan(bbs, {"image": (1, 28, 28), "text": (20,)}, 9, 4)
     assert len(refs) == 7  # 4 image maps + the image's final vector + 2 Maxout hidden layers
     assert point_shapes[4] == (80,)  # the image backbone's final representation
-    fixed = FixedFusionNet(point_shapes, arch.genotype, C=8, L=9, n_classes=10).eval()  # type: ignore[arg-type]
+    fixed = FixedFusionNet(
+        point_shapes,
+        arch.genotype,  # type: ignore[arg-type]
+        C=8,
+        L=9,
+        n_classes=10,
+        late_skip=late_skip,
+    ).eval()
     model = MultimodalNet(arch, bbs, fixed).eval()
     x = (torch.randn(2, 1, 28, 28), torch.randn(2, 20))
     assert model(*x).shape == (2, 10)
@@ -181,6 +207,8 @@ def test_multimodal_net_rejects_mismatch(searched: tuple) -> None:
         MultimodalNet(arch, {"image": make_backbones()["image"]}, res.net)
     with pytest.raises(GenomeError, match="no genotype"):
         MultimodalNet(arch.with_genotype(None), make_backbones(), res.net)
+    with pytest.raises(GenomeError, match="late_skip=False but the fusion network"):
+        MultimodalNet(toy_arch(arch.genotype, late_skip=False), make_backbones(), res.net)
 
 
 def test_draw_genotype(searched: tuple, tmp_path: Path) -> None:
@@ -221,17 +249,21 @@ def test_three_modalities_end_to_end() -> None:
         C=8,
         L=4,
         n_classes=4,
+        late_skip=True,
     )
     model = MultimodalNet(arch, bbs, res.net).eval()
     val = ds.split("val")
     out = model(val.inputs["image"][:6], val.inputs["vec"][:6], val.inputs["txt"][:6])
     pts = cache.split("val").batch(torch.arange(6))
+    late = cache.split("val").late_logits(torch.arange(6))
     torch.testing.assert_close(
-        out, res.net([pts[i] for i in res.net.used_points]), rtol=1e-5, atol=1e-5
+        out, res.net([pts[i] for i in res.net.used_points], late), rtol=1e-5, atol=1e-5
     )
 
 
-def _late_fusion_model(reads: tuple[int, int]) -> tuple[MultimodalNet, dict[str, torch.nn.Module]]:
+def _late_fusion_model(
+    reads: tuple[int, int], late_skip: bool = False
+) -> tuple[MultimodalNet, dict[str, torch.nn.Module]]:
     img = build_supernet(("image", (1, 28, 28)), "avmnist", 10, "image")
     txt = build_supernet(("text", (20,)), "maxout", 10, "text")
     bbs = {"image": img.extract(img.min_genome()).eval(), "text": txt.extract(txt.max_genome())}
@@ -247,12 +279,15 @@ def _late_fusion_model(reads: tuple[int, int]) -> tuple[MultimodalNet, dict[str,
         L=4,
         n_classes=10,
         genotype=genotype,
+        late_skip=late_skip,
     )
     from harmonic_nas.fusion.cache import _plan
 
     _, refs, point_shapes = _plan(bbs, {"image": (1, 28, 28), "text": (20,)}, 4, 4)
     assert refs[4] == ("image", 4) and refs[6] == ("text", 1)  # the final representations
-    fixed = FixedFusionNet(point_shapes, genotype, C=8, L=4, n_classes=10).eval()
+    fixed = FixedFusionNet(
+        point_shapes, genotype, C=8, L=4, n_classes=10, late_skip=late_skip
+    ).eval()
     return MultimodalNet(arch, bbs, fixed).eval(), bbs
 
 
@@ -277,3 +312,6 @@ def test_live_parameters_leave_out_what_the_logits_never_read() -> None:
         p.requires_grad_(False)  # frozen backbones, as after the feature cache
     assert live_parameters(model, x) == sum(p.numel() for p in model.parameters()) - dead
     assert not any(p.requires_grad for p in bbs["image"].parameters())  # flags restored
+    # with the late skip the backbones' classifiers (and every layer before them) are live
+    model, bbs = _late_fusion_model((0, 6), late_skip=True)
+    assert live_parameters(model, x) == sum(p.numel() for p in model.parameters())

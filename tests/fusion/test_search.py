@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import itertools
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor
@@ -114,6 +116,9 @@ def test_val_is_only_read_to_score_the_retrained_net(cache: FeatureCache) -> Non
         def batch(self, idx: Tensor) -> list[Tensor]:
             calls.append(len(idx))
             return self.base.batch(idx)
+
+        def late_logits(self, idx: Tensor) -> Tensor | None:
+            return self.base.late_logits(idx)
 
     splits = dict(cache.splits)
     splits["val"] = Recorder(cache.splits["val"])  # type: ignore[assignment]
@@ -223,14 +228,72 @@ def test_structure_carried_into_fixed_net(
             assert type(node.op) is type(fusion_pkg.build_op(node_g.op, 6, 4))
     # rebuilt from the JSON genotype, the same weights give the same outputs
     rebuilt = FixedFusionNet(
-        cache.point_shapes, FusionGenotype.from_json(g.to_json()), C=6, L=4, n_classes=4
+        cache.point_shapes,
+        FusionGenotype.from_json(g.to_json()),
+        C=6,
+        L=4,
+        n_classes=4,
+        late_skip=True,
     )
     rebuilt.load_state_dict(net.state_dict())
     rebuilt.eval()
     val = cache.split("val")
     pts = val.batch(torch.arange(8))
     used = [pts[i] for i in net.used_points]
-    torch.testing.assert_close(rebuilt(used), net(used))
+    late = val.late_logits(torch.arange(8))
+    torch.testing.assert_close(rebuilt(used, late), net(used, late))
+
+
+def test_mixup_mixes_points_late_logits_and_loss() -> None:
+    seen: list[tuple[Tensor, Tensor | None]] = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, points: list[Tensor], late: Tensor | None = None) -> Tensor:
+            seen.append((points[0], late))
+            return points[0]
+
+    pts = [torch.eye(4)]
+    labels = torch.arange(4)
+    late = 2 * torch.eye(4)
+    plain = search_module.Mixup(0.0, np.random.default_rng(0))
+    loss = plain.loss(Probe(), pts, late, labels, "classification")
+    assert seen[-1][0] is pts[0] and seen[-1][1] is late
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(torch.eye(4), labels))
+    rng = np.random.default_rng(7)
+    lam, perm = rng.beta(0.4, 0.4), torch.from_numpy(rng.permutation(4))
+    mixed = search_module.Mixup(0.4, np.random.default_rng(7))
+    loss = mixed.loss(Probe(), pts, late, labels, "classification")
+    x = lam * torch.eye(4) + (1 - lam) * torch.eye(4)[perm]
+    torch.testing.assert_close(seen[-1][0], x)
+    torch.testing.assert_close(seen[-1][1], 2 * x)  # the late logits mixed alike
+    ce = torch.nn.functional.cross_entropy
+    torch.testing.assert_close(loss, lam * ce(x, labels) + (1 - lam) * ce(x, labels[perm]))
+
+
+def test_mixup_retraining_is_seeded_and_changes_the_net(cache: FeatureCache) -> None:
+    g = search_fusion(
+        cache, small_fcfg(epochs=1, retrain_epochs=1), cells=1, nodes=1, seed=0, device=CPU
+    ).genotype
+
+    def retrain(mixup: float) -> list[Tensor]:
+        fcfg = small_fcfg(retrain_epochs=2, mixup=mixup)
+        net, _ = search_module.train_fixed(cache, g, fcfg, seed=3, device=CPU)
+        return [p.detach().clone() for p in net.parameters()]
+
+    a, b, off = retrain(0.4), retrain(0.4), retrain(0.0)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a, off, strict=True))
+
+
+def test_late_skip_needs_backbone_logits(cache: FeatureCache) -> None:
+    no_logits = {n: dataclasses.replace(sp, late=None) for n, sp in cache.splits.items()}
+    bare = FeatureCache(**{**cache.__dict__, "splits": no_logits})
+    with pytest.raises(GenomeError, match=r"set fusion\.late_skip: false"):
+        search_fusion(bare, small_fcfg(epochs=1, retrain_epochs=1), cells=1, nodes=1, device=CPU)
+    res = search_fusion(
+        bare, small_fcfg(epochs=1, retrain_epochs=1, late_skip=False), cells=1, nodes=1, device=CPU
+    )
+    assert not res.net.late_skip
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -277,6 +278,16 @@ def test_cell_norms_are_costed_as_fusion_extra_and_pruned_with_dead_cells(
     # cell 0's operator and its norm
     dead = n_img + (n_aud - 6) + 2 + 1 + 1
     assert cost.pruned.latency_ms == dead
+
+    # with the late skip the backbones' own classifiers are live, and so is every backbone layer:
+    # only the dead fusion layers (2 image reshapes, cell 0's operator and norm) are pruned
+    skip = dataclasses.replace(arch, late_skip=True)
+    live = arch_live_graph(skip)
+    assert live.heads and live.features == {"image": 6, "audio": 7}
+    assert live_backbone_layers(skip, live) == {"image": n_img, "audio": n_aud}
+    assert live.cells == frozenset({1})  # the fusion's own live graph is unchanged
+    cost = CostModel(_flat_lut(small_cfg)).cost_arch(skip)
+    assert cost.pruned.latency_ms == 2 + 1 + 1
 
 
 def test_fallback_never_fits_a_fusion_operator_from_backbone_layers(reference_dir: Path) -> None:

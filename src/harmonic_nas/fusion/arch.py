@@ -6,7 +6,10 @@ This is the format the cost, search, export and report stages read and write::
      "modalities": {"image": {"preset": "avmnist", "shape": [1, 28, 28],
                               "genome": {"ks": [...], "e": [...], "d": [...]}}, ...},
      "cells": 2, "nodes": 2, "genotype": {...} | null,
-     "C": 192, "L": 16, "fusion_points": 4, "n_classes": 10}
+     "C": 192, "L": 16, "fusion_points": 4, "n_classes": 10, "late_skip": true}
+
+``late_skip`` (absent in files written before it existed: false) adds the mean of the backbones'
+own classifier logits to the fusion network's output (``fusion.late_skip``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ _ARCH_KEYS = {
     "L",
     "fusion_points",
     "n_classes",
+    "late_skip",
 }
 
 
@@ -101,6 +105,7 @@ class ArchSpec:
     L: int = 16
     fusion_points: int = 4
     n_classes: int = 10
+    late_skip: bool = False
 
     def __post_init__(self) -> None:
         if not self.modalities:
@@ -152,6 +157,7 @@ class ArchSpec:
             L=self.L,
             fusion_points=self.fusion_points,
             n_classes=self.n_classes,
+            late_skip=self.late_skip,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -165,6 +171,7 @@ class ArchSpec:
             "L": self.L,
             "fusion_points": self.fusion_points,
             "n_classes": self.n_classes,
+            "late_skip": self.late_skip,
         }
 
     @classmethod
@@ -186,6 +193,11 @@ class ArchSpec:
         if not isinstance(mods, dict) or not mods:
             raise GenomeError("the architecture needs a non-empty 'modalities' object")
         geno = data.get("genotype")
+        late_skip = data.get("late_skip", False)
+        if not isinstance(late_skip, bool):
+            raise GenomeError(
+                f"architecture key 'late_skip' must be true or false; got {late_skip!r}"
+            )
         return cls(
             modalities={str(k): ModalityArch.from_json(v, str(k)) for k, v in mods.items()},
             cells=_int_field(data, "cells"),
@@ -195,6 +207,7 @@ class ArchSpec:
             L=_int_field(data, "L", 16),
             fusion_points=_int_field(data, "fusion_points", 4),
             n_classes=_int_field(data, "n_classes", 10),
+            late_skip=late_skip,
         )
 
     def save(self, path: Path | str) -> Path:

@@ -68,6 +68,9 @@ class SubsetSplit:
     def batch(self, idx: Tensor) -> list[Tensor]:
         return self.base.batch(self.index.index_select(0, idx))
 
+    def late_logits(self, idx: Tensor) -> Tensor | None:
+        return self.base.late_logits(self.index.index_select(0, idx))
+
 
 def split_train(
     train: FeatureSplit, fraction: float, seed: int

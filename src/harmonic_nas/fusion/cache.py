@@ -3,7 +3,8 @@
 The backbones are frozen during the fusion search, so their (pooled) fusion-point features are a
 fixed function of the input. :func:`compute_feature_cache` BN-recalibrates each backbone on the
 train split, then runs it once over train and val (eval mode, no grad) and keeps the pooled
-fusion points. The search then trains on these tensors. :func:`live_feature_source` gives the
+fusion points and the mean of the backbones' own classifier logits (what a ``late_skip`` fusion
+network adds to its output). The search then trains on these tensors. :func:`live_feature_source` gives the
 same interface but runs the backbones on every batch (for equivalence tests and benchmarks).
 """
 
@@ -41,6 +42,11 @@ class FeatureSplit(Protocol):
         """The pooled fusion points (one tensor per point) of the samples ``idx``."""
         ...
 
+    def late_logits(self, idx: Tensor) -> Tensor | None:
+        """The mean of the backbones' own classifier logits of the samples ``idx`` (None when a
+        backbone returns no logits)."""
+        ...
+
 
 @dataclass
 class CachedSplit:
@@ -48,12 +54,16 @@ class CachedSplit:
 
     points: list[Tensor]
     labels: Tensor
+    late: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     def batch(self, idx: Tensor) -> list[Tensor]:
         return [p.index_select(0, idx) for p in self.points]
+
+    def late_logits(self, idx: Tensor) -> Tensor | None:
+        return None if self.late is None else self.late.index_select(0, idx)
 
 
 @dataclass
@@ -76,6 +86,15 @@ class LiveSplit:
             for m, bb in self.backbones.items()
         }
         return [pool_point(feats[m][k], self.L) for m, k in self.point_refs]
+
+    @torch.no_grad()
+    def late_logits(self, idx: Tensor) -> Tensor | None:
+        return mean_logits(
+            [
+                _outputs(bb, self.inputs[m].index_select(0, idx))[1]
+                for m, bb in self.backbones.items()
+            ]
+        )
 
 
 @dataclass
@@ -113,12 +132,27 @@ class FeatureCache:
         return self.splits[name]
 
 
-def _features(backbone: nn.Module, x: Tensor) -> list[Tensor]:
+def _outputs(backbone: nn.Module, x: Tensor) -> tuple[list[Tensor], Tensor | None]:
+    """A backbone's (features, logits); logits None for a backbone returning features only."""
     out = backbone(x)
-    feats = out[0] if isinstance(out, tuple | list) and isinstance(out[0], list | tuple) else out
+    pair = isinstance(out, tuple | list) and isinstance(out[0], list | tuple)
+    feats = out[0] if pair else out
     if not isinstance(feats, list | tuple) or not feats:
         raise DataError("a backbone must return (features list, logits); got something else")
-    return list(feats)
+    logits = out[1] if pair and len(out) > 1 and isinstance(out[1], Tensor) else None
+    return list(feats), logits
+
+
+def _features(backbone: nn.Module, x: Tensor) -> list[Tensor]:
+    return _outputs(backbone, x)[0]
+
+
+def mean_logits(logits: Sequence[Tensor | None]) -> Tensor | None:
+    """The mean of the backbones' logits (what ``late-fusion-avg`` predicts and a ``late_skip``
+    fusion network adds to its output); None when some backbone gives none."""
+    if not logits or any(x is None for x in logits):
+        return None
+    return torch.stack([x for x in logits if x is not None]).mean(0)
 
 
 @torch.no_grad()
@@ -228,17 +262,21 @@ def compute_feature_cache(
             sp = dataset.split(s)
             n = len(sp)
             points = [torch.empty((n, *shape), device=device) for shape in shapes]
+            late: list[Tensor | None] = []
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
-                feats = {
-                    m: _features(bb, sp.inputs[m][start:stop].to(device))
+                outs = {
+                    m: _outputs(bb, sp.inputs[m][start:stop].to(device))
                     for m, bb in backbones.items()
                 }
                 for i, (m, k) in enumerate(refs):
-                    points[i][start:stop] = pool_point(feats[m][k], L)
+                    points[i][start:stop] = pool_point(outs[m][0][k], L)
+                late.append(mean_logits([o[1] for o in outs.values()]))
                 done += stop - start
                 progress("features", done, total)
-            out[s] = CachedSplit(points, sp.labels.to(device))
+            parts = [x for x in late if x is not None]
+            whole = torch.cat(parts) if parts and len(parts) == len(late) else None
+            out[s] = CachedSplit(points, sp.labels.to(device), whole)
     logger.info("cached %d fusion points for splits %s", len(refs), list(splits))
     return FeatureCache(
         splits=out,

@@ -114,8 +114,9 @@ def draw_genotype(
         hx,
         hy,
         0.9,
-        0.8,
-        f"concat last {g.multiplier}\nLN-ReLU-FC\n{arch.n_classes} classes",
+        1.2 if arch.late_skip else 0.8,
+        f"concat last {g.multiplier}\nLN-ReLU-FC\n{arch.n_classes} classes"
+        + ("\n+ mean of the\nbackbones' logits" if arch.late_skip else ""),
         "#FFF2CC",
     )
     for s in range(n_points + n_cells - g.multiplier, n_points + n_cells):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from harmonic_nas.fusion.cache import Task
+from harmonic_nas.fusion.cache import Task, mean_logits
 from harmonic_nas.fusion.search import _scoped_rng, metric, task_loss
 from harmonic_nas.utils.seeding import derive_seed
 
@@ -54,7 +54,10 @@ def backbone_outputs(
 
 def average_logits(outputs: Mapping[str, BackboneOutputs]) -> Tensor:
     """``late-fusion-avg``: the mean of the backbones' logits."""
-    return torch.stack([o.logits for o in outputs.values()]).mean(0)
+    out = mean_logits([o.logits for o in outputs.values()])
+    if out is None:
+        raise ValueError("late fusion needs every backbone's logits")
+    return out
 
 
 def concat_final(outputs: Mapping[str, BackboneOutputs]) -> Tensor:

@@ -161,12 +161,15 @@ class LiveGraph:
 
     ``features[m]`` is how many leading features of modality ``m``'s backbone are live (its
     deepest live fusion point's feature index + 1; 0 when none of its points is live).
+    ``heads``: the backbones' own classifiers are live (``arch.late_skip``: their mean logits are
+    added to the output), and with them every feature of every backbone.
     """
 
     points: frozenset[int]
     cells: frozenset[int]
     nodes: frozenset[tuple[int, int]]
     features: dict[str, int]
+    heads: bool = False
 
     def is_live(self, layer: FusionLayer) -> bool:
         """Whether the output depends on ``layer`` (one of :func:`fusion_layers`)."""
@@ -207,8 +210,14 @@ def live_graph(
     for i in points:
         m, k = refs[i]
         features[m] = max(features[m], k + 1)
+    if arch.late_skip:
+        features = {m: len(feature_shapes[m]) for m in arch.modalities}
     return LiveGraph(
-        points=points, cells=frozenset(cells), nodes=frozenset(nodes), features=features
+        points=points,
+        cells=frozenset(cells),
+        nodes=frozenset(nodes),
+        features=features,
+        heads=arch.late_skip,
     )
 
 

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from harmonic_nas.errors import GenomeError
 from harmonic_nas.fusion.arch import ArchSpec
+from harmonic_nas.fusion.cache import mean_logits
 from harmonic_nas.fusion.layers import point_refs
 from harmonic_nas.fusion.network import FixedFusionNet
 from harmonic_nas.fusion.points import PointPool, pooled_shape
@@ -18,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 
 class MultimodalNet(nn.Module):
-    """Backbones + fusion-point pooling + the discrete fusion network: inputs -> logits.
+    """Backbones + fusion-point pooling + the discrete fusion network: inputs -> logits (with
+    ``late_skip``, plus the mean of the backbones' own classifier logits).
 
     ``forward(*inputs)`` takes one tensor per modality in ``arch.modalities`` order. The structure
     is static (no data-dependent control flow): it traces and exports to ONNX.
@@ -45,6 +47,11 @@ class MultimodalNet(nn.Module):
                 f"the fusion network expects {fusion.n_points} fusion points but these backbones "
                 f"give {len(refs)}; rebuild it for these backbones"
             )
+        if fusion.late_skip != arch.late_skip:
+            raise GenomeError(
+                f"the architecture says late_skip={arch.late_skip} but the fusion network was "
+                f"built with late_skip={fusion.late_skip}; build it from the architecture"
+            )
         self.fusion = fusion
         mod_index = {m: i for i, m in enumerate(self.modality_names)}
         self.refs: list[tuple[int, int]] = [
@@ -59,9 +66,11 @@ class MultimodalNet(nn.Module):
                 )
 
     def forward(self, *inputs: Tensor) -> Tensor:
-        feats = [bb(x)[0] for bb, x in zip(self.backbones, inputs, strict=True)]
-        points = [pool(feats[mi][k]) for pool, (mi, k) in zip(self.pools, self.refs, strict=True)]
-        return self.fusion(points)
+        outs = [bb(x) for bb, x in zip(self.backbones, inputs, strict=True)]
+        points = [pool(outs[mi][0][k]) for pool, (mi, k) in zip(self.pools, self.refs, strict=True)]
+        late = mean_logits([o[1] for o in outs]) if self.fusion.late_skip else None
+        out: Tensor = self.fusion(points, late)
+        return out
 
 
 def live_parameters(model: nn.Module, inputs: Sequence[Tensor]) -> int:

@@ -11,7 +11,10 @@ Both share one structure (BM-NAS cells):
   mixes its first and second input among the inner states before it with its own pair of
   weight vectors (``beta``); every node is a DARTS mixed operator (``gamma`` over operators);
   the cell's output is ``LayerNorm(node_last + x)`` (BM-NAS' residual, node multiplier 1);
-* the network output concatenates the last ``multiplier`` states -> LayerNorm -> ReLU -> Linear.
+* the network output concatenates the last ``multiplier`` states -> LayerNorm -> ReLU -> Linear;
+* with ``late_skip`` the mean of the backbones' own (frozen) classifier logits is added to it: the
+  network learns a correction of late fusion (``late-fusion-avg``) and its predictions start from
+  that baseline's, however small the fusion training set (:func:`add_late`).
 """
 
 from __future__ import annotations
@@ -19,15 +22,19 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from harmonic_nas.errors import GenomeError
 from harmonic_nas.fusion.genotype import CellGenotype, FusionGenotype, NodeGenotype
 from harmonic_nas.fusion.ops import Dropout, build_op, catconv_class, check_ops
 from harmonic_nas.fusion.points import PointProjection
+
+if TYPE_CHECKING:
+    from harmonic_nas.fusion.arch import ArchSpec
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +73,16 @@ def _weighted_sum(weights: Tensor, states: Sequence[Tensor]) -> Tensor:
     """``sum_j weights[j] * states[j]`` (differentiable in both; weights is 1-D)."""
     out: Tensor = _WeightedSum.apply(weights, *states)
     return out
+
+
+def add_late(out: Tensor, late: Tensor | None, late_skip: bool) -> Tensor:
+    """``out + late`` for a network with ``late_skip`` (``late``: the mean of the backbones' own
+    classifier logits, ``(B, n_classes)``), ``out`` otherwise."""
+    if not late_skip:
+        return out
+    if late is None:
+        raise ValueError("a fusion network with late_skip needs the backbones' mean logits")
+    return out + late
 
 
 def _top2(w: Tensor) -> tuple[int, int]:
@@ -259,9 +276,11 @@ class SearchNetwork(nn.Module):
         n_classes: int,
         dropout: float = 0.1,
         generator: torch.Generator | None = None,
+        late_skip: bool = False,
     ) -> None:
         super().__init__()
         check_ops(list(ops))
+        self.late_skip = late_skip
         self.ops = list(ops)
         self.C, self.L = C, L
         self.n_points = len(point_shapes)
@@ -290,7 +309,7 @@ class SearchNetwork(nn.Module):
         """Softmax operator weights of every node, ``(cells * nodes, n_ops)``."""
         return torch.cat([F.softmax(g, dim=-1) for g in self.gammas], dim=0)
 
-    def forward(self, points: Sequence[Tensor]) -> Tensor:
+    def forward(self, points: Sequence[Tensor], late: Tensor | None = None) -> Tensor:
         states = self.projections(points)
         for i, cell in enumerate(self.cells):
             alpha = F.softmax(self.alphas[i], dim=-1)
@@ -298,7 +317,8 @@ class SearchNetwork(nn.Module):
             per = self.n_nodes - 1
             betas = [F.softmax(self.betas[i * per + j], dim=-1) for j in range(per)]
             states.append(cell(x, y, betas, F.softmax(self.gammas[i], dim=-1)))
-        return self.classifier(self.head_ln(states[-self.multiplier :]).flatten(1))
+        out = self.classifier(self.head_ln(states[-self.multiplier :]).flatten(1))
+        return add_late(out, late, self.late_skip)
 
     @torch.no_grad()
     def genotype(self) -> FusionGenotype:
@@ -349,8 +369,9 @@ class FixedCell(nn.Module):
 class FixedFusionNet(nn.Module):
     """The discrete fusion network of a genotype.
 
-    ``forward(points)`` takes the pooled features of the USED fusion points only, in the order
-    of ``used_points`` (global fusion-point indices); unused points are never projected.
+    ``forward(points, late)`` takes the pooled features of the USED fusion points only, in the
+    order of ``used_points`` (global fusion-point indices; unused points are never projected),
+    and with ``late_skip`` the mean of the backbones' own classifier logits.
     """
 
     def __init__(
@@ -362,9 +383,11 @@ class FixedFusionNet(nn.Module):
         L: int,
         n_classes: int,
         dropout: float = 0.1,
+        late_skip: bool = False,
     ) -> None:
         super().__init__()
         n_points = len(point_shapes)
+        self.late_skip = late_skip
         genotype.validate(n_points)
         self.genotype = genotype
         self.C, self.L, self.n_classes = C, L, n_classes
@@ -387,10 +410,25 @@ class FixedFusionNet(nn.Module):
         self.head_ln = HeadNorm(self.multiplier, C, L)
         self.classifier = nn.Linear(self.multiplier * C * L, n_classes)
 
-    def forward(self, points: list[Tensor]) -> Tensor:
+    @classmethod
+    def for_arch(cls, arch: ArchSpec, point_shapes: Sequence[tuple[int, ...]]) -> FixedFusionNet:
+        """The (untrained) fusion network an architecture file describes."""
+        if arch.genotype is None:
+            raise GenomeError("the architecture has no genotype; run the fusion search first")
+        return cls(
+            point_shapes,
+            arch.genotype,
+            C=arch.C,
+            L=arch.L,
+            n_classes=arch.n_classes,
+            late_skip=arch.late_skip,
+        )
+
+    def forward(self, points: list[Tensor], late: Tensor | None = None) -> Tensor:
         states: list[Tensor] = []
         for k, proj in enumerate(self.projections):
             states.append(proj(points[k]))
         for cell in self.cells:
             states.append(cell(states))
-        return self.classifier(self.head_ln(states[-self.multiplier :]).flatten(1))
+        out = self.classifier(self.head_ln(states[-self.multiplier :]).flatten(1))
+        return add_late(out, late, self.late_skip)

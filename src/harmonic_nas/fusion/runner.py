@@ -71,6 +71,7 @@ def arch_from_json(data: Any, cfg: ExperimentConfig, n_classes: int) -> ArchSpec
         ("L", cfg.fusion.L),
         ("fusion_points", cfg.fusion.fusion_points),
         ("n_classes", n_classes),
+        ("late_skip", cfg.fusion.late_skip),
     ):
         if key in filled and filled[key] != value:
             logger.warning(
@@ -96,6 +97,7 @@ def max_arch(cfg: ExperimentConfig, supernets: Mapping[str, Any], n_classes: int
         L=cfg.fusion.L,
         fusion_points=cfg.fusion.fusion_points,
         n_classes=n_classes,
+        late_skip=cfg.fusion.late_skip,
     )
 
 

@@ -22,7 +22,12 @@
   hardware term: an early epoch, before lambda has moved the weights, often scores as well.
 * The genotype's discrete :class:`FixedFusionNet` is then retrained from scratch on the whole train
   split for ``retrain_epochs`` (no epoch chosen on val) and scored on val once: that model's
-  metric is the reported one.
+  metric is the reported one. With ``fusion.mixup`` > 0 each retraining batch is mixed with a
+  shuffled copy of itself (fusion points, late logits and the loss, weight ~ Beta(a, a)): the
+  backbones were pretrained on these very samples, so their train features are cleaner than any
+  test feature, and the fusion network otherwise fits them perfectly within an epoch.
+* With ``fusion.late_skip`` both networks add the mean of the backbones' own classifier logits
+  to their output (the cache holds it): the fusion learns a correction of late fusion.
 * ``arch_split = 0`` reproduces the reference code's protocol for comparisons: architecture steps
   on val, search epoch and retraining epoch chosen on val (optimistic).
 * A non-finite loss or weight raises :class:`FusionDiverged` (the search's candidate fails with
@@ -39,6 +44,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -55,7 +61,7 @@ from harmonic_nas.tasks import task_metric as metric
 from harmonic_nas.tasks import weighted_f1 as weighted_f1  # re-exported by harmonic_nas.fusion
 from harmonic_nas.utils.device import default_device
 from harmonic_nas.utils.progress import ProgressFn, no_progress
-from harmonic_nas.utils.seeding import derive_seed, torch_generator
+from harmonic_nas.utils.seeding import derive_seed, numpy_rng, torch_generator
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +121,7 @@ def evaluate(
         pts = split.batch(idx)
         if select is not None:
             pts = [pts[i] for i in select]
-        logits.append(net(pts))
+        logits.append(net(pts, split.late_logits(idx)))
     net.train(was)
     out = torch.cat(logits)
     return float(task_loss(out, split.labels, task)), metric(out, split.labels, task, threshold)
@@ -166,8 +172,60 @@ def _step(
     opt.step()
 
 
+def _check_late(split: FeatureSplit, fcfg: FusionConfig) -> None:
+    """One-line error when ``fusion.late_skip`` is on but the backbones give no logits."""
+    if (
+        fcfg.late_skip
+        and len(split)
+        and split.late_logits(torch.arange(1, device=split.labels.device)) is None
+    ):
+        raise GenomeError(
+            "fusion.late_skip needs the backbones' own classifier logits, but a backbone returns "
+            "features only; set fusion.late_skip: false"
+        )
+
+
+def _logits(net: nn.Module, split: FeatureSplit, idx: Tensor) -> Tensor:
+    """``net`` on the samples ``idx`` of a feature split (all its fusion points)."""
+    out: Tensor = net(split.batch(idx), split.late_logits(idx))
+    return out
+
+
 def _count(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
+
+
+class Mixup:
+    """Mixup of cached fusion points (Zhang et al., 2018): a batch is mixed with a shuffled copy
+    of itself, ``lam * a + (1 - lam) * b`` with ``lam ~ Beta(alpha, alpha)``, the loss likewise
+    (``alpha = 0``: the plain loss). Its own generator, so that the rest of the training draws
+    the same numbers with or without it."""
+
+    def __init__(self, alpha: float, rng: np.random.Generator) -> None:
+        self.alpha = alpha
+        self.rng = rng
+
+    def loss(
+        self,
+        net: nn.Module,
+        points: list[Tensor],
+        late: Tensor | None,
+        labels: Tensor,
+        task: Task,
+    ) -> Tensor:
+        if self.alpha <= 0:
+            out: Tensor = task_loss(net(points, late), labels, task)
+            return out
+        lam = float(self.rng.beta(self.alpha, self.alpha))
+        perm = torch.from_numpy(self.rng.permutation(len(labels))).to(labels.device)
+
+        def mixed(x: Tensor) -> Tensor:
+            return lam * x + (1 - lam) * x.index_select(0, perm)
+
+        out = net([mixed(p) for p in points], None if late is None else mixed(late))
+        return lam * task_loss(out, labels, task) + (1 - lam) * task_loss(
+            out, labels.index_select(0, perm), task
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,6 +263,7 @@ def search_fusion(
         )
     lat_vec, en_vec = hardware_vectors(op_costs, ops, fcfg, n_nodes=cells * nodes, base=base_cost)
     train, val = cache.split("train"), cache.split("val")
+    _check_late(train, fcfg)
     if fcfg.arch_split > 0:
         weight_data, arch_data = split_train(train, fcfg.arch_split, seed)
     else:  # the reference code's protocol (comparisons only): architecture and choices on val
@@ -223,6 +282,7 @@ def search_fusion(
             n_classes=n_classes,
             dropout=fcfg.dropout,
             generator=torch_generator(seed, "fusion-arch-init"),
+            late_skip=fcfg.late_skip,
         ).to(device)
         lat_vec = lat_vec.to(device) if lat_vec is not None else None
         en_vec = en_vec.to(device) if en_vec is not None else None
@@ -252,7 +312,7 @@ def search_fusion(
             for idx in train_batches.epoch():
                 # architecture step on a fresh batch of the architecture part
                 aidx = next(arch_iter)
-                a_loss = task_loss(net(arch_data.batch(aidx)), arch_data.labels[aidx], task)
+                a_loss = task_loss(_logits(net, arch_data, aidx), arch_data.labels[aidx], task)
                 if lat_vec is not None or en_vec is not None:
                     w = net.op_weights()
                     if lat_vec is not None:
@@ -262,7 +322,7 @@ def search_fusion(
                 _check_finite(a_loss, "architecture")
                 _step(a_opt, arch_params, a_loss, None)
                 # weight step on the weight part
-                loss = task_loss(net(weight_data.batch(idx)), weight_data.labels[idx], task)
+                loss = task_loss(_logits(net, weight_data, idx), weight_data.labels[idx], task)
                 _check_finite(loss, "fusion search")
                 _step(w_opt, weight_params, loss, GRAD_CLIP)
                 loss_sum += float(loss.detach()) * len(idx)
@@ -381,7 +441,9 @@ def _train_fixed(
     epochs = epochs or fcfg.retrain_epochs
     keep_best = fcfg.arch_split == 0  # the reference protocol: the epoch is chosen on val
     train, val = cache.split("train"), cache.split("val")
+    _check_late(train, fcfg)
     history: list[dict[str, Any]] = []
+    mix = Mixup(fcfg.mixup, numpy_rng(seed, "fusion-mixup"))
     with _scoped_rng(derive_seed(seed, "fusion-retrain"), device):
         net = FixedFusionNet(
             cache.point_shapes,
@@ -390,6 +452,7 @@ def _train_fixed(
             L=fcfg.L,
             n_classes=n_classes,
             dropout=fcfg.dropout,
+            late_skip=fcfg.late_skip,
         ).to(device)
         used = net.used_points
         params = list(net.parameters())
@@ -404,7 +467,9 @@ def _train_fixed(
             loss_sum, seen = 0.0, 0
             for idx in batches.epoch():
                 pts = train.batch(idx)
-                loss = task_loss(net([pts[i] for i in used]), train.labels[idx], task)
+                loss = mix.loss(
+                    net, [pts[i] for i in used], train.late_logits(idx), train.labels[idx], task
+                )
                 _check_finite(loss, "fusion retraining")
                 _step(opt, params, loss, GRAD_CLIP)
                 loss_sum += float(loss.detach()) * len(idx)

@@ -317,7 +317,7 @@ class CostModel:
             live = live_graph(arch, shapes)
             dead: list[LayerSpec] = []
             for m, layers in specs.items():
-                dead += layers[live_prefix(layers, live.features[m]) :]
+                dead += layers[live_prefix(layers, live.features[m], live.heads) :]
             dead += [x.spec for x in fusion if not live.is_live(x)]
             pruned = self.cost_layers(dead)
         return ArchCost(

@@ -85,8 +85,11 @@ def feature_live_layers(specs: Sequence[LayerSpec]) -> list[int]:
     return counts
 
 
-def live_prefix(specs: Sequence[LayerSpec], n_features: int) -> int:
-    """How many leading layers of ``specs`` compute its first ``n_features`` features."""
+def live_prefix(specs: Sequence[LayerSpec], n_features: int, head: bool = False) -> int:
+    """How many leading layers of ``specs`` compute its first ``n_features`` features (every
+    layer, the backbone's own classifier included, when its ``head`` is live)."""
+    if head:
+        return len(specs)
     return feature_live_layers(specs)[n_features - 1] if n_features else 0
 
 
@@ -140,10 +143,13 @@ def arch_live_graph(arch: ArchSpec) -> LiveGraph:
 
 def live_backbone_layers(arch: ArchSpec, live: LiveGraph) -> dict[str, int]:
     """Per modality, how many leading backbone layers (of :func:`backbone_specs`) the output
-    depends on: those computing its deepest live feature (0 when none is live)."""
+    depends on: those computing its deepest live feature (0 when none is live; all of them
+    when the backbones' classifiers are live)."""
     return {
         m: live_prefix(
-            backbone_specs(ma.preset, ma.shape, ma.genome, arch.n_classes), live.features[m]
+            backbone_specs(ma.preset, ma.shape, ma.genome, arch.n_classes),
+            live.features[m],
+            live.heads,
         )
         for m, ma in arch.modalities.items()
     }

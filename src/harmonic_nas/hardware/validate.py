@@ -88,6 +88,7 @@ def random_arch(cfg: ExperimentConfig, rng: np.random.Generator, n_classes: int)
         L=fc.L,
         fusion_points=fc.fusion_points,
         n_classes=n_classes,
+        late_skip=fc.late_skip,
     )
     n_points = len(point_refs(arch, arch_feature_shapes(arch)))
     genotype = random_genotype(cells, nodes, fc.ops, n_points, fc.multiplier, rng)
@@ -118,7 +119,7 @@ class ModelBuilder:
             backbones[name] = sn.extract(ma.genome).eval()  # type: ignore[operator]
         shapes = arch_feature_shapes(arch)
         points = [pooled_shape(shapes[m][k], arch.L) for m, k in point_refs(arch, shapes)]
-        fusion = FixedFusionNet(points, arch.genotype, C=arch.C, L=arch.L, n_classes=arch.n_classes)
+        fusion = FixedFusionNet.for_arch(arch, points)
         return MultimodalNet(arch, backbones, fusion).eval()
 
 

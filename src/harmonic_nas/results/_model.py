@@ -52,7 +52,7 @@ def build_model(arch: ArchSpec) -> MultimodalNet:
         backbones[name] = supernet.extract(ma.genome).eval()
     shapes = probe_feature_shapes(backbones, {m: ma.shape for m, ma in arch.modalities.items()})
     points = [pooled_shape(shapes[m][k], arch.L) for m, k in point_refs(arch, shapes)]
-    fusion = FixedFusionNet(points, arch.genotype, C=arch.C, L=arch.L, n_classes=arch.n_classes)
+    fusion = FixedFusionNet.for_arch(arch, points)
     return MultimodalNet(arch, backbones, fusion).eval()
 
 

@@ -156,6 +156,7 @@ class HarmonicProblem:
             L=fc.L,
             fusion_points=fc.fusion_points,
             n_classes=self.n_classes,
+            late_skip=fc.late_skip,
         )
 
     def arch_json(
