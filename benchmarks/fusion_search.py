@@ -15,15 +15,18 @@ Prints a table and saves benchmarks/results/fusion_search.json (with a ``targets
    ``lambda_sweep_distinct_op_mixes`` >= 3 (distinct operator multisets over the sweep) and
    ``lambda_sweep_latency_monotone`` (the mean LUT latency of the chosen operators does not grow
    with lambda).
-3. ``cache``: time per candidate with the feature cache vs running the backbones every batch.
-4. ``paper``: one candidate at the paper's fusion defaults (C=192, L=16, batch 96, 25 + 25 epochs;
+3. ``ablation``: the same searches of the max subnets with ``fusion.late_skip`` off / on and
+   ``fusion.mixup`` 0 / the config's (val and test per variant; nothing chosen here).
+4. ``cache``: time per candidate with the feature cache vs running the backbones every batch.
+5. ``paper``: one candidate at the paper's fusion defaults (C=192, L=16, batch 96, 25 + 25 epochs;
    op costs from the published Jetson TX2 fusion table when present): CPU time, FLOPs, FLOP/s.
 
 Times are CPU seconds of this process (1 intra-op thread): the machine may be shared.
 Supernets (configs/quick.yaml settings, run ``runs/bench-fusion``) are trained when missing, and
 the host LUT profiled.
 
-    .venv/bin/python benchmarks/fusion_search.py [--seeds 0 1 2] [--parts accuracy lambda cache paper]
+    .venv/bin/python benchmarks/fusion_search.py [--seeds 0 1 2]
+        [--parts accuracy lambda ablation cache paper]
 """
 
 from __future__ import annotations
@@ -227,6 +230,32 @@ def part_lambda(b: Bench, seeds: list[int], lambdas: list[float], results: dict[
     }
 
 
+def part_ablation(b: Bench, seeds: list[int], results: dict[str, Any]) -> None:
+    base = b.cfg.fusion
+    cache = b.cache(base.L, ("train", "val", "test"))
+    rows = []
+    for late_skip, mixup in itertools.product((False, True), (0.0, base.mixup)):
+        fcfg = base.model_copy(update={"late_skip": late_skip, "mixup": mixup})
+        runs = [b.search(cache, fcfg, seed) for seed in seeds]
+        row = {
+            "late_skip": late_skip,
+            "mixup": mixup,
+            "val": statistics.mean(r["val"] for r in runs),
+            "val_std": statistics.stdev(r["val"] for r in runs) if len(runs) > 1 else 0.0,
+            "test": statistics.mean(r["test"] for r in runs),
+            "test_std": statistics.stdev(r["test"] for r in runs) if len(runs) > 1 else 0.0,
+            "latency_ms": statistics.mean(r["latency_ms"] for r in runs),
+            "runs": runs,
+        }
+        rows.append(row)
+        print(
+            f"  late_skip {late_skip!s:<5} mixup {mixup}: val {row['val']:.4f}, "
+            f"test {row['test']:.4f}, {row['latency_ms']:.4f} ms",
+            flush=True,
+        )
+    results["ablation"] = {"rows": rows}
+
+
 def part_cache_vs_live(
     b: Bench, fcfg: FusionConfig, costs: Any, results: dict[str, Any], key: str
 ) -> None:
@@ -348,8 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--parts",
         nargs="+",
-        default=["accuracy", "lambda", "cache", "paper"],
-        choices=["accuracy", "lambda", "cache", "paper"],
+        default=["accuracy", "lambda", "ablation", "cache", "paper"],
+        choices=["accuracy", "lambda", "ablation", "cache", "paper"],
     )
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
@@ -375,11 +404,14 @@ def main(argv: list[str] | None = None) -> int:
     if "lambda" in args.parts:
         print("[2] lambda_lat sweep", flush=True)
         part_lambda(b, args.seeds, args.lambdas, results)
+    if "ablation" in args.parts:
+        print("[3] late skip x mixup", flush=True)
+        part_ablation(b, args.seeds, results)
     if "cache" in args.parts:
-        print("[3] cache vs backbones every batch", flush=True)
+        print("[4] cache vs backbones every batch", flush=True)
         part_cache_vs_live(b, cfg.fusion, b.op_costs, results, "cache_vs_live")
     if "paper" in args.parts:
-        print("[4] paper defaults", flush=True)
+        print("[5] paper defaults", flush=True)
         part_paper(b, results)
     results["wall_s"] = time.perf_counter() - t0
     results["targets"] = targets_of(results)
@@ -413,6 +445,13 @@ def report(r: dict[str, Any]) -> None:
                 f"{row['lambda_lat']:>10} | {row['ops_latency_ms']:.4f} | {row['latency_ms']:.4f}"
                 f" | {row['val']:.4f} ± {row['val_std']:.4f} | {row['test']:.4f} ± "
                 f"{row['test_std']:.4f} | {row['mixes']}"
+            )
+    if "ablation" in r:
+        print("late_skip | mixup | val | test | latency ms")
+        for row in r["ablation"]["rows"]:
+            print(
+                f"{row['late_skip']!s:>9} | {row['mixup']} | {row['val']:.4f} ± {row['val_std']:.4f}"
+                f" | {row['test']:.4f} ± {row['test_std']:.4f} | {row['latency_ms']:.4f}"
             )
     if "cache_vs_live" in r:
         c = r["cache_vs_live"]
