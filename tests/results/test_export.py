@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import warnings
@@ -306,3 +307,15 @@ def test_modality_read_by_no_fusion_cell(model_run: Path, tmp_path: Path) -> Non
     assert [a.name for a in loaded.forward.schema.arguments[1:]] == ["image", "audio"]
     with pytest.raises(DataError, match="modality 'audio' is missing"):
         predict(res.model_path, {"image": raw["image"][:4].numpy()})
+    # with the late skip the audio backbone's logits reach the output: no input is unused
+    skip = dataclasses.replace(arch, late_skip=True)
+    model = build_random_model(skip, seed=5)
+    skip.save(d / "arch.json")
+    atomic_torch_save(d / "weights.pt", dict(model.state_dict()))
+    res = export(model_run, mid, "onnx")
+    assert res.unused_modalities == () and res.max_abs_diff <= 1e-4
+    assert json.loads((d / "preprocess.json").read_text())["unused_inputs"] == []
+    image = raw["image"][:4].numpy()
+    a = predict(res.model_path, {"image": image, "audio": raw["audio"][:4].numpy()})
+    b = predict(res.model_path, {"image": image, "audio": raw["audio"][4:8].numpy()})
+    assert not np.allclose(a.probabilities, b.probabilities)  # audio is read

@@ -160,6 +160,9 @@ def raw_scale(
 
 
 def unused_modalities(model: MultimodalNet) -> tuple[str, ...]:
-    """Modalities whose backbone feeds no fusion point the genotype reads."""
+    """Modalities whose backbone feeds no fusion point the genotype reads (none with the late
+    skip: every backbone's logits reach the output)."""
+    if model.fusion.late_skip:
+        return ()
     used = {mi for mi, _ in model.refs}
     return tuple(m for i, m in enumerate(model.modality_names) if i not in used)
