@@ -72,3 +72,24 @@ def test_changing_initial_is_refused_naming_the_key_but_not_for_random_search(
         run_search(other, problem=SyntheticFactory())
     # random search ignores search.initial: its study resumes
     assert run_search(other, problem=SyntheticFactory(), strategy="random").n_complete == 8
+
+
+def test_fusion_keys_newer_than_a_study_enter_its_identity_only_off_their_old_value(
+    make_config,
+) -> None:
+    """A study made before fusion.late_skip / fusion.mixup existed (both off, in effect) keeps
+    its identity with them off; any other value is another study, and the refusal names it."""
+    from harmonic_nas.config import ExperimentConfig
+    from harmonic_nas.search.identity import config_identity, differing_keys
+
+    _, cfg = make_config()
+
+    def with_fusion(**kw: object) -> ExperimentConfig:
+        return cfg.model_copy(update={"fusion": cfg.fusion.model_copy(update=kw)})
+
+    old = with_fusion(late_skip=False, mixup=0.0)
+    ident = config_identity(old, "nsga2")
+    assert "fusion.late_skip" not in ident and "fusion.mixup" not in ident
+    new = config_identity(with_fusion(late_skip=True, mixup=0.4), "nsga2")
+    assert new["fusion.late_skip"] is True and new["fusion.mixup"] == 0.4
+    assert differing_keys(ident, new) == ["fusion.late_skip", "fusion.mixup"]

@@ -30,6 +30,11 @@ _OPERATIONAL = (
 _FIDELITY_KEYS = ("fidelity", "fidelity_fraction")
 
 
+#: FusionConfig fields and the value every study had before they existed: part of a study's
+#: identity only at another value, so that those studies resume with it.
+_NEUTRAL_FUSION = {"late_skip": False, "mixup": 0.0}
+
+
 #: Budget keys: not part of a study's identity, so raising them extends the study.
 BUDGET_KEYS = ("search.generations", "search.population")
 
@@ -72,6 +77,7 @@ def config_identity(cfg: ExperimentConfig, strategy: str) -> dict[str, Any]:
     (raising them extends a study), workers, storage, names or the final stage's test seeds."""
     data = cfg.model_dump(mode="json")
     payload: dict[str, Any] = {k: data[k] for k in _IDENTITY_SECTIONS}
+    payload["fusion"] = _fusion_section(data["fusion"])
     payload["search"] = {
         k: v for k, v in _search_section(data["search"]).items() if f"search.{k}" not in BUDGET_KEYS
     }
@@ -80,6 +86,11 @@ def config_identity(cfg: ExperimentConfig, strategy: str) -> dict[str, Any]:
     out = flatten(payload)
     out["strategy"] = strategy
     return out
+
+
+def _fusion_section(fusion: dict[str, Any]) -> dict[str, Any]:
+    """The ``fusion`` keys, without those at the value every study had before they existed."""
+    return {k: v for k, v in fusion.items() if _NEUTRAL_FUSION.get(k, object()) != v}
 
 
 def _search_section(search: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +118,7 @@ def legacy_config_hash(cfg: ExperimentConfig, strategy: str) -> str:
     """The hash studies made before budget keys left the identity recorded (to resume them)."""
     data = cfg.model_dump(mode="json")
     payload = {k: data[k] for k in _IDENTITY_SECTIONS}
+    payload["fusion"] = _fusion_section(data["fusion"])
     payload["search"] = _search_section(data["search"])
     payload["strategy"] = strategy
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
