@@ -30,6 +30,7 @@ from harmonic_nas.fusion import search as search_module
 from harmonic_nas.fusion.batches import SubsetSplit, split_train
 from harmonic_nas.fusion.cache import FeatureCache
 from harmonic_nas.fusion.hardware_term import hardware_vectors
+from harmonic_nas.fusion.mixup import Mixup
 from harmonic_nas.fusion.network import MixedOp, SearchCell
 from tests.fusion.conftest import OP_COSTS, make_backbones, make_dataset, small_fcfg
 
@@ -255,13 +256,13 @@ def test_mixup_mixes_points_late_logits_and_loss() -> None:
     pts = [torch.eye(4)]
     labels = torch.arange(4)
     late = 2 * torch.eye(4)
-    plain = search_module.Mixup(0.0, np.random.default_rng(0))
+    plain = Mixup(0.0, np.random.default_rng(0))
     loss = plain.loss(Probe(), pts, late, labels, "classification")
     assert seen[-1][0] is pts[0] and seen[-1][1] is late
     torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(torch.eye(4), labels))
     rng = np.random.default_rng(7)
     lam, perm = rng.beta(0.4, 0.4), torch.from_numpy(rng.permutation(4))
-    mixed = search_module.Mixup(0.4, np.random.default_rng(7))
+    mixed = Mixup(0.4, np.random.default_rng(7))
     loss = mixed.loss(Probe(), pts, late, labels, "classification")
     x = lam * torch.eye(4) + (1 - lam) * torch.eye(4)[perm]
     torch.testing.assert_close(seen[-1][0], x)

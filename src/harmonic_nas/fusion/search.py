@@ -44,7 +44,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -54,6 +53,7 @@ from harmonic_nas.fusion.batches import Batches, CyclingBatches, split_train
 from harmonic_nas.fusion.cache import FeatureCache, FeatureSplit
 from harmonic_nas.fusion.genotype import MAX_CELLS, MAX_NODES, FusionGenotype
 from harmonic_nas.fusion.hardware_term import BaseCost, OpCosts, hardware_vectors
+from harmonic_nas.fusion.mixup import Mixup
 from harmonic_nas.fusion.network import FixedFusionNet, SearchNetwork
 from harmonic_nas.fusion.ops import check_ops
 from harmonic_nas.tasks import Task, task_loss
@@ -193,39 +193,6 @@ def _logits(net: nn.Module, split: FeatureSplit, idx: Tensor) -> Tensor:
 
 def _count(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
-
-
-class Mixup:
-    """Mixup of cached fusion points (Zhang et al., 2018): a batch is mixed with a shuffled copy
-    of itself, ``lam * a + (1 - lam) * b`` with ``lam ~ Beta(alpha, alpha)``, the loss likewise
-    (``alpha = 0``: the plain loss). Its own generator, so that the rest of the training draws
-    the same numbers with or without it."""
-
-    def __init__(self, alpha: float, rng: np.random.Generator) -> None:
-        self.alpha = alpha
-        self.rng = rng
-
-    def loss(
-        self,
-        net: nn.Module,
-        points: list[Tensor],
-        late: Tensor | None,
-        labels: Tensor,
-        task: Task,
-    ) -> Tensor:
-        if self.alpha <= 0:
-            out: Tensor = task_loss(net(points, late), labels, task)
-            return out
-        lam = float(self.rng.beta(self.alpha, self.alpha))
-        perm = torch.from_numpy(self.rng.permutation(len(labels))).to(labels.device)
-
-        def mixed(x: Tensor) -> Tensor:
-            return lam * x + (1 - lam) * x.index_select(0, perm)
-
-        out = net([mixed(p) for p in points], None if late is None else mixed(late))
-        return lam * task_loss(out, labels, task) + (1 - lam) * task_loss(
-            out, labels.index_select(0, perm), task
-        )
 
 
 # --------------------------------------------------------------------------------------------
