@@ -4,8 +4,9 @@ The backbones are frozen during the fusion search, so their (pooled) fusion-poin
 fixed function of the input. :func:`compute_feature_cache` BN-recalibrates each backbone on the
 train split, then runs it once over train and val (eval mode, no grad) and keeps the pooled
 fusion points and the mean of the backbones' own classifier logits (what a ``late_skip`` fusion
-network adds to its output). The search then trains on these tensors. :func:`live_feature_source` gives the
-same interface but runs the backbones on every batch (for equivalence tests and benchmarks).
+network adds to its output). The search then trains on these tensors.
+:func:`live_feature_source` gives the same interface but runs the backbones on every batch (for
+equivalence tests and benchmarks).
 """
 
 from __future__ import annotations
