@@ -481,6 +481,24 @@ def test_cached_features_equal_live_backbones() -> None:
     idx = torch.randperm(48)[:20]
     for a, b in zip(cached.split("val").batch(idx), live.split("val").batch(idx), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        cached.split("val").late_logits(idx),
+        live.split("val").late_logits(idx),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    # one backbone pass per batch for its points and late logits, also through a subset
+    calls: list[int] = []
+    hooks = [
+        bb.register_forward_hook(lambda *_: calls.append(1))
+        for bb in live.split("val").backbones.values()  # type: ignore[attr-defined]
+    ]
+    part = SubsetSplit(live.split("val"), torch.arange(30))
+    step = torch.arange(8)
+    part.batch(step), part.late_logits(step)
+    assert len(calls) == 2  # two backbones, once each
+    for h in hooks:
+        h.remove()
     fcfg = small_fcfg(epochs=2, retrain_epochs=2, batch_size=16)
     r1 = search_fusion(cached, fcfg, cells=2, nodes=1, seed=5, device=CPU)
     r2 = search_fusion(live, fcfg, cells=2, nodes=1, seed=5, device=CPU)

@@ -65,11 +65,20 @@ class SubsetSplit:
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
+    _last: tuple[Tensor, Tensor] | None = field(default=None, init=False, repr=False)
+
+    def _base_index(self, idx: Tensor) -> Tensor:
+        """``idx`` in the base split; the same tensor for the same ``idx`` (so that a live base
+        split runs its backbones once for :meth:`batch` and :meth:`late_logits`)."""
+        if self._last is None or self._last[0] is not idx:
+            self._last = (idx, self.index.index_select(0, idx))
+        return self._last[1]
+
     def batch(self, idx: Tensor) -> list[Tensor]:
-        return self.base.batch(self.index.index_select(0, idx))
+        return self.base.batch(self._base_index(idx))
 
     def late_logits(self, idx: Tensor) -> Tensor | None:
-        return self.base.late_logits(self.index.index_select(0, idx))
+        return self.base.late_logits(self._base_index(idx))
 
 
 def split_train(

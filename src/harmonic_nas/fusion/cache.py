@@ -69,33 +69,40 @@ class CachedSplit:
 
 @dataclass
 class LiveSplit:
-    """Runs the frozen backbones on every batch (no cache); same outputs as :class:`CachedSplit`."""
+    """Runs the frozen backbones on every batch (no cache); same outputs as :class:`CachedSplit`.
+
+    The backbones run once per batch: :meth:`batch` and :meth:`late_logits` of the same ``idx``
+    (what every training and evaluation step asks for, in that order) share one pass."""
 
     backbones: dict[str, nn.Module]
     inputs: dict[str, Tensor]
     point_refs: list[tuple[str, int]]
     L: int
     labels: Tensor
+    _last: tuple[Tensor, list[Tensor], Tensor | None] | None = field(
+        default=None, init=False, repr=False
+    )
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
     @torch.no_grad()
-    def batch(self, idx: Tensor) -> list[Tensor]:
-        feats = {
-            m: _features(bb, self.inputs[m].index_select(0, idx))
-            for m, bb in self.backbones.items()
+    def _run(self, idx: Tensor) -> tuple[list[Tensor], Tensor | None]:
+        if self._last is not None and self._last[0] is idx:
+            return self._last[1], self._last[2]
+        outs = {
+            m: _outputs(bb, self.inputs[m].index_select(0, idx)) for m, bb in self.backbones.items()
         }
-        return [pool_point(feats[m][k], self.L) for m, k in self.point_refs]
+        points = [pool_point(outs[m][0][k], self.L) for m, k in self.point_refs]
+        late = mean_logits([o[1] for o in outs.values()])
+        self._last = (idx, points, late)
+        return points, late
 
-    @torch.no_grad()
+    def batch(self, idx: Tensor) -> list[Tensor]:
+        return self._run(idx)[0]
+
     def late_logits(self, idx: Tensor) -> Tensor | None:
-        return mean_logits(
-            [
-                _outputs(bb, self.inputs[m].index_select(0, idx))[1]
-                for m, bb in self.backbones.items()
-            ]
-        )
+        return self._run(idx)[1]
 
 
 @dataclass
