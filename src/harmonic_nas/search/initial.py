@@ -4,10 +4,10 @@ Optuna's NSGA-II draws its whole first generation at random. Uniform genes make 
 genome a sum of many independent choices, so a random generation clusters around mid-size
 networks and misses both ends of the front (the cheapest models and the most accurate ones),
 which four generations of selection did not reach in ``benchmarks/init_ablation.py``. With
-``search.initial: ladder`` (the default) ``population // 2`` (at least 2) genomes evenly spaced from :meth:`SearchSpace.min_genome` to
-:meth:`SearchSpace.max_genome` are enqueued before the first trial; the rest of the first
-generation stays random, and selection and variation do the rest. Random search, the baseline,
-is never seeded.
+``search.initial: ladder`` (the default) ``population // 2`` (at least 2) genomes evenly spaced
+from :meth:`SearchSpace.min_genome` to :meth:`SearchSpace.max_genome` are enqueued before the
+first trial; the rest of the first generation stays random, and selection and variation do the
+rest. Random search, the baseline, is never seeded.
 
 The ladder is enqueued once, into a study with no trials (a resumed or extended study is never
 seeded again); two processes creating a study at the same instant may both enqueue it, and the
