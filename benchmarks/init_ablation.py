@@ -27,7 +27,13 @@ import torch
 from harmonic_nas.config import load_config
 from harmonic_nas.search import run_search
 from harmonic_nas.utils.io import atomic_write_json
-from search_quality import ROOT, hv_curve, load, make_config  # benchmarks/search_quality.py
+from search_quality import (  # benchmarks/search_quality.py
+    ROOT,
+    add_seed_options,
+    hv_curve,
+    load,
+    make_config,
+)
 
 RESULTS = ROOT / "benchmarks" / "results" / "init_ablation.json"
 
@@ -60,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--population", type=int, default=16)
     ap.add_argument("--generations", type=int, default=4)
+    add_seed_options(ap)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # the CLI's policy: one intra-op thread per process
@@ -90,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {
                 "population": args.population,
                 "generations": args.generations,
+                "rescore_seeds": args.rescore_seeds,
+                "test_seeds": args.test_seeds,
                 "config": "configs/quick.yaml",
             },
             "seeds": seeds,

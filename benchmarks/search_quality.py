@@ -26,8 +26,13 @@ settings unless overridden) with EQUAL candidate budgets (default population 16 
    >= 0.98 (screen's final hypervolume over full-fidelity NSGA-II's, mean over seeds), with the
    CPU seconds and promotion rates of each.
 
+Every search re-scores its front with ``--rescore-seeds`` (default 3) seeds on val
+(``search.rescore_seeds``: the noise-aware front, its val metric the mean) and scores the final
+set on test with ``--test-seeds`` (default 3) retrainings; the projection of step 4 includes the
+re-scoring of the front.
+
     .venv/bin/python benchmarks/search_quality.py [--seeds 0 1 2] [--population 16]
-        [--generations 4] [--workers 2] [--skip-throughput]
+        [--generations 4] [--workers 2] [--rescore-seeds 3] [--test-seeds 3] [--skip-throughput]
 
 Runs live in ``runs/bench-search-quality-p<population>g<generations>-s<seed>``; results in
 ``benchmarks/results/search_quality.json`` (with a ``targets`` block).
@@ -75,8 +80,28 @@ def make_config(args: argparse.Namespace, seed: int) -> ExperimentConfig:
         name=f"bench-search-quality-p{args.population}g{args.generations}-s{seed}", seed=seed
     )
     data["run_dir"] = str(ROOT / "runs")
-    data["search"].update(population=args.population, generations=args.generations, fidelity="full")
+    data["search"].update(
+        population=args.population,
+        generations=args.generations,
+        fidelity="full",
+        rescore_seeds=args.rescore_seeds,
+        test_seeds=args.test_seeds,
+    )
     return ExperimentConfig.model_validate(data)
+
+
+def add_seed_options(ap: argparse.ArgumentParser) -> None:
+    """``--rescore-seeds`` / ``--test-seeds``: the settings of every search of this benchmark
+    (also of the benchmarks that continue its runs)."""
+    ap.add_argument(
+        "--rescore-seeds",
+        type=int,
+        default=3,
+        help="search.rescore_seeds: seeds per front member's val score (noise-aware front)",
+    )
+    ap.add_argument(
+        "--test-seeds", type=int, default=3, help="search.test_seeds: retrainings per test score"
+    )
 
 
 def ensure_supernets(cfg: ExperimentConfig) -> float:
@@ -233,12 +258,14 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     return out
 
 
-def throughput(args: argparse.Namespace, seed: int, promotion: dict[str, float]) -> dict[str, Any]:
+def throughput(
+    args: argparse.Namespace, seed: int, promotion: dict[str, float], front: dict[str, float]
+) -> dict[str, Any]:
     cfg = make_config(args, seed)
     data = cfg.model_dump(mode="json")
     epochs = 2
     data["fusion"].update(C=192, L=16, batch_size=96, epochs=epochs, retrain_epochs=epochs)
-    data["search"].update(population=4, generations=2)
+    data["search"].update(population=4, generations=2, rescore_seeds=1)  # timing only
     cfg = ExperimentConfig.model_validate(data)
     ensure_supernets(cfg)
     name = f"throughput-w{args.workers}"
@@ -281,14 +308,19 @@ def throughput(args: argparse.Namespace, seed: int, promotion: dict[str, float])
         prob.evaluate(g, seed=0, fidelity=SCREEN_FIDELITY)
         screen_cpu.append(time.process_time() - c0)
     cheap_s = {"halving": statistics.mean(cheap), "screen": statistics.mean(screen_cpu)}
+    # the noise-aware front: (rescore_seeds - 1) more full evaluations per front member (the
+    # front's size measured on av-digits); one after the other, no parallel speed-up assumed
+    rescore_s = {m: (args.rescore_seeds - 1) * front[m] * per_candidate for m in front}
     multi = {
         mode: {
             "cheap_s": cheap_s[mode],
             "promotion_rate": promotion[mode],
             "projected_candidate_s": cheap_s[mode] + promotion[mode] * per_candidate,
-            "projected_paper_budget_h": PAPER_CANDIDATES
-            * (cheap_s[mode] + promotion[mode] * per_candidate)
-            / speedup
+            "rescore_h": rescore_s[mode] / 3600,
+            "projected_paper_budget_h": (
+                PAPER_CANDIDATES * (cheap_s[mode] + promotion[mode] * per_candidate) / speedup
+                + rescore_s[mode]
+            )
             / 3600,
         }
         for mode in MULTI_FIDELITY_MODES
@@ -307,7 +339,9 @@ def throughput(args: argparse.Namespace, seed: int, promotion: dict[str, float])
         "mean_candidate_s": statistics.mean(durations),
         "parallel_speedup": speedup,
         "projected_candidate_s_at_25_epochs": per_candidate,
-        "projected_paper_budget_h": PAPER_CANDIDATES * per_candidate / speedup / 3600,
+        "projected_paper_budget_h": (PAPER_CANDIDATES * per_candidate / speedup + rescore_s["full"])
+        / 3600,
+        "rescore_seeds": args.rescore_seeds,
         "multi_fidelity": multi,
         "cpu_count": os.cpu_count(),
     }
@@ -325,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--population", type=int, default=16)
     ap.add_argument("--generations", type=int, default=4)
     ap.add_argument("--workers", type=int, default=2)
+    add_seed_options(ap)
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     args = ap.parse_args(argv)
@@ -395,7 +430,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     tp = None
     if not args.skip_throughput:
-        tp = throughput(args, args.seeds[0], {m: v["promotion_rate_mean"] for m, v in mf.items()})
+        fronts = {
+            key: statistics.mean(r[f"nsga2{suffix}"]["front_size"] for r in seeds)
+            for key, suffix in (("full", ""), *((m, f"_{m}") for m in MULTI_FIDELITY_MODES))
+        }
+        tp = throughput(
+            args, args.seeds[0], {m: v["promotion_rate_mean"] for m, v in mf.items()}, fronts
+        )
         print(
             f"throughput ({tp['workers']} workers, C=192 L=16): {tp['candidates_per_hour']:.1f} "
             f"candidates/h, speed-up x{tp['parallel_speedup']:.2f}; projected paper budget: "
@@ -435,6 +476,8 @@ def main(argv: list[str] | None = None) -> int:
             "settings": {
                 "population": args.population,
                 "generations": args.generations,
+                "rescore_seeds": args.rescore_seeds,
+                "test_seeds": args.test_seeds,
                 "seeds": args.seeds,
                 "config": "configs/quick.yaml",
                 "fusion": args.base.fusion.model_dump(mode="json"),

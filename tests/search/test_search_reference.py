@@ -1,6 +1,7 @@
 """The hypervolume reference point (issue 11 item 6): it bounds the total cost of every candidate
 (backbones, reshapes, operators, cell norms, head, overhead) with any genotype, and it depends on
-the search space and the device table only."""
+the search space and the device table only. The cheap pass's lower bound (the screen's cost and
+the ideal point) is below every candidate's cost, and with the late skip counts every backbone."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from harmonic_nas.search.genome import MultimodalGenome
 OPS = ("Sum", "ScaleDotAttn", "LinearGLU", "ConcatFC", "SE1", "CatConvMish")
 
 
-def _cfg(tmp_path: Path) -> ExperimentConfig:
+def _cfg(tmp_path: Path, late_skip: bool = True) -> ExperimentConfig:
     return parse_config(
         {
             "name": "ref",
@@ -31,7 +32,7 @@ def _cfg(tmp_path: Path) -> ExperimentConfig:
                 "audio": {"preset": "avmnist", "shape": [1, 20, 20]},
             },
             "device": {"backend": "torch"},
-            "fusion": {"C": 8, "L": 4, "ops": list(OPS)},
+            "fusion": {"C": 8, "L": 4, "ops": list(OPS), "late_skip": late_skip},
             "search": {"cells": [1, 3], "nodes": [1, 3]},
         }
     )
@@ -63,7 +64,9 @@ def _problem(cfg: ExperimentConfig, lut: LUT) -> HarmonicProblem:
     return prob
 
 
-def _random_genotype(rng: random.Random, cells: int, nodes: int, n_points: int) -> FusionGenotype:
+def _random_genotype(
+    rng: random.Random, cells: int, nodes: int, n_points: int, multiplier: int | None = None
+) -> FusionGenotype:
     out = []
     for i in range(cells):
         states = n_points + i
@@ -72,7 +75,7 @@ def _random_genotype(rng: random.Random, cells: int, nodes: int, n_points: int) 
             for j in range(nodes)
         )
         out.append(CellGenotype((rng.randrange(states), rng.randrange(states)), inner))
-    return FusionGenotype(tuple(out), rng.randint(1, cells))
+    return FusionGenotype(tuple(out), multiplier or rng.randint(1, cells))
 
 
 def _random_genome(prob: HarmonicProblem, rng: random.Random) -> MultimodalGenome:
@@ -81,11 +84,14 @@ def _random_genome(prob: HarmonicProblem, rng: random.Random) -> MultimodalGenom
 
 
 def _total(
-    prob: HarmonicProblem, genome: MultimodalGenome, rng: random.Random
+    prob: HarmonicProblem,
+    genome: MultimodalGenome,
+    rng: random.Random,
+    multiplier: int | None = None,
 ) -> tuple[float, float]:
     arch = prob.arch_spec(genome)
     n_points = len(point_refs(arch, arch_feature_shapes(arch)))
-    geno = _random_genotype(rng, genome.cells, genome.nodes, n_points)
+    geno = _random_genotype(rng, genome.cells, genome.nodes, n_points, multiplier)
     total = prob.cost_model.cost_arch(arch.with_genotype(geno)).total
     return total.latency_ms, total.energy_mj
 
@@ -133,3 +139,44 @@ def test_reference_point_depends_on_the_space_and_table_only(tmp_path: Path) -> 
     other = cfg.model_copy(update={"seed": 5})
     c = _problem(other, lut)
     assert a.reference_costs() == b.reference_costs() == c.reference_costs()
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+@pytest.mark.parametrize("late_skip", [True, False])
+def test_lower_bound_is_below_every_candidate(
+    tmp_path: Path, backend: str, late_skip: bool
+) -> None:
+    """The cheap pass's bound holds for any genotype the search can derive (head multiplier
+    min(fusion.multiplier, cells)), on a random table where bigger layers may be cheaper."""
+    cfg = _cfg(tmp_path, late_skip)
+    rng = random.Random(1)
+    prob = _problem(cfg, _lut(cfg, backend, rng))
+    gap = []
+    for genome in [prob.space.min_genome()] + [_random_genome(prob, rng) for _ in range(80)]:
+        bound = prob.lower_bound(genome)
+        mult = min(cfg.fusion.multiplier, genome.cells)
+        lat, en = _total(prob, genome, rng, mult)
+        assert bound.latency_ms <= lat + 1e-9, genome.key()
+        assert bound.energy_mj <= en + 1e-9, genome.key()
+        gap.append(lat - bound.latency_ms)
+    assert min(gap) >= 0.0
+    ideal, _ = prob.reference_costs()
+    assert ideal == prob.lower_bound(prob.space.min_genome())
+
+
+def test_lower_bound_counts_every_backbone_with_the_late_skip(tmp_path: Path) -> None:
+    """On a pruning backend (flat table: 1 ms a layer, overhead 0.5 ms) the late skip keeps every
+    backbone layer live: the bound is 2 x 9 backbone layers + min(2, cells) operators +
+    overhead; without the skip only the shallowest prefix of one modality is sure to run."""
+    genome = None
+    bounds = {}
+    for skip in (True, False):
+        cfg = _cfg(tmp_path, skip)
+        prob = _problem(cfg, _lut(cfg, "onnxruntime", None))
+        genome = prob.space.max_genome()
+        bounds[skip] = prob.lower_bound(genome)
+    assert genome is not None
+    n_ops = min(2, genome.cells)
+    assert bounds[True].latency_ms == pytest.approx(2 * 9 + n_ops + 0.5)
+    assert bounds[True].energy_mj == pytest.approx(2 * (2 * 9 + n_ops) + 1.0)
+    assert bounds[False].latency_ms < bounds[True].latency_ms - 9

@@ -11,8 +11,10 @@ both cases:
 * eager backends (torch, imported Jetson tables): every backbone layer runs, so the bound is the
   backbone-only cost + ``cells x nodes`` cheapest fusion operators + overhead;
 * dead-code-pruning backends: only the last ``multiplier`` cells are sure to run (one node each at
-  least), and only one modality is sure to feed the fusion (up to its first fusion point), so the
-  bound is that cheapest prefix + ``min(multiplier, cells)`` cheapest operators + overhead.
+  least), so at least ``min(multiplier, cells)`` cheapest operators run. With ``fusion.late_skip``
+  every backbone runs whole (its classifier's logits reach the output), so the bound is every
+  backbone layer + those operators + overhead; without it only one modality is sure to feed the
+  fusion (up to its first fusion point), and the bound counts that cheapest prefix instead.
 """
 
 from __future__ import annotations
@@ -194,7 +196,7 @@ class HarmonicProblem:
         op = Cost(min(c[0] for c in ops), min(c[1] for c in ops))
         n_ops = genome.cells * genome.nodes
         backbones = Cost()
-        if not cm.prunes_dead_layers:
+        if not cm.prunes_dead_layers or self.cfg.fusion.late_skip:
             for specs in layers.values():
                 backbones = backbones + cm.cost_layers(specs)
         else:
@@ -202,6 +204,7 @@ class HarmonicProblem:
             backbones = Cost(
                 min(c.latency_ms for c in prefixes), min(c.energy_mj for c in prefixes)
             )
+        if cm.prunes_dead_layers:
             n_ops = min(self.cfg.fusion.multiplier, genome.cells)
         total = backbones + cm.overhead()
         for _ in range(n_ops):
