@@ -21,9 +21,12 @@ Prints a table and saves benchmarks/results/fusion_search.json (with a ``targets
 5. ``paper``: one candidate at the paper's fusion defaults (C=192, L=16, batch 96, 25 + 25 epochs;
    op costs from the published Jetson TX2 fusion table when present): CPU time, FLOPs, FLOP/s.
 
+Seed ``s`` of part 1 is a whole pipeline, as in ``search_quality.py``: the dataset, the supernets
+and the host LUT of run ``runs/bench-fusion-s<s>`` (configs/quick.yaml settings, ``seed: s``;
+supernets trained when missing), then its searches and baselines; every comparison is paired
+within a seed and averaged over seeds (the supernets move late fusion by about a point, more than
+the fusion seeds do). Parts 2-5 use the first seed's run, with every seed for the fusion search.
 Times are CPU seconds of this process (1 intra-op thread): the machine may be shared.
-Supernets (configs/quick.yaml settings, run ``runs/bench-fusion``) are trained when missing, and
-the host LUT profiled.
 
     .venv/bin/python benchmarks/fusion_search.py [--seeds 0 1 2]
         [--parts accuracy lambda ablation cache paper]
@@ -143,54 +146,88 @@ class Bench:
         }
 
 
-def part_accuracy(b: Bench, seeds: list[int], results: dict[str, Any]) -> None:
-    fcfg = b.cfg.fusion
-    cache = b.cache(fcfg.L, ("train", "val", "test"))
-    protocols = {
-        "honest": fcfg,
-        "reference": fcfg.model_copy(update={"arch_split": 0.0}),
-    }
-    out: dict[str, Any] = {}
-    for name, pcfg in protocols.items():
-        rows = []
-        for seed in seeds:
-            rows.append(b.search(cache, pcfg, seed))
-            r = rows[-1]
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def part_accuracy(benches: dict[int, Bench], results: dict[str, Any]) -> None:
+    """Seed ``s`` is a whole pipeline (dataset, supernets, LUT, search, baselines); every
+    comparison is paired within a seed, then averaged."""
+    out: dict[str, dict[str, Any]] = {name: {"runs": []} for name in ("honest", "reference")}
+    per_seed: list[dict[str, Any]] = []
+    for seed, b in benches.items():
+        fcfg = b.cfg.fusion
+        cache = b.cache(fcfg.L, ("train", "val", "test"))
+        for name, pcfg in (
+            ("honest", fcfg),
+            ("reference", fcfg.model_copy(update={"arch_split": 0.0})),
+        ):
+            out[name]["arch_split"] = pcfg.arch_split
+            out[name]["runs"].append(b.search(cache, pcfg, seed))
+            r = out[name]["runs"][-1]
             print(
                 f"  {name} seed {seed}: val {r['val']:.4f} test {r['test']:.4f} "
                 f"{r['latency_ms']:.4f} ms  {r['genotype']}",
                 flush=True,
             )
-        val_mean = statistics.mean(r["val"] for r in rows)
-        test_mean = statistics.mean(r["test"] for r in rows)
-        out[name] = {
-            "arch_split": pcfg.arch_split,
-            "runs": rows,
-            "val_mean": val_mean,
-            "val_std": statistics.stdev(r["val"] for r in rows) if len(rows) > 1 else 0.0,
-            "test_mean": test_mean,
-            "test_std": statistics.stdev(r["test"] for r in rows) if len(rows) > 1 else 0.0,
-            "latency_ms_mean": statistics.mean(r["latency_ms"] for r in rows),
-            "val_test_gap_points": 100 * (val_mean - test_mean),
-        }
-    baselines = late_fusion_rows(b.problem)
-    by = {r["name"]: r for r in baselines}
-    singles = [r for r in baselines if r["name"].startswith("single:")]
-    best_single = max(singles, key=lambda r: r["val_metric"])  # chosen on val
-    fused = out["honest"]["test_mean"]
+        baselines = late_fusion_rows(b.problem)
+        by = {r["name"]: r for r in baselines}
+        singles = [r for r in baselines if r["name"].startswith("single:")]
+        best_single = max(singles, key=lambda r: r["val_metric"])  # chosen on val
+        fused = out["honest"]["runs"][-1]["test"]
+        per_seed.append(
+            {
+                "seed": seed,
+                "baselines": baselines,
+                "best_single_modality": best_single["name"],
+                "fused_vs_late_fusion_avg_points": 100
+                * (fused - by["late-fusion-avg"]["test_metric"]),
+                "fused_vs_late_fusion_linear_points": 100
+                * (fused - by["late-fusion-linear"]["test_metric"]),
+                "fused_vs_best_single_points": 100 * (fused - best_single["test_metric"]),
+            }
+        )
+    for x in out.values():
+        rows = x["runs"]
+        x["val_mean"], x["val_std"] = _mean_std([r["val"] for r in rows])
+        x["test_mean"], x["test_std"] = _mean_std([r["test"] for r in rows])
+        x["latency_ms_mean"] = statistics.mean(r["latency_ms"] for r in rows)
+        x["val_test_gap_points"] = 100 * (x["val_mean"] - x["test_mean"])
+    names = [r["name"] for r in per_seed[0]["baselines"]]
+    summary = []
+    for name in names:
+        rows = [next(r for r in s["baselines"] if r["name"] == name) for s in per_seed]
+        val, val_std = _mean_std([r["val_metric"] for r in rows])
+        test, test_std = _mean_std([r["test_metric"] for r in rows])
+        summary.append(
+            {
+                "name": name,
+                "description": rows[0]["description"],
+                "val_metric": val,
+                "val_metric_std": val_std,
+                "test_metric": test,
+                "test_metric_std": test_std,
+                "latency_ms": statistics.mean(r["latency_ms"] for r in rows),
+            }
+        )
+    first = next(iter(benches.values())).cfg.fusion
     results["accuracy"] = {
         "settings": {
-            k: getattr(fcfg, k)
+            k: getattr(first, k)
             for k in ("C", "L", "epochs", "retrain_epochs", "batch_size", "cells", "nodes")
         }
-        | {"lambda_lat": fcfg.lambda_lat, "arch_split": fcfg.arch_split},
+        | {"lambda_lat": first.lambda_lat, "arch_split": first.arch_split},
         **out,
-        "baselines": baselines,
-        "best_single_modality": best_single["name"],
-        "fused_vs_late_fusion_avg_points": 100 * (fused - by["late-fusion-avg"]["test_metric"]),
-        "fused_vs_late_fusion_linear_points": 100
-        * (fused - by["late-fusion-linear"]["test_metric"]),
-        "fused_vs_best_single_points": 100 * (fused - best_single["test_metric"]),
+        "baselines": summary,
+        "per_seed": per_seed,
+        **{
+            key: statistics.mean(s[key] for s in per_seed)
+            for key in (
+                "fused_vs_late_fusion_avg_points",
+                "fused_vs_late_fusion_linear_points",
+                "fused_vs_best_single_points",
+            )
+        },
     }
 
 
@@ -383,11 +420,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = load_config(
-        args.config, overrides={"name": "bench-fusion", "run_dir": str(ROOT / "runs")}
-    )
+
+    def bench(seed: int) -> Bench:
+        return Bench(
+            load_config(
+                args.config,
+                overrides={
+                    "name": f"bench-fusion-s{seed}",
+                    "run_dir": str(ROOT / "runs"),
+                    "seed": seed,
+                },
+            )
+        )
+
     t0 = time.perf_counter()
-    b = Bench(cfg)
+    b = bench(args.seeds[0])
+    cfg = b.cfg
     ds = b.problem.dataset
     results: dict[str, Any] = {
         "command": " ".join(["python", "benchmarks/fusion_search.py", *(argv or sys.argv[1:])]),
@@ -400,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if "accuracy" in args.parts:
         print("[1] fused max backbones vs late fusion, honest vs reference protocol", flush=True)
-        part_accuracy(b, args.seeds, results)
+        part_accuracy({s: b if s == args.seeds[0] else bench(s) for s in args.seeds}, results)
     if "lambda" in args.parts:
         print("[2] lambda_lat sweep", flush=True)
         part_lambda(b, args.seeds, args.lambdas, results)

@@ -33,6 +33,12 @@ re-scoring of the front.
 
     .venv/bin/python benchmarks/search_quality.py [--seeds 0 1 2] [--population 16]
         [--generations 4] [--workers 2] [--rescore-seeds 3] [--test-seeds 3] [--skip-throughput]
+    .venv/bin/python benchmarks/search_quality.py --resummarise [--out FILE]
+
+``--resummarise`` recomputes only the summary and the ``targets`` block of a saved result from
+its per-seed records and throughput (nothing is re-run). The summary's ``hv_ratio_ceiling`` is
+the ratio a front made of the ideal point alone would reach over random search (normalised
+hypervolume 1.0 over random's): no strategy can exceed it on that seed's reference points.
 
 Runs live in ``runs/bench-search-quality-p<population>g<generations>-s<seed>``; results in
 ``benchmarks/results/search_quality.json`` (with a ``targets`` block).
@@ -55,6 +61,7 @@ import torch
 from _targets import target  # benchmarks/_targets.py
 from harmonic_nas.config import ExperimentConfig, load_config
 from harmonic_nas.data import load_dataset
+from harmonic_nas.errors import HarmonicError
 from harmonic_nas.pretrain import pretrain_supernet
 from harmonic_nas.search import run_search
 from harmonic_nas.search.baselines import run_baselines
@@ -353,6 +360,115 @@ def fmt(v: Any, d: int = 3) -> str:
     return f"{v:.{d}f}" if isinstance(v, float) else str(v)
 
 
+def summarise(seeds: list[dict[str, Any]], population: int, budget: int) -> dict[str, Any]:
+    """The across-seed summary of the per-seed records (also recomputed by ``--resummarise``)."""
+    ratios = [r["hv_ratio"] for r in seeds]
+    ceilings = [
+        1.0 / r["random"]["hypervolume"] if r["random"]["hypervolume"] else math.inf for r in seeds
+    ]
+    fractions = [r["nsga2_budget_fraction_to_random_final_hv"] for r in seeds]
+    vs_late = [r["accuracy_best"]["vs_late_fusion_points"] for r in seeds]
+    lat_ratio = [r["accuracy_best"]["latency_ratio_to_late_fusion"] for r in seeds]
+    overall = [r["accuracy_best_overall"]["vs_late_fusion_points"] for r in seeds]
+    first_gen = [r["nsga2"]["hv_curve"][population - 1] for r in seeds]
+    gains = [r["latency_best"]["latency_gain"] if r["latency_best"] else 0.0 for r in seeds]
+    mf = {
+        mode: {
+            "hv_retained_mean": statistics.mean(r[f"nsga2_{mode}"]["hv_retained"] for r in seeds),
+            "hv_retained_per_seed": [r[f"nsga2_{mode}"]["hv_retained"] for r in seeds],
+            "promotion_rate_mean": statistics.mean(
+                r[f"nsga2_{mode}"]["promotion_rate"] for r in seeds
+            ),
+            "cpu_ratio_mean": statistics.mean(
+                r[f"nsga2_{mode}"]["cpu_ratio_to_full"] for r in seeds
+            ),
+            "cpu_ratio_per_seed": [r[f"nsga2_{mode}"]["cpu_ratio_to_full"] for r in seeds],
+        }
+        for mode in MULTI_FIDELITY_MODES
+    }
+    primary = MULTI_FIDELITY_MODES[0]
+    summary: dict[str, Any] = {
+        "budget": budget,
+        "hv_ratio_mean": statistics.mean(ratios),
+        "hv_ratio_per_seed": ratios,
+        # the ratio a front made of the ideal point alone would reach (normalised HV 1.0):
+        # no strategy can exceed it on that seed's reference point
+        "hv_ratio_ceiling_per_seed": ceilings,
+        "hv_ratio_ceiling_mean": statistics.mean(ceilings),
+        "nsga2_budget_fraction_mean": statistics.mean(fractions),
+        "front_vs_late_fusion_points_mean": statistics.mean(vs_late),
+        "front_vs_late_fusion_points_per_seed": vs_late,
+        "front_latency_ratio_to_late_fusion_mean": statistics.mean(lat_ratio),
+        "front_overall_vs_late_fusion_points_per_seed": overall,
+        # NSGA-II's hypervolume after its first generation (search.initial's seeded ladder +
+        # random genomes) over random search's final one: what selection adds is the rest
+        "nsga2_first_generation_hv_ratio_per_seed": [
+            h / r["random"]["hypervolume"] for h, r in zip(first_gen, seeds, strict=True)
+        ],
+        "latency_gain_vs_bm_nas_max_mean": statistics.mean(gains),
+        "latency_gain_vs_bm_nas_max_per_seed": gains,
+        "multi_fidelity_mode": primary,
+        "multi_fidelity": mf,
+    }
+    return summary
+
+
+def targets_of(summary: dict[str, Any], tp: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``targets`` block from the summary and the throughput record."""
+    primary = summary["multi_fidelity_mode"]
+    mf = summary["multi_fidelity"]
+    return {
+        "hv_ratio_nsga2_vs_random": target(summary["hv_ratio_mean"], 1.10, ">="),
+        "nsga2_budget_to_random_final_hv": target(
+            summary["nsga2_budget_fraction_mean"], 0.67, "<="
+        ),
+        "front_vs_late_fusion_points": target(
+            summary["front_vs_late_fusion_points_mean"],
+            -0.5,
+            ">=",
+            met=summary["front_vs_late_fusion_points_mean"] >= -0.5
+            and summary["front_latency_ratio_to_late_fusion_mean"] < 1.0,
+        ),
+        "latency_gain_vs_bm_nas_max": target(summary["latency_gain_vs_bm_nas_max_mean"], 1.9, ">="),
+        "paper_scale_hours_2_workers": target(
+            tp["multi_fidelity"][primary]["projected_paper_budget_h"] if tp else None, 4.0, "<="
+        ),
+        "multi_fidelity_hv_retained": target(mf[primary]["hv_retained_mean"], 0.98, ">="),
+    }
+
+
+def show(summary: dict[str, Any], targets: dict[str, Any]) -> None:
+    print(
+        f"hypervolume ratio NSGA-II / random x{summary['hv_ratio_mean']:.3f}; the most any front "
+        f"could reach on these reference points (the ideal point alone) "
+        f"x{summary['hv_ratio_ceiling_mean']:.3f}"
+    )
+    print()
+    print(f"{'target':<36}{'value':>12}{'goal':>10}  met")
+    for name, t in targets.items():
+        print(f"{name:<36}{fmt(t['value']):>12}{t['op'] + ' ' + str(t['target']):>10}  {t['met']}")
+
+
+def resummarise(path: Path) -> int:
+    """Recompute the summary and the targets of a saved result from its per-seed records and
+    throughput (nothing is re-run)."""
+    try:
+        results = read_json(path, schema_version=1, what="search_quality result")
+    except HarmonicError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = results["settings"]
+    summary = summarise(
+        results["seeds"], settings["population"], settings["population"] * settings["generations"]
+    )
+    results["summary"] = summary
+    results["targets"] = targets_of(summary, results["throughput"])
+    atomic_write_json(path, results, schema_version=1)
+    show(summary, results["targets"])
+    print(f"updated summary and targets in {_rel(path)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -362,7 +478,14 @@ def main(argv: list[str] | None = None) -> int:
     add_seed_options(ap)
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
+    ap.add_argument(
+        "--resummarise",
+        action="store_true",
+        help="recompute only the summary and targets of the saved --out file (nothing is re-run)",
+    )
     args = ap.parse_args(argv)
+    if args.resummarise:
+        return resummarise(args.out)
     torch.set_num_threads(1)  # the CLI's policy: one intra-op thread per process
     args.base = load_config(ROOT / "configs" / "quick.yaml")  # read once: edits do not leak in
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -387,47 +510,7 @@ def main(argv: list[str] | None = None) -> int:
             f"({r['wall_s'] / 60:.1f} min)",
             flush=True,
         )
-    ratios = [r["hv_ratio"] for r in seeds]
-    fractions = [r["nsga2_budget_fraction_to_random_final_hv"] for r in seeds]
-    vs_late = [r["accuracy_best"]["vs_late_fusion_points"] for r in seeds]
-    lat_ratio = [r["accuracy_best"]["latency_ratio_to_late_fusion"] for r in seeds]
-    overall = [r["accuracy_best_overall"]["vs_late_fusion_points"] for r in seeds]
-    first_gen = [r["nsga2"]["hv_curve"][args.population - 1] for r in seeds]
-    gains = [r["latency_best"]["latency_gain"] if r["latency_best"] else 0.0 for r in seeds]
-    mf = {
-        mode: {
-            "hv_retained_mean": statistics.mean(r[f"nsga2_{mode}"]["hv_retained"] for r in seeds),
-            "hv_retained_per_seed": [r[f"nsga2_{mode}"]["hv_retained"] for r in seeds],
-            "promotion_rate_mean": statistics.mean(
-                r[f"nsga2_{mode}"]["promotion_rate"] for r in seeds
-            ),
-            "cpu_ratio_mean": statistics.mean(
-                r[f"nsga2_{mode}"]["cpu_ratio_to_full"] for r in seeds
-            ),
-            "cpu_ratio_per_seed": [r[f"nsga2_{mode}"]["cpu_ratio_to_full"] for r in seeds],
-        }
-        for mode in MULTI_FIDELITY_MODES
-    }
-    primary = MULTI_FIDELITY_MODES[0]
-    summary: dict[str, Any] = {
-        "budget": budget,
-        "hv_ratio_mean": statistics.mean(ratios),
-        "hv_ratio_per_seed": ratios,
-        "nsga2_budget_fraction_mean": statistics.mean(fractions),
-        "front_vs_late_fusion_points_mean": statistics.mean(vs_late),
-        "front_vs_late_fusion_points_per_seed": vs_late,
-        "front_latency_ratio_to_late_fusion_mean": statistics.mean(lat_ratio),
-        "front_overall_vs_late_fusion_points_per_seed": overall,
-        # NSGA-II's hypervolume after its first generation (search.initial's seeded ladder +
-        # random genomes) over random search's final one: what selection adds is the rest
-        "nsga2_first_generation_hv_ratio_per_seed": [
-            h / r["random"]["hypervolume"] for h, r in zip(first_gen, seeds, strict=True)
-        ],
-        "latency_gain_vs_bm_nas_max_mean": statistics.mean(gains),
-        "latency_gain_vs_bm_nas_max_per_seed": gains,
-        "multi_fidelity_mode": primary,
-        "multi_fidelity": mf,
-    }
+    summary = summarise(seeds, args.population, budget)
     tp = None
     if not args.skip_throughput:
         fronts = {
@@ -435,7 +518,10 @@ def main(argv: list[str] | None = None) -> int:
             for key, suffix in (("full", ""), *((m, f"_{m}") for m in MULTI_FIDELITY_MODES))
         }
         tp = throughput(
-            args, args.seeds[0], {m: v["promotion_rate_mean"] for m, v in mf.items()}, fronts
+            args,
+            args.seeds[0],
+            {m: v["promotion_rate_mean"] for m, v in summary["multi_fidelity"].items()},
+            fronts,
         )
         print(
             f"throughput ({tp['workers']} workers, C=192 L=16): {tp['candidates_per_hour']:.1f} "
@@ -447,28 +533,8 @@ def main(argv: list[str] | None = None) -> int:
             ),
             flush=True,
         )
-    targets = {
-        "hv_ratio_nsga2_vs_random": target(summary["hv_ratio_mean"], 1.10, ">="),
-        "nsga2_budget_to_random_final_hv": target(
-            summary["nsga2_budget_fraction_mean"], 0.67, "<="
-        ),
-        "front_vs_late_fusion_points": target(
-            summary["front_vs_late_fusion_points_mean"],
-            -0.5,
-            ">=",
-            met=summary["front_vs_late_fusion_points_mean"] >= -0.5
-            and summary["front_latency_ratio_to_late_fusion_mean"] < 1.0,
-        ),
-        "latency_gain_vs_bm_nas_max": target(summary["latency_gain_vs_bm_nas_max_mean"], 1.9, ">="),
-        "paper_scale_hours_2_workers": target(
-            tp["multi_fidelity"][primary]["projected_paper_budget_h"] if tp else None, 4.0, "<="
-        ),
-        "multi_fidelity_hv_retained": target(mf[primary]["hv_retained_mean"], 0.98, ">="),
-    }
-    print()
-    print(f"{'target':<36}{'value':>12}{'goal':>10}  met")
-    for name, t in targets.items():
-        print(f"{name:<36}{fmt(t['value']):>12}{t['op'] + ' ' + str(t['target']):>10}  {t['met']}")
+    targets = targets_of(summary, tp)
+    show(summary, targets)
     atomic_write_json(
         args.out,
         {
