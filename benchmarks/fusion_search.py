@@ -22,8 +22,8 @@ Prints a table and saves benchmarks/results/fusion_search.json (with a ``targets
    op costs from the published Jetson TX2 fusion table when present): CPU time, FLOPs, FLOP/s.
 
 Seed ``s`` of part 1 is a whole pipeline, as in ``search_quality.py``: the dataset, the supernets
-and the host LUT of run ``runs/bench-fusion-s<s>`` (configs/quick.yaml settings, ``seed: s``;
-supernets trained when missing), then its searches and baselines; every comparison is paired
+and the host LUT of run ``runs/bench-fusion-s<s>`` (configs/quick.yaml settings with the
+benchmarks' pretraining epochs, benchmarks/_setup.py; ``seed: s``; supernets trained when missing), then its searches and baselines; every comparison is paired
 within a seed and averaged over seeds (the supernets move late fusion by about a point, more than
 the fusion seeds do). Parts 2-5 use the first seed's run, with every seed for the fusion search.
 Times are CPU seconds of this process (1 intra-op thread): the machine may be shared.
@@ -46,8 +46,9 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from _setup import BASE_CONFIG, load_bench_config  # benchmarks/_setup.py
 from _targets import target  # benchmarks/_targets.py
-from harmonic_nas.config import ExperimentConfig, FusionConfig, load_config
+from harmonic_nas.config import ExperimentConfig, FusionConfig
 from harmonic_nas.errors import StageMissingError
 from harmonic_nas.fusion import (
     compute_feature_cache,
@@ -407,7 +408,12 @@ def targets_of(r: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", type=Path, default=ROOT / "configs" / "quick.yaml")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=BASE_CONFIG,
+        help="base config (pretraining epochs: benchmarks/_setup.py)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--lambdas", type=float, nargs="+", default=list(LAMBDAS))
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
@@ -423,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def bench(seed: int) -> Bench:
         return Bench(
-            load_config(
+            load_bench_config(
                 args.config,
                 overrides={
                     "name": f"bench-fusion-s{seed}",
@@ -442,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": str(args.config.relative_to(ROOT)) if args.config.is_relative_to(ROOT) else "",
         "seeds": args.seeds,
         "threads": args.threads,
+        "pretrain": cfg.pretrain.model_dump(mode="json"),
         "fusion": cfg.fusion.model_dump(mode="json"),
         "dataset": {"name": ds.name, **{s: len(ds.split(s)) for s in ("train", "val", "test")}},
         "energy_source": b.problem.cost_model.lut.energy_source,

@@ -3,7 +3,7 @@
 Runs NSGA-II once more per seed with ``search.initial: random`` (Optuna's all-random first
 generation) on the runs ``benchmarks/search_quality.py`` made (same supernets, LUT, budget and
 reference point; run that first), and sets its hypervolume beside the ladder-seeded NSGA-II's and
-random search's from those runs. Full fidelity, configs/quick.yaml settings.
+random search's from those runs. Full fidelity, search_quality's settings (benchmarks/_setup.py).
 
     .venv/bin/python benchmarks/init_ablation.py [--seeds 0 1 2] [--population 16]
         [--generations 4]
@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 import torch
 
-from harmonic_nas.config import load_config
+from _setup import load_bench_config  # benchmarks/_setup.py
 from harmonic_nas.search import run_search
 from harmonic_nas.utils.io import atomic_write_json
 from search_quality import (  # benchmarks/search_quality.py
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # the CLI's policy: one intra-op thread per process
-    args.base = load_config(ROOT / "configs" / "quick.yaml")
+    args.base = load_bench_config()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seeds = []
     for seed in args.seeds:

@@ -2,7 +2,8 @@
 and the search throughput.
 
 For each seed (a whole pipeline: dataset, supernets, host LUT, searches; configs/quick.yaml
-settings unless overridden) with EQUAL candidate budgets (default population 16 x 4 generations):
+settings with the benchmarks' pretraining epochs, benchmarks/_setup.py) with EQUAL candidate
+budgets (default population 16 x 4 generations):
 
 1. hypervolume of NSGA-II vs random search on the run's fixed reference point (the objectives of
    the front: val metric and latency when energy is modelled from latency), target
@@ -58,8 +59,9 @@ from typing import Any
 import optuna
 import torch
 
+from _setup import load_bench_config  # benchmarks/_setup.py
 from _targets import target  # benchmarks/_targets.py
-from harmonic_nas.config import ExperimentConfig, load_config
+from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.data import load_dataset
 from harmonic_nas.errors import HarmonicError
 from harmonic_nas.pretrain import pretrain_supernet
@@ -487,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resummarise:
         return resummarise(args.out)
     torch.set_num_threads(1)  # the CLI's policy: one intra-op thread per process
-    args.base = load_config(ROOT / "configs" / "quick.yaml")  # read once: edits do not leak in
+    args.base = load_bench_config()  # read once: edits do not leak in
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = space_from_config(make_config(args, args.seeds[0]))
     budget = args.population * args.generations
@@ -546,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
                 "test_seeds": args.test_seeds,
                 "seeds": args.seeds,
                 "config": "configs/quick.yaml",
+                "pretrain": args.base.pretrain.model_dump(mode="json"),
                 "fusion": args.base.fusion.model_dump(mode="json"),
             },
             "seeds": seeds,
