@@ -9,6 +9,11 @@
 3. Ablation: the same measurements against simpler cost models (the paper's plain sum of
    standalone layer latencies; + per-call overhead counted once; + layers the model never runs
    left out), and the measurement noise floor (the same models timed twice: median vs p10).
+4. Additivity probe: chains of N identical layers (Linear 192->192 + ReLU at 1x16x192, Conv 3x3
+   24->24 + ReLU at 1x24x10x10; N = 4, 16, 48) timed round-robin with the layer alone and the
+   per-call-overhead model, as the profiler times them: measured chain / (N x layer net of the
+   overhead + overhead), and the extra time per layer. 1.0 means a layer costs inside a graph
+   what it costs alone, which the cost model assumes.
 
 Targets: tau >= 0.9, MAPE <= 10 %, profiling <= 3 min.
 
@@ -46,6 +51,13 @@ from harmonic_nas.hardware.validate import ModelBuilder, random_arch, save_valid
 from harmonic_nas.utils.io import atomic_write_json
 from harmonic_nas.utils.seeding import numpy_rng
 from harmonic_nas.utils.threads import torch_threads
+
+
+def ort_version() -> str:
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
+
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cost_model_fidelity.json"
 N_CLASSES = 10
@@ -113,6 +125,52 @@ def noise_floor(cfg: ExperimentConfig, n: int, repeats: int, seed: int) -> dict[
     return out
 
 
+CHAIN_LENGTHS = (4, 16, 48)
+
+
+class _Trivial(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., :1] + 1
+
+
+def additivity(repeats: int) -> dict[str, Any]:
+    """Chains of N identical layers vs N times the layer alone (p10 latencies, one thread)."""
+    from torch import nn
+
+    kinds: dict[str, tuple[Any, tuple[int, ...]]] = {
+        "linear_192_l16": (lambda: nn.Sequential(nn.Linear(192, 192), nn.ReLU()), (1, 16, 192)),
+        "conv3x3_24_10x10": (
+            lambda: nn.Sequential(nn.Conv2d(24, 24, 3, padding=1), nn.ReLU()),
+            (1, 24, 10, 10),
+        ),
+    }
+    out: dict[str, Any] = {"chain_lengths": list(CHAIN_LENGTHS)}
+    with torch_threads(1):
+        torch.manual_seed(0)
+        for name, (make, shape) in kinds.items():
+            x = torch.randn(shape)
+            modules = [_Trivial(), make().eval()] + [
+                nn.Sequential(*[make() for _ in range(n)]).eval() for n in CHAIN_LENGTHS
+            ]
+            runners = [make_runner(m, (x,), "onnxruntime", 1) for m in modules]
+            p10 = [float(np.percentile(t, 10)) for t in interleaved_latencies(runners, 20, repeats)]
+            overhead, net = p10[0], p10[1] - p10[0]
+            rows = []
+            for n, measured in zip(CHAIN_LENGTHS, p10[2:], strict=True):
+                predicted = n * net + overhead
+                rows.append(
+                    {
+                        "n": n,
+                        "measured_ms": measured,
+                        "predicted_ms": predicted,
+                        "ratio": measured / predicted,
+                        "extra_per_layer_us": 1000 * (measured - predicted) / n,
+                    }
+                )
+            out[name] = {"layer_net_ms": net, "overhead_ms": overhead, "chains": rows}
+    return out
+
+
 def targets_of(results: dict[str, Any]) -> dict[str, Any]:
     """The targets block, from the validation ``summary`` and ``profiling_s`` of a saved result."""
     s = results["summary"]
@@ -153,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
         res = validate_lut(cfg, lut, samples=args.samples, seed=args.seed, n_classes=N_CLASSES)
         validation_s = time.perf_counter() - t0
         noise = noise_floor(cfg, min(args.samples, 20), args.repeats, args.seed)
+        chains = additivity(4 * args.repeats)
 
     # ablation: the same measured latencies against simpler cost models
     from harmonic_nas.fusion import ArchSpec
@@ -218,6 +277,14 @@ def main(argv: list[str] | None = None) -> int:
             for k in ("median", "p10")
         )
     )
+    for name in ("linear_192_l16", "conv3x3_24_10x10"):
+        print(
+            f"additivity, chains of {name}: "
+            + ", ".join(
+                f"N={c['n']} x{c['ratio']:.3f} ({c['extra_per_layer_us']:+.1f} us/layer)"
+                for c in chains[name]["chains"]
+            )
+        )
     targets = targets_of({"summary": summary, "profiling_s": profiling_s})
     ok = all(t["met"] for t in targets.values())
     print_targets(targets)
@@ -237,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "ablation": ablation,
         "noise_floor": noise,
+        "additivity": chains,
+        "onnxruntime": ort_version(),
         "targets_met": ok,
         "targets": targets,
         "validation": res.to_json(),
