@@ -23,9 +23,10 @@ Prints a table and saves benchmarks/results/fusion_search.json (with a ``targets
 
 Seed ``s`` of part 1 is a whole pipeline, as in ``search_quality.py``: the dataset, the supernets
 and the host LUT of run ``runs/bench-fusion-s<s>`` (configs/quick.yaml settings with the
-benchmarks' pretraining epochs, benchmarks/_setup.py; ``seed: s``; supernets trained when missing), then its searches and baselines; every comparison is paired
-within a seed and averaged over seeds (the supernets move late fusion by about a point, more than
-the fusion seeds do). Parts 2-5 use the first seed's run, with every seed for the fusion search.
+benchmarks' pretraining epochs, benchmarks/_bench_config.py; ``seed: s``; supernets trained when
+missing), then its searches and baselines; every comparison is paired within a seed and averaged
+over seeds (the supernets move late fusion by about a point, more than the fusion seeds do).
+Parts 2-5 use the first seed's run, with every seed for the fusion search.
 Times are CPU seconds of this process (1 intra-op thread): the machine may be shared.
 
     .venv/bin/python benchmarks/fusion_search.py [--seeds 0 1 2]
@@ -46,7 +47,7 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from _setup import BASE_CONFIG, load_bench_config  # benchmarks/_setup.py
+from _bench_config import BASE_CONFIG, load_bench_config  # benchmarks/_bench_config.py
 from _targets import target  # benchmarks/_targets.py
 from harmonic_nas.config import ExperimentConfig, FusionConfig
 from harmonic_nas.errors import StageMissingError
@@ -412,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         "--config",
         type=Path,
         default=BASE_CONFIG,
-        help="base config (pretraining epochs: benchmarks/_setup.py)",
+        help="base config (pretraining epochs: benchmarks/_bench_config.py)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--lambdas", type=float, nargs="+", default=list(LAMBDAS))

@@ -3,7 +3,8 @@
 Runs NSGA-II once more per seed with ``search.initial: random`` (Optuna's all-random first
 generation) on the runs ``benchmarks/search_quality.py`` made (same supernets, LUT, budget and
 reference point; run that first), and sets its hypervolume beside the ladder-seeded NSGA-II's and
-random search's from those runs. Full fidelity, search_quality's settings (benchmarks/_setup.py).
+random search's from those runs. Full fidelity, search_quality's settings
+(benchmarks/_bench_config.py).
 
     .venv/bin/python benchmarks/init_ablation.py [--seeds 0 1 2] [--population 16]
         [--generations 4]
@@ -24,7 +25,7 @@ from typing import Any
 import optuna
 import torch
 
-from _setup import load_bench_config  # benchmarks/_setup.py
+from _bench_config import load_bench_config  # benchmarks/_bench_config.py
 from harmonic_nas.search import run_search
 from harmonic_nas.utils.io import atomic_write_json
 from search_quality import (  # benchmarks/search_quality.py

@@ -2,8 +2,8 @@
 and the search throughput.
 
 For each seed (a whole pipeline: dataset, supernets, host LUT, searches; configs/quick.yaml
-settings with the benchmarks' pretraining epochs, benchmarks/_setup.py) with EQUAL candidate
-budgets (default population 16 x 4 generations):
+settings with the benchmarks' pretraining epochs, benchmarks/_bench_config.py) with EQUAL
+candidate budgets (default population 16 x 4 generations):
 
 1. hypervolume of NSGA-II vs random search on the run's fixed reference point (the objectives of
    the front: val metric and latency when energy is modelled from latency), target
@@ -59,7 +59,7 @@ from typing import Any
 import optuna
 import torch
 
-from _setup import load_bench_config  # benchmarks/_setup.py
+from _bench_config import load_bench_config  # benchmarks/_bench_config.py
 from _targets import target  # benchmarks/_targets.py
 from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.data import load_dataset
