@@ -5,6 +5,7 @@ built, and nothing in the run directory changes."""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,26 @@ from harmonic_nas.search.storage import StorageError
 from harmonic_nas.testing.synthetic_problem import SyntheticFactory
 
 
+def _digest(path: Path) -> str:
+    """A file's hash; for an SQLite database, the hash of its SQL dump (its content with the WAL
+    applied: when SQLite checkpoints the WAL into the main file on a connection's close, the
+    bytes move but the data does not)."""
+    if path.suffix != ".db":
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    con = sqlite3.connect(path)
+    try:
+        return hashlib.sha256("\n".join(con.iterdump()).encode()).hexdigest()
+    finally:
+        con.close()
+
+
 def _tree(root: Path) -> dict[str, str]:
-    """Every file's hash, but SQLite's ``-shm`` (its WAL index, rewritten by any reader)."""
+    """Every file's digest, but SQLite's ``-wal`` and ``-shm`` (its log and log index, folded
+    into the database's digest)."""
     return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        str(p.relative_to(root)): _digest(p)
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.endswith("-shm")
+        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
     }
 
 
