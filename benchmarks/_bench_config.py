@@ -25,3 +25,9 @@ def load_bench_config(
 ) -> ExperimentConfig:
     """``path`` (default configs/quick.yaml) with the benchmarks' pretraining epochs."""
     return load_config(path, overrides, sets=[f"pretrain.epochs={PRETRAIN_EPOCHS}"])
+
+
+def repo_relative(path: Path) -> str:
+    """``path`` relative to the repository when inside it (no machine paths in saved results)."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
+from _bench_config import repo_relative as _rel  # benchmarks/_bench_config.py
 from _targets import print_targets, retarget, target  # benchmarks/_targets.py
 from harmonic_nas.config import ExperimentConfig, parse_config
 from harmonic_nas.hardware.backends import interleaved_latencies, make_runner
@@ -59,7 +60,9 @@ def ort_version() -> str:
     return str(onnxruntime.__version__)
 
 
-RESULTS = Path(__file__).resolve().parent / "results" / "cost_model_fidelity.json"
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "cost_model_fidelity.json"
+
 N_CLASSES = 10
 
 
@@ -296,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         "host": platform.node(),
         "cpu_count": os.cpu_count(),
         "load_avg": os.getloadavg(),
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "args": {k: (_rel(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "layers_profiled": n_layers,
         "profiling_s": profiling_s,
         "validation_s": validation_s,

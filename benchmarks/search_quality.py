@@ -60,6 +60,7 @@ import optuna
 import torch
 
 from _bench_config import load_bench_config  # benchmarks/_bench_config.py
+from _bench_config import repo_relative as _rel
 from _targets import target  # benchmarks/_targets.py
 from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.data import load_dataset
@@ -150,10 +151,6 @@ def _children_cpu_s() -> float:
     total = usage.children_user + usage.children_system
     delta, _CHILDREN_SEEN = total - _CHILDREN_SEEN, total
     return delta
-
-
-def _rel(path: Path) -> str:
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:

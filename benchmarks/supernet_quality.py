@@ -38,6 +38,7 @@ import torch
 import yaml
 from scipy.stats import kendalltau
 
+from _bench_config import repo_relative as _rel  # benchmarks/_bench_config.py
 from _targets import print_targets, retarget, target  # benchmarks/_targets.py
 from harmonic_nas.backbones import BackboneGenome, build_supernet
 from harmonic_nas.config import load_config
@@ -264,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "supernet_quality",
         "command": "python benchmarks/supernet_quality.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
-        "config": str(args.config),
+        "config": _rel(args.config),
         "pretrain": cfg.pretrain.model_dump(),
         "dataset": cfg.dataset.model_dump(mode="json"),
         "seeds": seeds,
