@@ -30,7 +30,7 @@ import importlib.resources
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -62,13 +62,77 @@ DIGIT_WORDS: tuple[str, ...] = (
 )
 MNIST_PER_CLASS = 500
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
+
+#: The difficulty and split sizes of the benchmark profiles (``profile: hard`` /
+#: ``profile: interaction``; explicit options win). Chosen so that the search's own 20-epoch
+#: supernets score 0.65-0.82 val alone and late fusion >= 8 points above (hard), and so that the
+#: val split's binomial standard error at late fusion's accuracy is <= 1 point
+#: (``benchmarks/data_difficulty.py`` measures both).
+_BENCH_SPLITS: dict[str, Any] = {
+    "train_per_class": 200,
+    "val_per_class": 150,
+    "test_per_class": 150,
+    "train_speakers": 100,
+    "val_speakers": 75,
+    "test_speakers": 75,
+}
+PROFILES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "hard": {
+        **_BENCH_SPLITS,
+        "pca_energy": 0.65,
+        "image_noise": 0.25,
+        "snr_db_min": -3.0,
+        "snr_db_max": 3.0,
+    },
+    "interaction": {**_BENCH_SPLITS, "task": "interaction"},
+}
+
+#: The interaction task's outputs: the image digit, the spoken digit, then relations that need
+#: both modalities at once.
+RELATIONS: tuple[str, ...] = ("same", "image>spoken", "image<spoken", "sum_even")
+INTERACTION_LABELS: tuple[str, ...] = (
+    *(f"image={w}" for w in DIGIT_WORDS),
+    *(f"spoken={w}" for w in DIGIT_WORDS),
+    *RELATIONS,
+)
+
+
+def interaction_targets(image_digit: np.ndarray, spoken_digit: np.ndarray) -> np.ndarray:
+    """The interaction task's multi-hot float32 matrix ``(N, 24)`` (see :data:`INTERACTION_LABELS`)."""
+    n = image_digit.shape[0]
+    out = np.zeros((n, len(INTERACTION_LABELS)), dtype=np.float32)
+    rows = np.arange(n)
+    out[rows, image_digit] = 1.0
+    out[rows, 10 + spoken_digit] = 1.0
+    out[:, 20] = image_digit == spoken_digit
+    out[:, 21] = image_digit > spoken_digit
+    out[:, 22] = image_digit < spoken_digit
+    out[:, 23] = (image_digit + spoken_digit) % 2 == 0
+    return out
 
 
 @dataclass(frozen=True)
 class AVDigitsOptions:
     """Options of ``av-digits`` (``dataset.options`` in the config, ``--option k=v`` on the CLI)."""
 
+    PROFILES: ClassVar[dict[str, dict[str, Any]]] = PROFILES
+
+    profile: str = option(
+        "default",
+        "a named preset of the options below (default, hard, interaction); explicit options win",
+        choices=tuple(PROFILES),
+    )
+    task: Literal["digits", "interaction"] = option(
+        "digits",
+        "digits: 10-class, image and utterance of the same digit; interaction: multilabel "
+        "(image digit, spoken digit, same, image>spoken, image<spoken, sum_even)",
+        choices=("digits", "interaction"),
+    )
+    same_fraction: float = option(
+        0.5, "interaction task: share of pairs whose spoken digit is the image's", ge=0, le=1
+    )
     train_per_class: int = option(105, "image-audio pairs per class in train", ge=1, le=498)
     val_per_class: int = option(30, "pairs per class in val", ge=1, le=498)
     test_per_class: int = option(45, "pairs per class in test", ge=1, le=498)
@@ -346,6 +410,15 @@ def _build(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
         if opts.image_noise > 0:
             img[s] = img[s] + opts.image_noise * torch.randn(img[s].shape, generator=noise_gen)
 
+    # ---- the spoken digit of each pair: the image's (digits), or drawn (interaction)
+    spoken = dict(ys)
+    if opts.task == "interaction":
+        pair_rng = numpy_rng(ctx.seed, "av-digits", "pairs")
+        for split in SPLIT_NAMES:
+            same = pair_rng.random(ys[split].shape[0]) < opts.same_fraction
+            other = (ys[split] + pair_rng.integers(1, 10, ys[split].shape[0])) % 10
+            spoken[split] = np.where(same, ys[split], other)
+
     # ---- audio: one utterance per pair, speakers disjoint across splits
     spk_rng = numpy_rng(ctx.seed, "av-digits", "speakers")
     speakers = make_speakers(opts, spk_rng)
@@ -378,7 +451,10 @@ def _build(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
                     pitch=int(np.clip(pitch, 0, 99)),
                     range=base.range,
                 )
-                word = tts.synth(DIGIT_WORDS[int(ys[split][i])], voice).astype(np.float64) / 32768.0
+                word = (
+                    tts.synth(DIGIT_WORDS[int(spoken[split][i])], voice).astype(np.float64)
+                    / 32768.0
+                )
                 if word.size == 0:
                     raise DataError(
                         f"eSpeak NG produced no audio for voice {voice.id}; reinstall espeakng-loader"
@@ -407,10 +483,13 @@ def _build(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
         ModalitySpec("image", "image", (1, 28, 28)),
         ModalitySpec("audio", "audio", feats.shape),
     ]
+    interaction = opts.task == "interaction"
     splits = {
         s: Split(
             {"image": img[s].contiguous(), "audio": audio[s].contiguous()},
-            torch.from_numpy(ys[s]).long(),
+            torch.from_numpy(interaction_targets(ys[s], spoken[s]))
+            if interaction
+            else torch.from_numpy(ys[s]).long(),
         )
         for s in SPLIT_NAMES
     }
@@ -423,12 +502,14 @@ def _build(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
         "speaker_index": speaker_of,
         "mnist_index": {s: np.concatenate(per_split_idx[s]).tolist() for s in SPLIT_NAMES},
     }
+    if interaction:
+        meta["spoken_digit"] = {s: spoken[s].tolist() for s in SPLIT_NAMES}
     return MultimodalDataset(
         name=ctx.name,
         modalities=modalities,
-        task="classification",
-        num_classes=10,
-        class_names=list(DIGIT_WORDS),
+        task="multilabel" if interaction else "classification",
+        num_classes=len(INTERACTION_LABELS) if interaction else 10,
+        class_names=list(INTERACTION_LABELS if interaction else DIGIT_WORDS),
         splits=splits,
         meta=meta,
     )

@@ -90,10 +90,25 @@ def _coerce(name: str, dataset: str, value: Any, typ: Any) -> Any:
 
 
 def parse_options(cls: type[T], raw: dict[str, Any] | None, dataset: str) -> T:
-    """Validate ``raw`` into an instance of the options dataclass ``cls``."""
+    """Validate ``raw`` into an instance of the options dataclass ``cls``.
+
+    A dataclass with a ``PROFILES`` mapping (profile name -> option values) and a ``profile``
+    field takes a named profile: ``profile: hard`` fills every option the profile sets and the
+    user did not; options given explicitly always win. The resolved instance spells every value
+    out, so the cache key and ``data info`` show what the profile chose.
+    """
     assert dataclasses.is_dataclass(cls)
     raw = dict(raw or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    profiles: dict[str, dict[str, Any]] = getattr(cls, "PROFILES", {})
+    if profiles and "profile" in raw:
+        name = raw["profile"]
+        if name not in profiles:
+            raise DataError(
+                f"dataset '{dataset}' option 'profile' must be one of "
+                f"{', '.join(profiles)}, got {name!r}"
+            )
+        raw = {**profiles[name], **raw}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         known = ", ".join(sorted(fields)) or "none"

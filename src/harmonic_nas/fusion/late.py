@@ -2,8 +2,17 @@
 
 * ``late-fusion-avg``: each backbone keeps its own (pretrained) classifier; the logits are
   averaged. No trained fusion parameters.
+* ``late-fusion-bayes``: each backbone's own classifier read as a posterior, combined by Bayes'
+  rule for modalities independent given the label: the sum of the per-modality log-posteriors
+  minus (M - 1) x the train prior's log (classification); per label, the sum of the logits minus
+  (M - 1) x the prior's logit (multilabel). For classification with a uniform prior it ranks the
+  classes as ``late-fusion-avg`` does; for a multilabel output owned by one modality it keeps that
+  modality's logit whole, where the average halves it.
 * ``late-fusion-linear``: one linear layer over the concatenated final representations of the
   backbones (what their classifiers read), trained on train with a fixed recipe (no choice on val).
+
+The fair late-fusion control of a benchmark (:func:`fair_late_fusion`) is the better on val of
+``late-fusion-bayes`` and ``late-fusion-linear``.
 
 Both read the backbones' final representation, the last feature every backbone returns; the
 search space holds it as a fusion point, so "fuse the final features" is a genotype too.
@@ -14,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -60,6 +70,41 @@ def average_logits(outputs: Mapping[str, BackboneOutputs]) -> Tensor:
     return out
 
 
+def label_prior(labels: Tensor, task: Task, n_classes: int) -> Tensor:
+    """The train split's label prior: class frequencies (classification) or per-label positive
+    rates (multilabel), floored at 1 / (2 N) so no log is infinite."""
+    n = max(int(labels.shape[0]), 1)
+    if task == "multilabel":
+        rate = labels.float().mean(0)
+    else:
+        rate = torch.bincount(labels.long(), minlength=n_classes).double().div(n).float()
+    floor = 0.5 / n
+    return rate.clamp(floor, 1.0 - floor)
+
+
+def bayes_logits(outputs: Mapping[str, BackboneOutputs], prior: Tensor, task: Task) -> Tensor:
+    """``late-fusion-bayes``: the backbones' posteriors combined by Bayes' rule (see the module
+    docstring); scores on the task's logit scale (argmax / sigmoid as for any logits)."""
+    logits = [o.logits for o in outputs.values()]
+    if not logits:
+        raise ValueError("late fusion needs every backbone's logits")
+    extra = len(logits) - 1
+    if task == "multilabel":
+        return torch.stack(logits).sum(0) - extra * torch.logit(prior)
+    logp = torch.stack([x.log_softmax(-1) for x in logits]).sum(0)
+    return logp - extra * prior.log()
+
+
+def fair_late_fusion(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fair late-fusion control among baseline rows: the better on val of
+    ``late-fusion-bayes`` and ``late-fusion-linear`` (ties: bayes, which trains nothing)."""
+    by = {r["name"]: r for r in rows}
+    pair = [by[n] for n in ("late-fusion-bayes", "late-fusion-linear") if n in by]
+    if not pair:
+        raise ValueError("the rows hold neither late-fusion-bayes nor late-fusion-linear")
+    return max(pair, key=lambda r: r["val_metric"])  # max keeps the first of equals
+
+
 def concat_final(outputs: Mapping[str, BackboneOutputs]) -> Tensor:
     """The backbones' final representations side by side (modalities in mapping order)."""
     return torch.cat([o.final for o in outputs.values()], dim=1)
@@ -78,6 +123,14 @@ def train_linear_head(
             task_loss(head(features), labels, task).backward()
             opt.step()
     return head.eval()
+
+
+def predictions(logits: Tensor, task: Task, threshold: float = 0.5) -> Tensor:
+    """Per-sample decisions: class indices (classification) or 0/1 rows of
+    ``sigmoid(logits) >= threshold`` (multilabel), as the task's metric reads them."""
+    if task == "multilabel":
+        return (torch.sigmoid(logits) >= threshold).to(torch.int8)
+    return logits.argmax(-1)
 
 
 def score(logits: Tensor, labels: Tensor, task: Task, threshold: float = 0.5) -> float:

@@ -5,6 +5,9 @@
   BM-NAS-style design;
 * ``late-fusion-avg``: late fusion of the max subnets: each keeps its own pretrained classifier
   (BN recalibrated) and the logits are averaged (no trained fusion parameters);
+* ``late-fusion-bayes``: the same classifiers' posteriors combined by Bayes' rule with the train
+  prior (:mod:`harmonic_nas.fusion.late`); with ``late-fusion-linear`` the fair late-fusion
+  control (the better of the two on val, ``late.fair_late_fusion``);
 * ``late-fusion-linear``: one linear layer, trained on train, over the max subnets' concatenated
   final representations (:mod:`harmonic_nas.fusion.late`);
 * ``single:<modality>``: one modality's max subnet alone, with its own classifier.
@@ -16,6 +19,7 @@ Metrics: validation for selection, test scored once. Costs: the same LUT cost mo
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +37,7 @@ from harmonic_nas.utils.seeding import derive_seed
 from harmonic_nas.utils.threads import torch_threads
 
 if TYPE_CHECKING:
+    from harmonic_nas.backbones import BackboneGenome
     from harmonic_nas.search.evaluator import HarmonicProblem
 
 logger = logging.getLogger(__name__)
@@ -116,10 +121,17 @@ def _run_baselines(cfg: ExperimentConfig, *, force: bool, progress: ProgressFn) 
     )
 
 
-def late_fusion_rows(problem: HarmonicProblem) -> list[dict[str, Any]]:
-    """``late-fusion-avg``, ``late-fusion-linear`` and ``single:<m>`` on the max subnets, each
-    BN-recalibrated on the run's class-stratified subset of train; val and test metrics, LUT costs
-    (a row's cost: the layers its output depends on, plus the per-model overhead)."""
+def late_fusion_rows(
+    problem: HarmonicProblem,
+    backbones: Mapping[str, BackboneGenome] | None = None,
+    *,
+    keep_predictions: bool = False,
+) -> list[dict[str, Any]]:
+    """``late-fusion-avg``, ``late-fusion-bayes``, ``late-fusion-linear`` and ``single:<m>`` on
+    ``backbones`` (default: the max subnets), each BN-recalibrated on the run's class-stratified
+    subset of train; val and test metrics, LUT costs (a row's cost: the layers its output depends
+    on, plus the per-model overhead). ``keep_predictions`` adds each row's per-sample val
+    predictions (``val_pred``: class indices, or 0/1 rows for multilabel) for bootstrapping."""
     from harmonic_nas.fusion import late
     from harmonic_nas.hardware.inventory import backbone_specs, late_fusion_head_spec
     from harmonic_nas.pretrain import calibration_generator, extract_calibrated
@@ -127,7 +139,8 @@ def late_fusion_rows(problem: HarmonicProblem) -> list[dict[str, Any]]:
 
     cfg, ds, cm = problem.cfg, problem.dataset, problem.cost_model
     task, thr = ds.task, cfg.fusion.threshold
-    max_bb = problem.space.max_genome().backbones
+    max_bb = dict(backbones) if backbones is not None else problem.space.max_genome().backbones
+    what = "max subnets" if backbones is None else "subnets"
     train, val, test = ds.split("train"), ds.split("val"), ds.split("test")
     outs: dict[str, dict[str, late.BackboneOutputs]] = {"train": {}, "val": {}, "test": {}}
     costs, heads, params = {}, {}, {}
@@ -159,7 +172,7 @@ def late_fusion_rows(problem: HarmonicProblem) -> list[dict[str, Any]]:
         cost: Any,
         n_params: int,
     ) -> dict[str, Any]:
-        return {
+        out = {
             "name": name,
             "description": description,
             "val_metric": late.score(val_logits, val.labels, task, thr),
@@ -170,19 +183,31 @@ def late_fusion_rows(problem: HarmonicProblem) -> list[dict[str, Any]]:
             "params": n_params,
             "uncosted_keys": list(cost.uncosted_keys),
         }
+        if keep_predictions:
+            out["val_pred"] = late.predictions(val_logits, task, thr).tolist()
+        return out
 
+    prior = late.label_prior(train.labels, task, problem.n_classes)
     every = overhead
     for m in mods:
         every = every + costs[m] + heads[m]
     rows = [
         row(
             "late-fusion-avg",
-            "max subnets, own classifiers, logits averaged",
+            f"{what}, own classifiers, logits averaged",
             late.average_logits(outs["val"]),
             late.average_logits(outs["test"]),
             every,
             sum(params.values()),
-        )
+        ),
+        row(
+            "late-fusion-bayes",
+            f"{what}, own classifiers, posteriors combined by Bayes' rule (train prior)",
+            late.bayes_logits(outs["val"], prior, task),
+            late.bayes_logits(outs["test"], prior, task),
+            every,
+            sum(params.values()),
+        ),
     ]
     head = late.train_linear_head(
         late.concat_final(outs["train"]), train.labels, problem.n_classes, task, seed=cfg.seed
@@ -199,7 +224,7 @@ def late_fusion_rows(problem: HarmonicProblem) -> list[dict[str, Any]]:
     rows.append(
         row(
             "late-fusion-linear",
-            "max subnets' final representations concatenated, one linear layer trained on train",
+            f"{what}' final representations concatenated, one linear layer trained on train",
             val_lin,
             test_lin,
             lin_cost,
@@ -210,7 +235,7 @@ def late_fusion_rows(problem: HarmonicProblem) -> list[dict[str, Any]]:
         rows.append(
             row(
                 f"single:{m}",
-                f"the max '{m}' subnet alone with its classifier",
+                f"the '{m}' subnet ({what}) alone with its classifier",
                 outs["val"][m].logits,
                 outs["test"][m].logits,
                 costs[m] + heads[m] + overhead,
