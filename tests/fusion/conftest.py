@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from harmonic_nas.config import FusionConfig
 from harmonic_nas.data.types import ModalitySpec, MultimodalDataset, Split
+from harmonic_nas.fusion.cache import FeatureCache
 
 
 class TinyCNN(nn.Module):
@@ -133,3 +134,20 @@ def toy_dataset() -> MultimodalDataset:
 @pytest.fixture
 def toy_backbones() -> dict[str, nn.Module]:
     return make_backbones()
+
+
+@pytest.fixture(scope="module")
+def cache() -> FeatureCache:
+    """The tiny backbones' feature cache of the synthetic dataset (L = 4, 4 points each)."""
+    from harmonic_nas.fusion import compute_feature_cache
+
+    torch.manual_seed(0)
+    return compute_feature_cache(
+        make_backbones(),
+        make_dataset(),
+        L=4,
+        fusion_points=4,
+        bn_recalib_batches=2,
+        batch_size=64,
+        device=torch.device("cpu"),
+    )

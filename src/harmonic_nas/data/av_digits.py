@@ -70,10 +70,10 @@ BUILDER_VERSION = 3
 #: val split's binomial standard error at late fusion's accuracy is <= 1 point
 #: (``benchmarks/data_difficulty.py`` measures both).
 _BENCH_SPLITS: dict[str, Any] = {
-    "train_per_class": 200,
-    "val_per_class": 150,
-    "test_per_class": 150,
-    "train_speakers": 100,
+    "train_per_class": 150,
+    "val_per_class": 175,
+    "test_per_class": 175,
+    "train_speakers": 75,
     "val_speakers": 75,
     "test_speakers": 75,
 }
@@ -81,10 +81,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
     "hard": {
         **_BENCH_SPLITS,
-        "pca_energy": 0.65,
-        "image_noise": 0.25,
-        "snr_db_min": -3.0,
-        "snr_db_max": 3.0,
+        "pca_energy": 0.7,
+        "image_noise": 0.3,
+        "snr_db_min": -5.0,
+        "snr_db_max": 1.0,
     },
     "interaction": {**_BENCH_SPLITS, "task": "interaction"},
 }

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from harmonic_nas.fusion.cache import Task, mean_logits
 from harmonic_nas.fusion.search import _scoped_rng, metric, task_loss
+from harmonic_nas.fusion.search import decisions as decisions  # re-exported for the baselines
 from harmonic_nas.utils.seeding import derive_seed
 
 logger = logging.getLogger(__name__)
@@ -123,14 +124,6 @@ def train_linear_head(
             task_loss(head(features), labels, task).backward()
             opt.step()
     return head.eval()
-
-
-def predictions(logits: Tensor, task: Task, threshold: float = 0.5) -> Tensor:
-    """Per-sample decisions: class indices (classification) or 0/1 rows of
-    ``sigmoid(logits) >= threshold`` (multilabel), as the task's metric reads them."""
-    if task == "multilabel":
-        return (torch.sigmoid(logits) >= threshold).to(torch.int8)
-    return logits.argmax(-1)
 
 
 def score(logits: Tensor, labels: Tensor, task: Task, threshold: float = 0.5) -> float:

@@ -85,6 +85,8 @@ class FusionResult:
     search_metric: float = 0.0
     """best metric of the search epochs on the architecture part of train (val with arch_split 0)"""
     timings: dict[str, float] = field(default_factory=dict)
+    val_pred: Tensor | None = None
+    """the retrained network's per-sample val decisions (see :func:`decisions`)"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,6 +113,19 @@ def evaluate(
     select: Sequence[int] | None = None,
 ) -> tuple[float, float]:
     """(loss, metric) of ``net`` on a feature split, in eval mode (mode restored afterwards)."""
+    out = split_logits(net, split, batch_size=batch_size, select=select)
+    return float(task_loss(out, split.labels, task)), metric(out, split.labels, task, threshold)
+
+
+@torch.no_grad()
+def split_logits(
+    net: nn.Module,
+    split: FeatureSplit,
+    *,
+    batch_size: int = 512,
+    select: Sequence[int] | None = None,
+) -> Tensor:
+    """``net``'s logits on every sample of a feature split, in eval mode (mode restored)."""
     was = net.training
     net.eval()
     n = len(split)
@@ -123,8 +138,15 @@ def evaluate(
             pts = [pts[i] for i in select]
         logits.append(net(pts, split.late_logits(idx)))
     net.train(was)
-    out = torch.cat(logits)
-    return float(task_loss(out, split.labels, task)), metric(out, split.labels, task, threshold)
+    return torch.cat(logits)
+
+
+def decisions(logits: Tensor, task: Task, threshold: float = 0.5) -> Tensor:
+    """Per-sample decisions as the task's metric reads them: class indices (classification) or
+    0/1 rows of ``sigmoid(logits) >= threshold`` (multilabel)."""
+    if task == "multilabel":
+        return (torch.sigmoid(logits) >= threshold).to(torch.int8)
+    return logits.argmax(-1)
 
 
 def _check_finite(loss: Tensor, where: str) -> None:
@@ -346,6 +368,9 @@ def search_fusion(
     )
     t2 = time.perf_counter()
     history.extend(retrain_hist)
+    val_pred = decisions(
+        split_logits(fixed, cache.split("val"), select=fixed.used_points), task, fcfg.threshold
+    ).cpu()
     return FusionResult(
         genotype=best_genotype,
         val_metric=val_metric,
@@ -355,6 +380,7 @@ def search_fusion(
         params=_count(fixed),
         search_metric=best_metric,
         timings={"search_s": t1 - t0, "retrain_s": t2 - t1},
+        val_pred=val_pred,
     )
 
 

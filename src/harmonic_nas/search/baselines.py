@@ -184,7 +184,7 @@ def late_fusion_rows(
             "uncosted_keys": list(cost.uncosted_keys),
         }
         if keep_predictions:
-            out["val_pred"] = late.predictions(val_logits, task, thr).tolist()
+            out["val_pred"] = late.decisions(val_logits, task, thr).tolist()
         return out
 
     prior = late.label_prior(train.labels, task, problem.n_classes)

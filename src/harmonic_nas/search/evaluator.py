@@ -369,6 +369,7 @@ class HarmonicProblem:
                 "fusion_params": r.params,
                 "timings": dict(r.timings),
                 "val_curve": [h["val_metric"] for h in r.history if h["phase"] == "retrain"],
+                **self._val_pred_extra(r.val_pred),
             },
             modalities_used=[m for m, n in live.features.items() if n > 0],
             predicted_keys=list(cost.predicted_keys),
@@ -405,8 +406,21 @@ class HarmonicProblem:
             latency_ms=bound.latency_ms,
             energy_mj=bound.energy_mj,
             params=n_params,
-            extra={"screen": "late fusion of the subnets' own classifiers (logits averaged)"},
+            extra={
+                "screen": "late fusion of the subnets' own classifiers (logits averaged)",
+                **self._val_pred_extra(
+                    late.decisions(late.average_logits(outs), ds.task, cfg.fusion.threshold)
+                ),
+            },
         )
+
+    def _val_pred_extra(self, pred: torch.Tensor | None) -> dict[str, Any]:
+        """``{"val_pred": record}`` (:mod:`.val_predictions`) or nothing when unknown."""
+        from harmonic_nas.search import val_predictions
+
+        if pred is None:
+            return {}
+        return {"val_pred": val_predictions.encode(pred.cpu().numpy(), self.n_classes)}
 
     @property
     def energy_modelled(self) -> bool:
