@@ -1,48 +1,43 @@
-"""Outer-tier benchmark: NSGA-II vs random search on av-digits, the Pareto models vs the baselines,
-and the search throughput.
+"""Outer-tier benchmark on the instrument: NSGA-II vs its controls, every candidate saved.
 
-For each seed (a whole pipeline: dataset, supernets, host LUT, searches; configs/quick.yaml
-settings with the benchmarks' pretraining epochs, benchmarks/_bench_config.py) with EQUAL
-candidate budgets (default population 16 x 4 generations):
+For each seed (a whole pipeline shared with the other benchmarks: benchmarks/_pipelines.py,
+``--profile`` hard by default: dataset, 20-epoch supernets, host LUT) with EQUAL candidate
+budgets (default population 16 x 4 generations = 64):
 
-1. hypervolume of NSGA-II vs random search on the run's fixed reference point (the objectives of
-   the front: val metric and latency when energy is modelled from latency), target
-   ``hv_ratio_nsga2_vs_random`` >= 1.10, and the fraction of the budget NSGA-II needs to reach
-   random search's final hypervolume, ``nsga2_budget_to_random_final_hv`` <= 0.67 (1.0 when it
-   never does);
-2. the accuracy-best Pareto member CHOSEN ON VAL among those cheaper than ``late-fusion-avg``
-   vs ``late-fusion-avg`` (test): target ``front_vs_late_fusion_points`` >= -0.5 points at lower
-   latency (mean over seeds); the val-best member of the whole front is reported beside it;
-3. the lowest-latency Pareto member whose val accuracy is within 1 point of the max-backbone
-   fusion baseline (``bm-nas-max``, BM-NAS style, no hardware term): target
-   ``latency_gain_vs_bm_nas_max`` >= 1.9 (mean latency ratio);
-4. throughput with 2 local workers at the paper's fusion size (C=192, L=16, batch 96; 2 + 2
-   epochs), and the projected time of the paper's budget (population 128 x 4, 25 + 25 epochs):
-   target ``paper_scale_hours_2_workers`` <= 4 with multi-fidelity on (``screen``): every
-   candidate pays its cheap evaluation (a screen: measured here, CPU seconds; halving: the
-   ``fidelity_epochs`` of 25 + 25 at ``fidelity_fraction``), the promoted share measured in step
-   5 the full one as well; the full-fidelity projection is reported beside it;
-5. multi-fidelity: NSGA-II again with ``search.fidelity: screen`` and with ``halving`` on the same
-   run (supernets, LUT, seed, budget, reference point): target ``multi_fidelity_hv_retained``
-   >= 0.98 (screen's final hypervolume over full-fidelity NSGA-II's, mean over seeds), with the
-   CPU seconds and promotion rates of each.
+* strategies: NSGA-II (the ladder-seeded first generation, as ``harmonic-nas search``) and random
+  search; optionally NSGA-II with multi-fidelity (``--fidelity-modes screen halving``);
+* controls (same seed, supernets, LUT): (i) the one-genome control, the ladder's first rung
+  alone (NSGA-II's first candidate); (ii) random search; (iii) the late-fusion frontier: the fair
+  late fusion (the better on val of late-fusion-bayes and late-fusion-linear) of every backbone
+  pair of the ladder and of every pair either search evaluated, costed by the LUT, no fusion
+  training;
+* metrics (``harmonic_nas.search.front_metrics``, shared with the report): hypervolume in the
+  instrument's box (accuracy from the best single modality's val score, latency to the slower of
+  late-fusion-avg and bm-nas-max, both fixed per seed and recorded), ratios and differences,
+  IGD+ to the union front of everything run on the seed, bootstrap 90 % intervals over val
+  resampling (every candidate's val decisions resampled together), and the older normalisation
+  (accuracy from 0, latency to 1.2 x the space's upper bound) as a labelled secondary figure.
 
-Every search re-scores its front with ``--rescore-seeds`` (default 3) seeds on val
-(``search.rescore_seeds``: the noise-aware front, its val metric the mean) and scores the final
-set on test with ``--test-seeds`` (default 3) retrainings; the projection of step 4 includes the
-re-scoring of the front.
+Targets (the next issue's, expected to be missed by today's method): ``hv_ratio_vs_random``
+>= 1.05 and ``front_hv_vs_late_fusion_frontier`` >= 1.05, each met only with ``_ci_low`` > 1.0;
+``hv_ratio_vs_one_genome`` >= 1.10. Each carries ``control_also_meets``: whether a control's own
+front reaches the same figure against the same reference (then the target is no evidence).
 
-    .venv/bin/python benchmarks/search_quality.py [--seeds 0 1 2] [--population 16]
-        [--generations 4] [--workers 2] [--rescore-seeds 3] [--test-seeds 3] [--skip-throughput]
+Every candidate of every strategy and control (genome, objectives, fidelity, val decisions) is
+saved per seed in ``benchmarks/results/search_quality.candidates.json`` so that any figure, under
+any normalisation, can be recomputed from the files alone: ``--resummarise`` reads only them.
+Candidates are compared on their first evaluation (the one their val decisions describe).
+Latencies on both sides of every ratio are the LUT totals the search optimised
+(``CostModel.cost_arch(...).total``; recorded as ``latency_total``).
+
+    .venv/bin/python benchmarks/search_quality.py [--profile hard] [--seeds 0 1 2]
+        [--population 16] [--generations 4] [--boot 1000] [--fidelity-modes screen halving]
+        [--throughput]
     .venv/bin/python benchmarks/search_quality.py --resummarise [--out FILE]
 
-``--resummarise`` recomputes only the summary and the ``targets`` block of a saved result from
-its per-seed records and throughput (nothing is re-run). The summary's ``hv_ratio_ceiling`` is
-the ratio a front made of the ideal point alone would reach over random search (normalised
-hypervolume 1.0 over random's): no strategy can exceed it on that seed's reference points.
-
-Runs live in ``runs/bench-search-quality-p<population>g<generations>-s<seed>``; results in
-``benchmarks/results/search_quality.json`` (with a ``targets`` block).
+Each seed's record is saved as soon as it is measured and reused by a later run (``--fresh``
+measures again), so the benchmark can span sittings; the searches themselves resume from their
+studies. Results: ``benchmarks/results/search_quality.json`` (with a ``targets`` block).
 """
 
 from __future__ import annotations
@@ -59,18 +54,16 @@ from typing import Any
 import optuna
 import torch
 
-from _bench_config import load_bench_config  # benchmarks/_bench_config.py
-from _bench_config import repo_relative as _rel
-from _targets import target  # benchmarks/_targets.py
+from _bench_config import repo_relative as _rel  # benchmarks/_bench_config.py
+from _pipelines import BENCH_PROFILES, open_pipeline, pipeline_config  # benchmarks/_pipelines.py
 from harmonic_nas.config import ExperimentConfig
-from harmonic_nas.data import load_dataset
 from harmonic_nas.errors import HarmonicError
-from harmonic_nas.pretrain import pretrain_supernet
+from harmonic_nas.fusion import late
 from harmonic_nas.search import run_search
-from harmonic_nas.search.baselines import run_baselines
-from harmonic_nas.search.evaluator import HarmonicProblem, space_from_config
-from harmonic_nas.search.final import study_points
-from harmonic_nas.search.pareto import normalised_hypervolume
+from harmonic_nas.search.baselines import late_fusion_rows, run_baselines
+from harmonic_nas.search.evaluator import HarmonicProblem
+from harmonic_nas.search.genome import MultimodalGenome
+from harmonic_nas.search.initial import ladder_size
 from harmonic_nas.search.problem import SCREEN_FIDELITY, fidelity_epochs
 from harmonic_nas.search.records import SearchRecords
 from harmonic_nas.search.storage import open_storage
@@ -80,65 +73,34 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "search_quality.json"
 PAPER_CANDIDATES = 128 * 4
 PAPER_EPOCHS = 25
-#: the multi-fidelity modes compared with full fidelity; the targets are the first one's
-MULTI_FIDELITY_MODES = ("screen", "halving")
+SCHEMA = 2
+ONE_GENOME = "one_genome"
+LATE_FRONTIER = "late_fusion_frontier"
 
 
 def make_config(args: argparse.Namespace, seed: int) -> ExperimentConfig:
-    data = args.base.model_dump(mode="json")
-    data.update(
-        name=f"bench-search-quality-p{args.population}g{args.generations}-s{seed}", seed=seed
+    """The seed's shared pipeline config with this benchmark's search settings."""
+    cfg = pipeline_config(args.profile, seed)
+    search = cfg.search.model_copy(
+        update={
+            "population": args.population,
+            "generations": args.generations,
+            "fidelity": "full",
+            "rescore_seeds": 1,
+            "test_seeds": args.test_seeds,
+        }
     )
-    data["run_dir"] = str(ROOT / "runs")
-    data["search"].update(
-        population=args.population,
-        generations=args.generations,
-        fidelity="full",
-        rescore_seeds=args.rescore_seeds,
-        test_seeds=args.test_seeds,
-    )
-    return ExperimentConfig.model_validate(data)
+    return cfg.model_copy(update={"search": search})
 
 
-def add_seed_options(ap: argparse.ArgumentParser) -> None:
-    """``--rescore-seeds`` / ``--test-seeds``: the settings of every search of this benchmark
-    (also of the benchmarks that continue its runs)."""
-    ap.add_argument(
-        "--rescore-seeds",
-        type=int,
-        default=3,
-        help="search.rescore_seeds: seeds per front member's val score (noise-aware front)",
-    )
-    ap.add_argument(
-        "--test-seeds", type=int, default=3, help="search.test_seeds: retrainings per test score"
-    )
-
-
-def ensure_supernets(cfg: ExperimentConfig) -> float:
-    t0 = time.perf_counter()
-    ds = load_dataset(cfg)
-    for m in cfg.modalities:
-        pretrain_supernet(cfg, ds, m)
-    return time.perf_counter() - t0
+def candidates_path(out: Path) -> Path:
+    """The sidecar with every candidate of every strategy and control, per seed."""
+    return out.with_name(out.stem + ".candidates.json")
 
 
 def load(cfg: ExperimentConfig, study_name: str) -> optuna.Study:
     url = f"sqlite:///{(cfg.run_path / 'study.db').resolve()}"
     return optuna.load_study(study_name=study_name, storage=open_storage(url))
-
-
-def hv_curve(study: optuna.Study, population: int) -> list[float]:
-    """Normalised hypervolume of the front after each completed candidate (the study's
-    objectives and fixed reference point)."""
-    records = SearchRecords.from_study(study, population=population)
-    ideal, ref = study_points(study)
-    k = len(records.objectives)
-    lo = (-ideal["val_metric"], ideal["latency_ms"], ideal["energy_mj"])[:k]
-    hi = (-ref["val_metric"], ref["latency_ms"], ref["energy_mj"])[:k]
-    return [
-        normalised_hypervolume([r.minimised(k) for r in records.front(n)], lo, hi)
-        for n in range(1, records.n_complete + 1)
-    ]
 
 
 _CHILDREN_SEEN = 0.0
@@ -153,10 +115,69 @@ def _children_cpu_s() -> float:
     return delta
 
 
-def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
+def _bb_key(genome: MultimodalGenome) -> str:
+    return "|".join(f"{m}:{g.key()}" for m, g in sorted(genome.backbones.items()))
+
+
+def study_candidates(
+    problem: HarmonicProblem, study: optuna.Study, strategy: str, population: int
+) -> list[dict[str, Any]]:
+    """Every completed candidate of a study, in completion order, on its first evaluation."""
+    records = SearchRecords.from_study(study, population=population, space=problem.space)
+    out = []
+    for r in records.complete:
+        ev = r.evaluation
+        if ev is None:
+            continue
+        genome = problem.space.from_params(r.params)
+        out.append(
+            {
+                "id": f"{strategy}:{r.trial}",
+                "strategy": strategy,
+                "trial": r.trial,
+                "genome": genome.key(),
+                "backbones": _bb_key(genome),
+                "params": r.params,
+                "val_metric": r.val_metrics[0] if r.val_metrics else ev.val_metric,
+                "latency_ms": ev.latency_ms,
+                "energy_mj": ev.energy_mj,
+                "fidelity": r.fidelity or "full",
+                "val_pred": ev.extra.get("val_pred"),
+            }
+        )
+    return out
+
+
+def late_fusion_frontier(
+    problem: HarmonicProblem, genomes: dict[str, MultimodalGenome]
+) -> list[dict[str, Any]]:
+    """The fair late fusion of every distinct backbone pair (no fusion training), LUT-costed."""
+    out = []
+    for key, genome in genomes.items():
+        rows = late_fusion_rows(problem, genome.backbones, keep_predictions=True)
+        fair = late.fair_late_fusion(rows)
+        out.append(
+            {
+                "id": f"{LATE_FRONTIER}:{len(out)}",
+                "strategy": LATE_FRONTIER,
+                "backbones": key,
+                "late_fusion": fair["name"],
+                "val_metric": fair["val_metric"],
+                "test_metric": fair["test_metric"],
+                "latency_ms": fair["latency_ms"],
+                "energy_mj": fair["energy_mj"],
+                "fidelity": "full",
+                "val_pred": fair["val_pred"],
+            }
+        )
+    return out
+
+
+def one_seed(args: argparse.Namespace, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the seed's record, its candidates by strategy and control)."""
     cfg = make_config(args, seed)
-    pretrain_s = ensure_supernets(cfg)
-    out: dict[str, Any] = {"seed": seed, "run": _rel(cfg.run_path), "pretrain_s": pretrain_s}
+    problem, stage_s = open_pipeline(cfg)
+    out: dict[str, Any] = {"seed": seed, "run": _rel(cfg.run_path), "stage_s": stage_s}
 
     def with_fidelity(mode: str) -> ExperimentConfig:
         return cfg.model_copy(update={"search": cfg.search.model_copy(update={"fidelity": mode})})
@@ -166,102 +187,83 @@ def one_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         ("random", cfg, "random", None),
         *(
             (f"nsga2_{mode}", with_fidelity(mode), "nsga2", f"{cfg.name}-nsga2-{mode}")
-            for mode in MULTI_FIDELITY_MODES
+            for mode in args.fidelity_modes
         ),
     )
+    cands: dict[str, list[dict[str, Any]]] = {}
     for key, run_cfg, strategy, study_name in runs:
         _children_cpu_s()  # reset: pretraining's worker processes are not the search's
         t0, c0 = time.perf_counter(), time.process_time()
         s = run_search(run_cfg, strategy=strategy, study_name=study_name, finalize=key == "nsga2")
         study = load(cfg, s.study_name)
-        records = SearchRecords.from_study(study, population=cfg.search.population)
+        cands[key] = study_candidates(problem, study, key, cfg.search.population)
         out[key] = {
             "study": s.study_name,
-            "hypervolume": s.hypervolume,
             "n_complete": s.n_complete,
-            "n_full_fidelity": sum(r.fidelity == "full" for r in records.records),
-            "front_size": s.front_size,
+            "n_full_fidelity": sum(c["fidelity"] == "full" for c in cands[key]),
             "wall_s": time.perf_counter() - t0,
             # the search's own process and its worker processes (children), one CPU clock
             "cpu_s": time.process_time() - c0 + _children_cpu_s(),
-            "hv_curve": hv_curve(study, cfg.search.population),
         }
-        print(f"  seed {seed} {key}: HV {s.hypervolume:.4f} ({s.n_complete})", flush=True)
-    nsga, rnd = out["nsga2"], out["random"]
-    for mode in MULTI_FIDELITY_MODES:
-        mf = out[f"nsga2_{mode}"]
-        mf["hv_retained"] = mf["hypervolume"] / nsga["hypervolume"] if nsga["hypervolume"] else 0
-        mf["promotion_rate"] = mf["n_full_fidelity"] / max(mf["n_complete"], 1)
-        mf["cpu_ratio_to_full"] = mf["cpu_s"] / nsga["cpu_s"]
-    out["hv_ratio"] = nsga["hypervolume"] / rnd["hypervolume"] if rnd["hypervolume"] else math.inf
-    reach = next((i + 1 for i, hv in enumerate(nsga["hv_curve"]) if hv >= rnd["hypervolume"]), None)
-    out["nsga2_candidates_to_random_final_hv"] = reach
-    out["nsga2_budget_fraction_to_random_final_hv"] = (
-        reach / cfg.search.budget if reach is not None else 1.0
-    )
+        print(f"  seed {seed} {key}: {s.n_complete} candidates", flush=True)
+    # (i) the one-genome control: the ladder's first rung, as NSGA-II evaluated it
+    ladder = problem.space.ladder(ladder_size(cfg.search.population))
+    first = ladder[0].key()
+    cands[ONE_GENOME] = [
+        {**c, "id": f"{ONE_GENOME}:{c['trial']}", "strategy": ONE_GENOME}
+        for c in cands["nsga2"]
+        if c["genome"] == first
+    ][:1]
+    # (iii) the late-fusion frontier over every backbone pair of the ladder and of both searches
+    pairs: dict[str, MultimodalGenome] = {_bb_key(g): g for g in ladder}
+    for key in ("nsga2", "random"):
+        for c in cands[key]:
+            g = problem.space.from_params(c["params"])
+            pairs.setdefault(_bb_key(g), g)
+    t0 = time.process_time()
+    cands[LATE_FRONTIER] = late_fusion_frontier(problem, pairs)
+    out["late_fusion_frontier_cpu_s"] = time.process_time() - t0
+    # the box: the best single modality's val score; the slower of late-fusion-avg, bm-nas-max
+    rows = late_fusion_rows(problem, keep_predictions=True)
     base = read_json(run_baselines(cfg), schema_version=1)["baselines"]
-    by = {b["name"]: b for b in base}
-    out["baselines"] = base
-    pareto = read_json(cfg.run_path / "pareto.json", schema_version=1)
-    members = pareto["members"]
-    out["objectives"] = pareto.get("objectives")
-    out["energy"] = pareto.get("energy")
-    out["pareto"] = [
-        {
-            k: m.get(k)
-            for k in (
-                "id",
-                "val_metric",
-                "test_metric",
-                "latency_ms",
-                "energy_mj",
-                "params",
-                "missing_modalities",
-            )
-        }
-        for m in members
+    by = {r["name"]: r for r in base}
+    singles = [r for r in rows if r["name"].startswith("single:")]
+    best_single = max(singles, key=lambda r: r["val_metric"])
+    out["baselines"] = [{k: v for k, v in r.items() if k != "val_pred"} for r in rows] + [
+        by["bm-nas-max"]
     ]
-    late = by["late-fusion-avg"]
-    # the target's member: the val-best of those cheaper than late fusion (chosen on val); the
-    # val-best of the whole front is reported beside it
-    cheaper = [m for m in members if m["latency_ms"] < late["latency_ms"]]
-    overall = max(members, key=lambda m: (m["val_metric"], -m["latency_ms"]))
-    best = max(cheaper or members, key=lambda m: (m["val_metric"], -m["latency_ms"]))
-
-    def versus_late(m: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "id": m["id"],
-            "val_metric": m["val_metric"],
-            "test_metric": m["test_metric"],
-            "latency_ms": m["latency_ms"],
-            "vs_late_fusion_points": 100 * (m["test_metric"] - late["test_metric"]),
-            "latency_ratio_to_late_fusion": m["latency_ms"] / late["latency_ms"],
-        }
-
-    out["accuracy_best_overall"] = versus_late(overall)
-    out["accuracy_best"] = {
-        "among": "cheaper than late-fusion-avg" if cheaper else "whole front (none cheaper)",
-        **versus_late(best),
-        "late_fusion_avg_test": late["test_metric"],
-        "late_fusion_avg_latency_ms": late["latency_ms"],
+    out["best_single"] = {
+        "name": best_single["name"],
+        "val_metric": best_single["val_metric"],
+        "val_pred": best_single["val_pred"],
     }
-    bm = by["bm-nas-max"]
-    close = [m for m in members if m["val_metric"] >= bm["val_metric"] - 0.01]  # on val
-    if close:
-        fast = min(close, key=lambda m: m["latency_ms"])
-        out["latency_best"] = {
-            "id": fast["id"],
-            "val_metric": fast["val_metric"],
-            "test_metric": fast["test_metric"],
-            "latency_ms": fast["latency_ms"],
-            "baseline_val": bm["val_metric"],
-            "baseline_test": bm["test_metric"],
-            "baseline_latency_ms": bm["latency_ms"],
-            "latency_gain": bm["latency_ms"] / fast["latency_ms"],
-        }
-    else:
-        out["latency_best"] = None
-    return out
+    out["box"] = {
+        "acc_floor": best_single["val_metric"],
+        "acc_floor_from": best_single["name"],
+        "lat_ceiling": max(by["late-fusion-avg"]["latency_ms"], by["bm-nas-max"]["latency_ms"]),
+        "lat_ceiling_from": "max(late-fusion-avg, bm-nas-max) latency",
+        "latency_total": "CostModel.cost_arch(...).total (the search's objective)",
+    }
+    out["legacy_box"] = legacy_box(load(cfg, out["nsga2"]["study"]))
+    ds = problem.dataset
+    out["task"] = ds.task
+    out["val_labels"] = ds.split("val").labels.tolist()
+    pareto = read_json(cfg.run_path / "pareto.json", schema_version=1)
+    out["objectives"] = pareto.get("objectives")
+    out["pareto"] = [
+        {k: m.get(k) for k in ("id", "val_metric", "test_metric", "latency_ms", "energy_mj")}
+        for m in pareto["members"]
+    ]
+    return out, cands
+
+
+def legacy_box(study: optuna.Study) -> dict[str, Any]:
+    """The older normalisation (the study's fixed points: accuracy from 0, latency to 1.2 x the
+    space's upper bound), kept as a secondary figure."""
+    from harmonic_nas.search.final import study_points
+
+    ideal, ref = study_points(study)
+    return {"ideal": ideal, "reference": ref}
 
 
 def throughput(
@@ -273,7 +275,7 @@ def throughput(
     data["fusion"].update(C=192, L=16, batch_size=96, epochs=epochs, retrain_epochs=epochs)
     data["search"].update(population=4, generations=2, rescore_seeds=1)  # timing only
     cfg = ExperimentConfig.model_validate(data)
-    ensure_supernets(cfg)
+    open_pipeline(cfg)
     name = f"throughput-w{args.workers}"
     t0 = time.perf_counter()
     s = run_search(cfg, workers=args.workers, study_name=name, finalize=False)
@@ -329,7 +331,7 @@ def throughput(
             )
             / 3600,
         }
-        for mode in MULTI_FIDELITY_MODES
+        for mode in ("screen", "halving")
     }
     multi["halving"].update(
         fidelity_fraction=cfg.search.fidelity_fraction, cheap_epochs=[cheap_search, cheap_retrain]
@@ -353,209 +355,288 @@ def throughput(
     }
 
 
+#: (strategy, control, target name, goal); every other pair of these is a control's own figure
+COMPARISONS: tuple[tuple[str, str, str, float], ...] = (
+    ("nsga2", "random", "hv_ratio_vs_random", 1.05),
+    ("nsga2", ONE_GENOME, "hv_ratio_vs_one_genome", 1.10),
+    ("nsga2", LATE_FRONTIER, "front_hv_vs_late_fusion_frontier", 1.05),
+)
+CONTROLS = ("random", ONE_GENOME, LATE_FRONTIER)
+
+
+def to_candidates(raw: dict[str, list[dict[str, Any]]]) -> dict[str, list[Any]]:
+    """The saved candidate dicts as :class:`front_metrics.Candidate` (val decisions decoded)."""
+    from harmonic_nas.search.front_metrics import Candidate, decode_array
+
+    out: dict[str, list[Any]] = {}
+    for name, cands in raw.items():
+        out[name] = [
+            Candidate(
+                id=c["id"],
+                strategy=name,
+                val_metric=float(c["val_metric"]),
+                latency_ms=float(c["latency_ms"]),
+                energy_mj=c.get("energy_mj"),
+                fidelity=c.get("fidelity", "full"),
+                genome={"key": c.get("genome") or c.get("backbones")},
+                val_pred=None if c.get("val_pred") is None else decode_array(c["val_pred"]),
+            )
+            for c in cands
+        ]
+    return out
+
+
+def measure_seed(
+    rec: dict[str, Any], raw: dict[str, list[dict[str, Any]]], n_boot: int
+) -> dict[str, Any]:
+    """Every comparison of one seed: HV in the box, ratios, differences, bootstrap replicates,
+    IGD+ to the union front, the legacy normalisation (all from the saved files)."""
+    import numpy as np
+
+    from harmonic_nas.search import front_metrics as fm
+
+    strategies = to_candidates(raw)
+    box = fm.Box(
+        acc_floor=rec["box"]["acc_floor"],
+        lat_ceiling=rec["box"]["lat_ceiling"],
+        floor_source=rec["box"]["acc_floor_from"],
+        ceiling_source=rec["box"]["lat_ceiling_from"],
+    )
+    labels = np.asarray(rec["val_labels"])
+    boot = fm.bootstrap_hv(strategies, labels, rec["task"], box, n_boot=n_boot, seed=rec["seed"])
+    names = list(strategies)
+    comparisons = {
+        f"{a}_vs_{b}": boot.compare(a, b).to_json() for a in names for b in names if a != b
+    }
+    union = fm.union_front(strategies)
+    legacy = rec["legacy_box"]
+    return {
+        "box": box.to_json(),
+        "n_boot": n_boot,
+        "hv": dict(boot.point),
+        "front_size": {k: len(fm.front_points(v)) for k, v in strategies.items()},
+        "igd_plus": {k: fm.igd_plus(v, union, box) for k, v in strategies.items()},
+        "legacy_normalised_hv": {
+            k: fm.legacy_normalised_hv(v, legacy["ideal"], legacy["reference"])
+            for k, v in strategies.items()
+        },
+        "comparisons": comparisons,
+    }
+
+
+def summarise(seed_metrics: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean over seeds of every comparison, with the interval of the mean (per-seed replicates)."""
+    import numpy as np
+
+    from harmonic_nas.search import front_metrics as fm
+
+    out: dict[str, Any] = {"seeds": len(seed_metrics), "comparisons": {}}
+    for key in seed_metrics[0]["comparisons"]:
+        per = [m["comparisons"][key] for m in seed_metrics]
+        ratios = [c["ratio"] for c in per]
+        reps = [
+            np.asarray([math.nan if v is None else v for v in c["ratio_replicates"]]) for c in per
+        ]
+        diffs = [np.asarray(c["difference_replicates"]) for c in per]
+        ri = fm.mean_over_seeds_interval(reps) if None not in ratios else None
+        di = fm.mean_over_seeds_interval(diffs)
+        out["comparisons"][key] = {
+            "ratio_mean": None if None in ratios else statistics.fmean(ratios),
+            "ratio_per_seed": ratios,
+            "ratio_ci": None if ri is None else [ri.low, ri.high],
+            "difference_mean": statistics.fmean(c["difference"] for c in per),
+            "difference_per_seed": [c["difference"] for c in per],
+            "difference_ci": None if di is None else [di.low, di.high],
+            "control_hv_zero_seeds": sum(bool(c["control_hv_zero"]) for c in per),
+        }
+    for what in ("hv", "igd_plus", "legacy_normalised_hv", "front_size"):
+        names = seed_metrics[0][what]
+        out[what] = {
+            k: {
+                "per_seed": [m[what][k] for m in seed_metrics],
+                "mean": statistics.fmean(v for m in seed_metrics if (v := m[what][k]) is not None)
+                if any(m[what][k] is not None for m in seed_metrics)
+                else None,
+            }
+            for k in names
+        }
+    return out
+
+
+def targets_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """The targets block: each search figure judged with its interval, and whether a control's
+    own front reaches the same figure against the same reference (``control_also_meets``)."""
+    from harmonic_nas.search import front_metrics as fm
+
+    comps = summary["comparisons"]
+    out: dict[str, Any] = {}
+    for a, b, name, goal in COMPARISONS:
+        c = comps[f"{a}_vs_{b}"]
+        ci = c["ratio_ci"]
+        dci = c["difference_ci"]
+        if c["ratio_mean"] is None:  # a control HV of 0 on some seed: judged by the difference
+            met = fm.interval_met(
+                c["difference_mean"], dci and dci[0], dci and dci[1], 0.0, ">=", no_effect=0.0
+            )
+            judged = "difference"
+        else:
+            met = fm.interval_met(c["ratio_mean"], ci and ci[0], ci and ci[1], goal, ">=")
+            judged = "ratio"
+        others = {k: comps[f"{k}_vs_{b}"]["ratio_mean"] for k in CONTROLS if k != b}
+        out[name] = {
+            "value": c["ratio_mean"],
+            "target": goal,
+            "op": ">=",
+            "met": bool(met),
+            "_ci_low": None if ci is None else ci[0],
+            "_ci_high": None if ci is None else ci[1],
+            "difference": c["difference_mean"],
+            "_difference_ci_low": None if dci is None else dci[0],
+            "_difference_ci_high": None if dci is None else dci[1],
+            "judged_by": judged,
+            "per_seed": c["ratio_per_seed"],
+            "control_values": others,
+            "control_also_meets": fm.control_also_meets(others, goal, ">="),
+        }
+    return out
+
+
 def fmt(v: Any, d: int = 3) -> str:
     if v is None:
         return "-"
     return f"{v:.{d}f}" if isinstance(v, float) else str(v)
 
 
-def summarise(seeds: list[dict[str, Any]], population: int, budget: int) -> dict[str, Any]:
-    """The across-seed summary of the per-seed records (also recomputed by ``--resummarise``)."""
-    ratios = [r["hv_ratio"] for r in seeds]
-    ceilings = [
-        1.0 / r["random"]["hypervolume"] if r["random"]["hypervolume"] else math.inf for r in seeds
-    ]
-    fractions = [r["nsga2_budget_fraction_to_random_final_hv"] for r in seeds]
-    vs_late = [r["accuracy_best"]["vs_late_fusion_points"] for r in seeds]
-    lat_ratio = [r["accuracy_best"]["latency_ratio_to_late_fusion"] for r in seeds]
-    overall = [r["accuracy_best_overall"]["vs_late_fusion_points"] for r in seeds]
-    first_gen = [r["nsga2"]["hv_curve"][population - 1] for r in seeds]
-    gains = [r["latency_best"]["latency_gain"] if r["latency_best"] else 0.0 for r in seeds]
-    mf = {
-        mode: {
-            "hv_retained_mean": statistics.mean(r[f"nsga2_{mode}"]["hv_retained"] for r in seeds),
-            "hv_retained_per_seed": [r[f"nsga2_{mode}"]["hv_retained"] for r in seeds],
-            "promotion_rate_mean": statistics.mean(
-                r[f"nsga2_{mode}"]["promotion_rate"] for r in seeds
-            ),
-            "cpu_ratio_mean": statistics.mean(
-                r[f"nsga2_{mode}"]["cpu_ratio_to_full"] for r in seeds
-            ),
-            "cpu_ratio_per_seed": [r[f"nsga2_{mode}"]["cpu_ratio_to_full"] for r in seeds],
-        }
-        for mode in MULTI_FIDELITY_MODES
-    }
-    primary = MULTI_FIDELITY_MODES[0]
-    summary: dict[str, Any] = {
-        "budget": budget,
-        "hv_ratio_mean": statistics.mean(ratios),
-        "hv_ratio_per_seed": ratios,
-        # the ratio a front made of the ideal point alone would reach (normalised HV 1.0):
-        # no strategy can exceed it on that seed's reference point
-        "hv_ratio_ceiling_per_seed": ceilings,
-        "hv_ratio_ceiling_mean": statistics.mean(ceilings),
-        "nsga2_budget_fraction_mean": statistics.mean(fractions),
-        "front_vs_late_fusion_points_mean": statistics.mean(vs_late),
-        "front_vs_late_fusion_points_per_seed": vs_late,
-        "front_latency_ratio_to_late_fusion_mean": statistics.mean(lat_ratio),
-        "front_overall_vs_late_fusion_points_per_seed": overall,
-        # NSGA-II's hypervolume after its first generation (search.initial's seeded ladder +
-        # random genomes) over random search's final one: what selection adds is the rest
-        "nsga2_first_generation_hv_ratio_per_seed": [
-            h / r["random"]["hypervolume"] for h, r in zip(first_gen, seeds, strict=True)
-        ],
-        "latency_gain_vs_bm_nas_max_mean": statistics.mean(gains),
-        "latency_gain_vs_bm_nas_max_per_seed": gains,
-        "multi_fidelity_mode": primary,
-        "multi_fidelity": mf,
-    }
-    return summary
-
-
-def targets_of(summary: dict[str, Any], tp: dict[str, Any] | None) -> dict[str, Any]:
-    """The ``targets`` block from the summary and the throughput record."""
-    primary = summary["multi_fidelity_mode"]
-    mf = summary["multi_fidelity"]
-    return {
-        "hv_ratio_nsga2_vs_random": target(summary["hv_ratio_mean"], 1.10, ">="),
-        "nsga2_budget_to_random_final_hv": target(
-            summary["nsga2_budget_fraction_mean"], 0.67, "<="
-        ),
-        "front_vs_late_fusion_points": target(
-            summary["front_vs_late_fusion_points_mean"],
-            -0.5,
-            ">=",
-            met=summary["front_vs_late_fusion_points_mean"] >= -0.5
-            and summary["front_latency_ratio_to_late_fusion_mean"] < 1.0,
-        ),
-        "latency_gain_vs_bm_nas_max": target(summary["latency_gain_vs_bm_nas_max_mean"], 1.9, ">="),
-        "paper_scale_hours_2_workers": target(
-            tp["multi_fidelity"][primary]["projected_paper_budget_h"] if tp else None, 4.0, "<="
-        ),
-        "multi_fidelity_hv_retained": target(mf[primary]["hv_retained_mean"], 0.98, ">="),
-    }
-
-
 def show(summary: dict[str, Any], targets: dict[str, Any]) -> None:
-    print(
-        f"hypervolume ratio NSGA-II / random x{summary['hv_ratio_mean']:.3f}; the most any front "
-        f"could reach on these reference points (the ideal point alone) "
-        f"x{summary['hv_ratio_ceiling_mean']:.3f}"
-    )
-    print()
-    print(f"{'target':<36}{'value':>12}{'goal':>10}  met")
+    print(f"\n{'strategy':<24}{'HV (box)':>12}{'IGD+':>10}{'legacy HV':>12}")
+    for k, v in summary["hv"].items():
+        print(
+            f"{k:<24}{fmt(v['mean'], 4):>12}{fmt(summary['igd_plus'][k]['mean'], 4):>10}"
+            f"{fmt(summary['legacy_normalised_hv'][k]['mean'], 4):>12}"
+        )
+    print(f"\n{'target':<36}{'value':>8}{'ci':>20}{'goal':>8}  met   control also meets")
     for name, t in targets.items():
-        print(f"{name:<36}{fmt(t['value']):>12}{t['op'] + ' ' + str(t['target']):>10}  {t['met']}")
+        ci = f"[{fmt(t['_ci_low'])}, {fmt(t['_ci_high'])}]"
+        print(
+            f"{name:<36}{fmt(t['value']):>8}{ci:>20}{t['op'] + ' ' + str(t['target']):>8}  "
+            f"{t['met']!s:<5} {t['control_also_meets']}"
+        )
 
 
-def resummarise(path: Path) -> int:
-    """Recompute the summary and the targets of a saved result from its per-seed records and
-    throughput (nothing is re-run)."""
+def finish(results: dict[str, Any], cands: dict[str, Any], n_boot: int) -> dict[str, Any]:
+    """Measure every saved seed from the files, then the summary and the targets."""
+    per = []
+    for seed in sorted(results["seeds"], key=int):
+        m = measure_seed(results["seeds"][seed], cands[seed], n_boot)
+        results["seeds"][seed]["metrics"] = m
+        per.append(m)
+    results["summary"] = summarise(per) if per else {}
+    results["targets"] = targets_of(results["summary"]) if per else {}
+    return results
+
+
+def resummarise(path: Path, n_boot: int) -> int:
+    """Recompute every metric, the summary and the targets from the saved result and its
+    candidates file alone (nothing is re-run)."""
     try:
-        results = read_json(path, schema_version=1, what="search_quality result")
+        results = read_json(path, schema_version=SCHEMA, what="search_quality result")
+        cands = read_json(candidates_path(path), schema_version=SCHEMA, what="candidates file")
     except HarmonicError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = results["settings"]
-    summary = summarise(
-        results["seeds"], settings["population"], settings["population"] * settings["generations"]
-    )
-    results["summary"] = summary
-    results["targets"] = targets_of(summary, results["throughput"])
-    atomic_write_json(path, results, schema_version=1)
-    show(summary, results["targets"])
-    print(f"updated summary and targets in {_rel(path)}")
+    results = finish(results, cands["seeds"], n_boot)
+    atomic_write_json(path, results, schema_version=SCHEMA)
+    show(results["summary"], results["targets"])
+    print(f"updated metrics, summary and targets in {_rel(path)}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    from data_difficulty import machine  # benchmarks/data_difficulty.py
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="hard", choices=BENCH_PROFILES)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--population", type=int, default=16)
     ap.add_argument("--generations", type=int, default=4)
-    ap.add_argument("--workers", type=int, default=2)
-    add_seed_options(ap)
-    ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--workers", type=int, default=2, help="throughput part only")
+    ap.add_argument("--test-seeds", type=int, default=1, help="retrainings per test score")
+    ap.add_argument("--rescore-seeds", type=int, default=3, help="throughput projection only")
+    ap.add_argument("--boot", type=int, default=1000, help="bootstrap replicates per seed")
+    ap.add_argument("--fidelity-modes", nargs="*", default=[], choices=("screen", "halving"))
+    ap.add_argument("--throughput", action="store_true", help="also the paper-scale projection")
+    ap.add_argument("--fresh", action="store_true", help="measure again seeds already saved")
     ap.add_argument("--out", type=Path, default=RESULTS, help="results JSON")
     ap.add_argument(
         "--resummarise",
         action="store_true",
-        help="recompute only the summary and targets of the saved --out file (nothing is re-run)",
+        help="recompute metrics, summary and targets from the saved files (nothing is re-run)",
     )
     args = ap.parse_args(argv)
     if args.resummarise:
-        return resummarise(args.out)
+        return resummarise(args.out, args.boot)
     torch.set_num_threads(1)  # the CLI's policy: one intra-op thread per process
-    args.base = load_bench_config()  # read once: edits do not leak in
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = space_from_config(make_config(args, args.seeds[0]))
-    budget = args.population * args.generations
-    print(f"search space: {space.size():.3e} candidates; budget {budget} per strategy", flush=True)
-    seeds = []
-    for seed in args.seeds:
-        t0 = time.perf_counter()
-        r = one_seed(args, seed)
-        r["wall_s"] = time.perf_counter() - t0
-        seeds.append(r)
-        lb = r["latency_best"] or {}
-        ab = r["accuracy_best"]
-        print(
-            f"seed {seed}: HV nsga2 {r['nsga2']['hypervolume']:.4f} random "
-            f"{r['random']['hypervolume']:.4f} (x{r['hv_ratio']:.3f}); nsga2 reaches random's HV "
-            f"after {r['nsga2_candidates_to_random_final_hv']} candidates; acc-best (val) "
-            f"{ab['id']} test {ab['test_metric']:.4f} vs late-fusion-avg "
-            f"{ab['late_fusion_avg_test']:.4f} at x{ab['latency_ratio_to_late_fusion']:.2f} "
-            f"latency; latency gain vs bm-nas-max x{fmt(lb.get('latency_gain'))} "
-            f"({r['wall_s'] / 60:.1f} min)",
-            flush=True,
-        )
-    summary = summarise(seeds, args.population, budget)
-    tp = None
-    if not args.skip_throughput:
-        fronts = {
-            key: statistics.mean(r[f"nsga2{suffix}"]["front_size"] for r in seeds)
-            for key, suffix in (("full", ""), *((m, f"_{m}") for m in MULTI_FIDELITY_MODES))
-        }
-        tp = throughput(
-            args,
-            args.seeds[0],
-            {m: v["promotion_rate_mean"] for m, v in summary["multi_fidelity"].items()},
-            fronts,
-        )
-        print(
-            f"throughput ({tp['workers']} workers, C=192 L=16): {tp['candidates_per_hour']:.1f} "
-            f"candidates/h, speed-up x{tp['parallel_speedup']:.2f}; projected paper budget: "
-            f"{tp['projected_paper_budget_h']:.2f} h at full fidelity, "
-            + ", ".join(
-                f"{v['projected_paper_budget_h']:.2f} h with {m}"
-                for m, v in tp["multi_fidelity"].items()
-            ),
-            flush=True,
-        )
-    targets = targets_of(summary, tp)
-    show(summary, targets)
-    atomic_write_json(
-        args.out,
+    cpath = candidates_path(args.out)
+    results: dict[str, Any] = {"seeds": {}}
+    cands: dict[str, Any] = {"seeds": {}}
+    if args.out.is_file() and cpath.is_file() and not args.fresh:
+        results = read_json(args.out, schema_version=SCHEMA)
+        cands = read_json(cpath, schema_version=SCHEMA)
+        if results.get("settings", {}).get("profile") != args.profile:
+            results, cands = {"seeds": {}}, {"seeds": {}}
+    results.update(
         {
+            "benchmark": "search_quality",
             "command": " ".join(["python", "benchmarks/search_quality.py", *sys.argv[1:]]),
+            "machine": machine(),
             "settings": {
+                "profile": args.profile,
                 "population": args.population,
                 "generations": args.generations,
-                "rescore_seeds": args.rescore_seeds,
+                "budget": args.population * args.generations,
                 "test_seeds": args.test_seeds,
-                "seeds": args.seeds,
-                "config": "configs/quick.yaml",
-                "pretrain": args.base.pretrain.model_dump(mode="json"),
-                "fusion": args.base.fusion.model_dump(mode="json"),
+                "rescore_seeds": 1,
+                "fidelity_modes": args.fidelity_modes,
+                "n_boot": args.boot,
+                "config": "configs/quick.yaml via benchmarks/_pipelines.py",
             },
-            "seeds": seeds,
-            "summary": summary,
-            "throughput": tp,
-            "targets": targets,
-        },
-        schema_version=1,
+        }
     )
-    print(f"saved {_rel(args.out)}")
+    for seed in args.seeds:
+        if str(seed) in results["seeds"]:
+            print(f"seed {seed}: saved record reused", flush=True)
+            continue
+        t0 = time.perf_counter()
+        rec, seed_cands = one_seed(args, seed)
+        rec["wall_s"] = time.perf_counter() - t0
+        results["seeds"][str(seed)] = rec
+        cands["seeds"][str(seed)] = seed_cands
+        atomic_write_json(cpath, cands, schema_version=SCHEMA)
+        finish(results, cands["seeds"], args.boot)
+        atomic_write_json(args.out, results, schema_version=SCHEMA)
+        print(f"seed {seed}: done in {rec['wall_s'] / 60:.1f} min", flush=True)
+    finish(results, cands["seeds"], args.boot)
+    if args.throughput:
+        if set(args.fidelity_modes) != {"screen", "halving"}:
+            print("error: --throughput needs --fidelity-modes screen halving", file=sys.stderr)
+            return 2
+        recs = list(results["seeds"].values())
+        promotion = {
+            m: statistics.fmean(
+                r[f"nsga2_{m}"]["n_full_fidelity"] / max(r[f"nsga2_{m}"]["n_complete"], 1)
+                for r in recs
+            )
+            for m in ("screen", "halving")
+        }
+        fronts = {
+            k: statistics.fmean(r["metrics"]["front_size"][f"nsga2{suffix}"] for r in recs)
+            for k, suffix in (("full", ""), ("screen", "_screen"), ("halving", "_halving"))
+        }
+        results["throughput"] = throughput(args, args.seeds[0], promotion, fronts)
+    show(results["summary"], results["targets"])
+    atomic_write_json(args.out, results, schema_version=SCHEMA)
+    print(f"saved {_rel(args.out)} and {_rel(cpath)}")
     return 0
 
 
