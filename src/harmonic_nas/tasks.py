@@ -130,8 +130,9 @@ def resampled_metric(
 def metric_from_predictions(pred: np.ndarray, labels: np.ndarray, task: Task) -> float:
     """Accuracy (classification: class indices ``(n,)``) or support-weighted F1 (multilabel:
     0/1 ``(n, classes)``) of per-sample predictions (:func:`task_predictions`)."""
-    n = np.asarray(pred).shape[0] if np.asarray(pred).ndim else 0
-    return float(resampled_metric(pred, labels, task, np.ones((1, n)))[0])
+    arr = np.asarray(pred)
+    n = arr.shape[0] if arr.ndim else 0
+    return float(resampled_metric(arr, labels, task, np.ones((1, n)))[0])
 
 
 def _numpy(x: Tensor) -> np.ndarray:

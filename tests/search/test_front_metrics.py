@@ -4,8 +4,11 @@ the JSON round trips."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -149,6 +152,10 @@ def test_igd_plus_by_hand() -> None:
     # outside the box: clipped to its edge (a point below the floor counts as on the floor)
     assert igd_plus([cand(0.5, 0.0)], reference, BOX) == pytest.approx((1.0 + 0.5) / 2)
     assert igd_plus([], reference, BOX) is None
+    # reference points outside the box add no HV, so they are no target for IGD+ either
+    outside = [*reference, cand(0.79, 0.0, "r"), cand(1.0, 10.0, "r")]
+    assert igd_plus(middle, outside, BOX) == pytest.approx(0.25)
+    assert igd_plus(middle, [cand(0.7, 1.0, "r")], BOX) is None
 
 
 def test_union_front_is_the_reference_of_every_strategy() -> None:
@@ -380,6 +387,43 @@ def test_target_rules() -> None:
         interval_met(1.0, 1.0, 1.0, 1.0, "==")
     assert control_also_meets({"random": 1.0, "one_genome": 1.12}, 1.10, ">=")
     assert not control_also_meets({"random": 1.0, "one_genome": None}, 1.10, ">=")
+
+
+def benchmark_targets() -> ModuleType:
+    """``benchmarks/_targets.py`` (the benchmarks' entries are built from these rules)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "_targets.py"
+    spec = importlib.util.spec_from_file_location("_bench_targets", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_target_entries(
+    strategies: dict[str, list[Candidate]], labels: np.ndarray
+) -> None:
+    t = benchmark_targets()
+    entry = t.target_with_interval(1.2, 1.01, 1.4, 1.05, ">=", controls={"random": 1.0})
+    assert entry == {
+        "value": 1.2,
+        "target": 1.05,
+        "op": ">=",
+        "met": True,
+        "control_also_meets": False,
+        "_controls": {"random": 1.0},
+        "_ci_low": 1.01,
+        "_ci_high": 1.4,
+    }
+    assert not t.target_with_interval(1.2, 0.99, 1.4, 1.05, ">=")["met"]
+    assert t.target(3.0, 2.0, ">=", controls={"one_genome": 2.5})["control_also_meets"] is True
+    assert "control_also_meets" not in t.target(3.0, 2.0, ">=")
+    boot = bootstrap_hv(strategies, labels, "classification", BOOT_BOX, n_boot=100, seed=2)
+    zero = t.hv_ratio_target(boot.compare("a", "below"), 1.05, controls={"one_genome": None})
+    assert zero["value"] is None and zero["met"] and zero["control_hv_zero"]
+    assert zero["judged_by"] == "difference" and zero["control_also_meets"] is False
+    assert json.loads(json.dumps(zero, allow_nan=False)) == zero
+    win = t.hv_ratio_target(boot.compare("a", "b"), 1.05)
+    assert win["met"] and win["_ci_low"] > 1.0 and win["value"] == pytest.approx(0.6 / (7 / 15))
 
 
 # --- JSON round trips -----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Front metrics that can fail: the one place the search benchmarks and the report measure fronts.
+"""Front metrics that can fail: the one place where a search is measured against its controls.
 
 The protocol (README, "How the search is measured"):
 
@@ -451,11 +451,14 @@ def igd_plus(
     In the box's normalised coordinates clipped to ``[0, 1]`` (:meth:`Box.normalised`): for each
     point ``r`` of the reference's non-dominated set, ``d+(a, r) = sqrt(sum_i max(a_i - r_i, 0)^2)``
     to the nearest point ``a`` of the front; IGD+ is their mean (0: the front weakly dominates every
-    reference point). None when either set has no candidate that may be on a front.
+    reference point). Reference points outside the box (on or beyond the floor or a ceiling) are
+    left out, as they add no HV either; the front's points outside it count at its edge. None when
+    the front has no candidate that may be on a front, or the reference none inside the box.
     """
     energy = box.has_energy
     f = box.normalised([c.minimised(energy) for c in front if c.on_front])
     r = box.normalised([c.minimised(energy) for c in reference_front if c.on_front])
+    r = r[np.all(r < 1.0, axis=1)]
     if len(f) == 0 or len(r) == 0:
         return None
     r = r[non_dominated(r)]
