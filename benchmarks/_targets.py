@@ -1,7 +1,10 @@
 """The ``targets`` block every benchmark JSON carries, built, printed and refreshed in one place.
 
 ``{"<name>": {"value": v, "target": t, "op": ">=" | "<=" | "==", "met": bool}}``; a value of
-None (not measured) is never met.
+None (not measured) is never met. A target measured with a bootstrap interval carries
+``_ci_low`` / ``_ci_high`` and is met only when the interval excludes "no effect" too; a search
+target carries ``control_also_meets`` (a control reaching the same figure: no evidence). The rules
+live in :mod:`harmonic_nas.search.front_metrics`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from harmonic_nas.errors import HarmonicError
+from harmonic_nas.search.front_metrics import (
+    BootstrapComparison,
+    control_also_meets,
+    interval_met,
+    judge_ratio,
+)
 from harmonic_nas.utils.io import atomic_write_json, read_json
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -21,11 +30,54 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def target(value: Any, goal: Any, op: str, *, met: bool | None = None) -> dict[str, Any]:
-    """One target; ``met`` overrides the comparison (a target with a side condition)."""
+def target(
+    value: Any,
+    goal: Any,
+    op: str,
+    *,
+    met: bool | None = None,
+    controls: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One target; ``met`` overrides the comparison (a target with a side condition).
+    ``controls``: the same figure for each control (``{"random": v, ...}``), recorded as
+    ``_controls`` with ``control_also_meets``."""
     if met is None:
         met = value is not None and _OPS[op](value, goal)
-    return {"value": value, "target": goal, "op": op, "met": bool(met)}
+    out = {"value": value, "target": goal, "op": op, "met": bool(met)}
+    if controls is not None:
+        out["control_also_meets"] = control_also_meets(controls, goal, op)
+        out["_controls"] = dict(controls)
+    return out
+
+
+def target_with_interval(
+    value: float | None,
+    ci_low: float | None,
+    ci_high: float | None,
+    goal: float,
+    op: str,
+    *,
+    no_effect: float = 1.0,
+    controls: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A target with a bootstrap interval: met only when ``value`` meets ``goal`` and the interval
+    excludes ``no_effect`` (``_ci_low > 1.0`` for a ``>=`` ratio target; 0.0 for a difference)."""
+    met = interval_met(value, ci_low, ci_high, goal, op, no_effect=no_effect)
+    out = target(value, goal, op, met=met, controls=controls)
+    out["_ci_low"], out["_ci_high"] = ci_low, ci_high
+    return out
+
+
+def hv_ratio_target(
+    comparison: BootstrapComparison, goal: float, *, controls: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A ``>=`` hypervolume-ratio target from a bootstrap comparison
+    (:func:`harmonic_nas.search.front_metrics.judge_ratio`): the ratio with its interval, the
+    difference with its interval beside it, judged by the difference when the control's HV is 0."""
+    judged = judge_ratio(comparison, goal)
+    out = target(judged.pop("value"), goal, ">=", met=judged.pop("met"), controls=controls)
+    out.update(judged)
+    return out
 
 
 def print_targets(targets: dict[str, Any]) -> None:

@@ -5,6 +5,10 @@ task type, a task loss or a task metric. The multilabel metric is the support-we
 classes (sklearn ``average='weighted'``), the metric the Harmonic-NAS paper reports for MM-IMDB;
 classification uses top-1 accuracy. Higher is better for both.
 
+The metrics themselves are computed once, in numpy, from per-sample predictions
+(:func:`task_predictions` turns logits into them; :func:`resampled_metric` scores them under any
+number of resamplings of the samples at once, which the search's bootstrap intervals use); the
+torch entry points (:func:`task_metric`, :func:`weighted_f1`) go through the same code.
 torch is imported inside the functions so that the vocabulary itself stays cheap to import.
 """
 
@@ -12,6 +16,8 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Final, Literal, get_args
+
+import numpy as np
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -57,21 +63,86 @@ def task_loss(logits: Tensor, target: Tensor, task: Task, smoothing: float = 0.0
     return F.cross_entropy(logits, target)
 
 
-def weighted_f1(scores: Tensor, labels: Tensor, threshold: float = DEFAULT_THRESHOLD) -> float:
-    """Support-weighted F1 over classes (sklearn ``average='weighted'``), ``scores`` in [0, 1]."""
+def task_predictions(
+    logits: Tensor, task: Task, threshold: float = DEFAULT_THRESHOLD
+) -> np.ndarray:
+    """Per-sample predictions of ``logits`` (``(n, classes)``): the argmax class, int64 ``(n,)``
+    (classification), or ``sigmoid(logits) >= threshold`` as a 0/1 uint8 ``(n, classes)``
+    (multilabel). What :func:`metric_from_predictions` scores."""
     import torch
 
-    pred = scores >= threshold
-    true = labels > 0.5
-    tp = (pred & true).sum(0).double()
-    fp = (pred & ~true).sum(0).double()
-    fn = (~pred & true).sum(0).double()
+    logits = logits.detach()
+    if task == "multilabel":
+        return (torch.sigmoid(logits) >= threshold).cpu().numpy().astype(np.uint8)
+    return logits.argmax(1).cpu().numpy().astype(np.int64)
+
+
+def _check_predictions(pred: np.ndarray, labels: np.ndarray, task: Task) -> None:
+    want = 1 if task == "classification" else 2
+    if pred.ndim != want or labels.ndim != want:
+        raise ValueError(
+            f"{task} predictions and labels must be {want}-D per-sample arrays, got shapes "
+            f"{pred.shape} and {labels.shape}"
+        )
+    if pred.shape != labels.shape:
+        raise ValueError(
+            f"predictions {pred.shape} and labels {labels.shape} differ in shape: pass one "
+            "prediction per val sample (and per class for multilabel)"
+        )
+
+
+def resampled_metric(
+    pred: np.ndarray, labels: np.ndarray, task: Task, counts: np.ndarray
+) -> np.ndarray:
+    """The task metric of ``pred`` against ``labels`` under each row of ``counts``.
+
+    ``counts`` is ``(replicates, n)``: how many times each of the ``n`` samples is drawn in that
+    replicate (a bootstrap resampling; a row of ones is the sample itself). ``pred`` / ``labels``
+    are per-sample class indices ``(n,)`` (classification: accuracy) or 0/1 matrices
+    ``(n, classes)`` (multilabel: support-weighted F1 over classes, sklearn
+    ``average='weighted'``; a class with no true, predicted or missed sample scores 0). Returns
+    one value per replicate (0.0 for a replicate without any positive label).
+    """
+    pred = np.asarray(pred)
+    labels = np.asarray(labels)
+    _check_predictions(pred, labels, task)
+    w = np.asarray(counts, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != pred.shape[0]:
+        raise ValueError(
+            f"counts must be (replicates, {pred.shape[0]}) sample multiplicities, got {w.shape}"
+        )
+    if task == "classification":
+        correct = (pred == labels).astype(np.float64)
+        return np.asarray((w @ correct) / w.sum(axis=1))
+    p = pred > 0.5
+    t = labels > 0.5
+    tp = w @ (p & t).astype(np.float64)
+    fp = w @ (p & ~t).astype(np.float64)
+    fn = w @ (~p & t).astype(np.float64)
+    support = w @ t.astype(np.float64)
     denom = 2 * tp + fp + fn
-    f1 = torch.where(denom > 0, 2 * tp / denom.clamp(min=1), torch.zeros_like(tp))
-    support = true.sum(0).double()
-    if support.sum() == 0:
-        return 0.0
-    return float((f1 * support).sum() / support.sum())
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    total = support.sum(axis=1)
+    weighted = (f1 * support).sum(axis=1)
+    return np.asarray(np.divide(weighted, total, out=np.zeros_like(total), where=total > 0))
+
+
+def metric_from_predictions(pred: np.ndarray, labels: np.ndarray, task: Task) -> float:
+    """Accuracy (classification: class indices ``(n,)``) or support-weighted F1 (multilabel:
+    0/1 ``(n, classes)``) of per-sample predictions (:func:`task_predictions`)."""
+    arr = np.asarray(pred)
+    n = arr.shape[0] if arr.ndim else 0
+    return float(resampled_metric(arr, labels, task, np.ones((1, n)))[0])
+
+
+def _numpy(x: Tensor) -> np.ndarray:
+    return np.asarray(x.detach().cpu().numpy())
+
+
+def weighted_f1(scores: Tensor, labels: Tensor, threshold: float = DEFAULT_THRESHOLD) -> float:
+    """Support-weighted F1 over classes (sklearn ``average='weighted'``), ``scores`` in [0, 1]."""
+    pred = (_numpy(scores) >= threshold).astype(np.uint8)
+    return metric_from_predictions(pred, _numpy(labels), "multilabel")
 
 
 def task_metric(
@@ -79,11 +150,7 @@ def task_metric(
 ) -> float:
     """Accuracy (classification) or weighted F1 of ``sigmoid(logits)`` at ``threshold``
     (multilabel)."""
-    import torch
-
-    if task == "multilabel":
-        return weighted_f1(torch.sigmoid(logits), labels, threshold)
-    return float((logits.argmax(1) == labels).double().mean())
+    return metric_from_predictions(task_predictions(logits, task, threshold), _numpy(labels), task)
 
 
 __all__ = [
@@ -92,9 +159,12 @@ __all__ = [
     "METRIC_NAMES",
     "TASKS",
     "Task",
+    "metric_from_predictions",
     "metric_label",
     "metric_name",
+    "resampled_metric",
     "task_loss",
     "task_metric",
+    "task_predictions",
     "weighted_f1",
 ]

@@ -21,14 +21,21 @@ def dominates(a: Point, b: Point) -> bool:
     )
 
 
-def non_dominated(points: Sequence[Point]) -> list[int]:
-    """Indices of the points no other point dominates (equal points are all kept), in input order."""
-    pts = [tuple(float(v) for v in p) for p in points]
-    return [
-        i
-        for i, p in enumerate(pts)
-        if not any(dominates(q, p) for j, q in enumerate(pts) if j != i)
-    ]
+def non_dominated(points: Sequence[Point] | np.ndarray) -> list[int]:
+    """Indices of the points no other point dominates (equal points are all kept), in input order.
+
+    Vectorised (one ``n x n`` comparison), so that the bootstrap of :mod:`.front_metrics` can
+    call it for every resampling; same result as testing :func:`dominates` on every pair.
+    """
+    arr = np.asarray(points, dtype=float)
+    if arr.size == 0:
+        return []
+    arr = arr.reshape(len(arr), -1)
+    # dom[i, j]: point i dominates point j
+    le = np.all(arr[:, None, :] <= arr[None, :, :], axis=2)
+    lt = np.any(arr[:, None, :] < arr[None, :, :], axis=2)
+    dominated = np.any(le & lt, axis=0)
+    return [int(i) for i in np.flatnonzero(~dominated)]
 
 
 def _hv2d(points: np.ndarray, ref: np.ndarray) -> float:
