@@ -118,7 +118,7 @@ def test_val_is_only_read_to_score_the_retrained_net(cache: FeatureCache) -> Non
     retrain = [h for h in res.history if h["phase"] == "retrain"]
     assert res.val_metric == retrain[-1]["val_metric"]  # the last epoch, not the best one
     assert res.val_pred is not None
-    assert float((res.val_pred == cache.split("val").labels).double().mean()) == res.val_metric
+    assert float((res.val_pred == cache.split("val").labels.numpy()).mean()) == res.val_metric
 
 
 def test_arch_split_zero_reproduces_the_reference_protocol_on_val(cache: FeatureCache) -> None:

@@ -30,7 +30,6 @@ from torch import Tensor, nn
 
 from harmonic_nas.fusion.cache import Task, mean_logits
 from harmonic_nas.fusion.search import _scoped_rng, metric, task_loss
-from harmonic_nas.fusion.search import decisions as decisions  # re-exported for the baselines
 from harmonic_nas.utils.seeding import derive_seed
 
 logger = logging.getLogger(__name__)

@@ -44,6 +44,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -56,7 +57,7 @@ from harmonic_nas.fusion.hardware_term import BaseCost, OpCosts, hardware_vector
 from harmonic_nas.fusion.mixup import Mixup
 from harmonic_nas.fusion.network import FixedFusionNet, SearchNetwork
 from harmonic_nas.fusion.ops import check_ops
-from harmonic_nas.tasks import Task, task_loss
+from harmonic_nas.tasks import Task, task_loss, task_predictions
 from harmonic_nas.tasks import task_metric as metric
 from harmonic_nas.tasks import weighted_f1 as weighted_f1  # re-exported by harmonic_nas.fusion
 from harmonic_nas.utils.device import default_device
@@ -85,8 +86,8 @@ class FusionResult:
     search_metric: float = 0.0
     """best metric of the search epochs on the architecture part of train (val with arch_split 0)"""
     timings: dict[str, float] = field(default_factory=dict)
-    val_pred: Tensor | None = None
-    """the retrained network's per-sample val decisions (see :func:`decisions`)"""
+    val_pred: np.ndarray | None = None
+    """the retrained network's per-sample val predictions (:func:`harmonic_nas.tasks.task_predictions`)"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -139,14 +140,6 @@ def split_logits(
         logits.append(net(pts, split.late_logits(idx)))
     net.train(was)
     return torch.cat(logits)
-
-
-def decisions(logits: Tensor, task: Task, threshold: float = 0.5) -> Tensor:
-    """Per-sample decisions as the task's metric reads them: class indices (classification) or
-    0/1 rows of ``sigmoid(logits) >= threshold`` (multilabel)."""
-    if task == "multilabel":
-        return (torch.sigmoid(logits) >= threshold).to(torch.int8)
-    return logits.argmax(-1)
 
 
 def _check_finite(loss: Tensor, where: str) -> None:
@@ -368,9 +361,9 @@ def search_fusion(
     )
     t2 = time.perf_counter()
     history.extend(retrain_hist)
-    val_pred = decisions(
+    val_pred = task_predictions(
         split_logits(fixed, cache.split("val"), select=fixed.used_points), task, fcfg.threshold
-    ).cpu()
+    )
     return FusionResult(
         genotype=best_genotype,
         val_metric=val_metric,

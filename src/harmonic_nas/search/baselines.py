@@ -131,11 +131,14 @@ def late_fusion_rows(
     ``backbones`` (default: the max subnets), each BN-recalibrated on the run's class-stratified
     subset of train; val and test metrics, LUT costs (a row's cost: the layers its output depends
     on, plus the per-model overhead). ``keep_predictions`` adds each row's per-sample val
-    predictions (``val_pred``: class indices, or 0/1 rows for multilabel) for bootstrapping."""
+    predictions (``val_pred``: :func:`harmonic_nas.tasks.task_predictions`, encoded by
+    :func:`harmonic_nas.search.front_metrics.encode_array`) for bootstrapping."""
     from harmonic_nas.fusion import late
     from harmonic_nas.hardware.inventory import backbone_specs, late_fusion_head_spec
     from harmonic_nas.pretrain import calibration_generator, extract_calibrated
     from harmonic_nas.search.evaluator import model_params
+    from harmonic_nas.search.front_metrics import encode_array
+    from harmonic_nas.tasks import task_predictions
 
     cfg, ds, cm = problem.cfg, problem.dataset, problem.cost_model
     task, thr = ds.task, cfg.fusion.threshold
@@ -184,7 +187,7 @@ def late_fusion_rows(
             "uncosted_keys": list(cost.uncosted_keys),
         }
         if keep_predictions:
-            out["val_pred"] = late.decisions(val_logits, task, thr).tolist()
+            out["val_pred"] = encode_array(task_predictions(val_logits, task, thr))
         return out
 
     prior = late.label_prior(train.labels, task, problem.n_classes)

@@ -25,6 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from harmonic_nas.backbones import BackboneSpace
@@ -382,6 +383,7 @@ class HarmonicProblem:
         BN-recalibrated as every extracted subnet; cost = the LUT lower bound of the candidate."""
         from harmonic_nas.fusion import late
         from harmonic_nas.pretrain import calibration_generator, extract_calibrated
+        from harmonic_nas.tasks import task_predictions
 
         cfg, ds = self.cfg, self.dataset
         train, val = ds.split("train"), ds.split("val")
@@ -409,18 +411,18 @@ class HarmonicProblem:
             extra={
                 "screen": "late fusion of the subnets' own classifiers (logits averaged)",
                 **self._val_pred_extra(
-                    late.decisions(late.average_logits(outs), ds.task, cfg.fusion.threshold)
+                    task_predictions(late.average_logits(outs), ds.task, cfg.fusion.threshold)
                 ),
             },
         )
 
-    def _val_pred_extra(self, pred: torch.Tensor | None) -> dict[str, Any]:
-        """``{"val_pred": record}`` (:mod:`.val_predictions`) or nothing when unknown."""
-        from harmonic_nas.search import val_predictions
+    @staticmethod
+    def _val_pred_extra(pred: np.ndarray | None) -> dict[str, Any]:
+        """``{"val_pred": ...}``: the model's per-sample val predictions, as the instrument's
+        bootstrap reads them (:func:`harmonic_nas.search.front_metrics.encode_array`)."""
+        from harmonic_nas.search.front_metrics import encode_array
 
-        if pred is None:
-            return {}
-        return {"val_pred": val_predictions.encode(pred.cpu().numpy(), self.n_classes)}
+        return {} if pred is None else {"val_pred": encode_array(pred)}
 
     @property
     def energy_modelled(self) -> bool:
