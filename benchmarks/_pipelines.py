@@ -14,6 +14,7 @@ and ``interaction`` (multilabel outputs that need both modalities at once).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -32,11 +33,18 @@ BENCH_PROFILES: tuple[str, ...] = tuple(PROFILES)
 def pipeline_config(
     profile: str, seed: int, *, sets: list[str] | None = None, path: Path = BASE_CONFIG
 ) -> ExperimentConfig:
-    """configs/quick.yaml with the benchmarks' pretraining, the profile's data and ``seed``."""
+    """configs/quick.yaml with the benchmarks' pretraining, the profile's data and ``seed``.
+
+    ``sets`` (``key=value``, as ``-o`` on the CLI) change the pipeline, e.g. for a smoke run;
+    such a pipeline gets a run directory of its own (``bench-<profile>-s<seed>-<hash>``) so it
+    never mixes with the shared one."""
     if profile not in PROFILES:
         raise SystemExit(f"error: unknown profile {profile!r}; use one of {', '.join(PROFILES)}")
+    name = f"bench-{profile}-s{seed}"
+    if sets:
+        name += "-" + hashlib.sha256("\n".join(sets).encode()).hexdigest()[:8]
     overrides: dict[str, Any] = {
-        "name": f"bench-{profile}-s{seed}",
+        "name": name,
         "run_dir": str(ROOT / "runs"),
         "seed": seed,
         "dataset": {"name": "av-digits", "options": {"profile": profile}},
