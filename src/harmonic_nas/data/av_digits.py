@@ -81,8 +81,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "default": {},
     "hard": {
         **_BENCH_SPLITS,
-        "pca_energy": 0.7,
-        "image_noise": 0.3,
+        "pca_energy": 0.65,
+        "image_noise": 0.28,
         "snr_db_min": -5.0,
         "snr_db_max": 1.0,
     },
