@@ -14,7 +14,12 @@ Like the SoundMNIST set of the Harmonic-NAS paper, but buildable with no downloa
 
 Default difficulty (40 % of the image variance removed + pixel noise 0.08; SNR 4-10 dB): a small
 CNN gets about 84 % test accuracy on either modality alone and late fusion about 97 %
-(``benchmarks/data_difficulty.py``).
+(``benchmarks/data_difficulty_proxy_default.json``).
+
+Named profiles (:data:`PROFILES`, ``profile: hard`` / ``interaction``) set the benchmarks'
+instrument: ``hard`` makes each modality weak alone with larger val / test splits; ``interaction``
+pairs an image with an utterance of a possibly different digit and asks a multilabel task
+(:data:`INTERACTION_LABELS`) whose relations need both modalities at once.
 
 Both modalities are standardised with train statistics. The build is cached by a content hash
 of (options, seed, builder version); the same seed gives bit-identical tensors (the build runs
