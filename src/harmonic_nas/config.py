@@ -29,7 +29,7 @@ from harmonic_nas.utils.io import atomic_write_text, load_yaml
 
 CONFIG_SCHEMA_VERSION = 1
 
-ModalityKind = Literal["image", "audio", "text", "vector"]
+ModalityKind = Literal["image", "audio", "text", "vector", "signal"]
 
 # Strict scalars: YAML already gives real ints, floats and bools, so nothing is coerced (``true``
 # is not the integer 1, ``"5"`` is not 5); floats must be finite (``allow_inf_nan=False`` below).
@@ -56,6 +56,11 @@ class ModalityConfig(_Strict):
     preset: str
     shape: tuple[Int, ...]
     kind: ModalityKind | None = None
+    normalization: Literal["scalar", "channel"] | None = Field(
+        None,
+        description="standardise with one train mean/std per modality (scalar) or per channel / "
+        "feature (channel); default: channel for signal and vector kinds, scalar otherwise",
+    )
 
     @field_validator("shape")
     @classmethod

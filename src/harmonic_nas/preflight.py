@@ -36,9 +36,6 @@ logger = logging.getLogger(__name__)
 #: The stages a check can be for: ``run`` needs all; ``pretrain`` only data and backbones.
 STAGES = ("data", "pretrain", "profile", "search")
 
-_CNN_KINDS = ("image", "audio")
-_FLAT_KINDS = ("text", "vector")
-
 
 class PreflightError(ConfigError):
     """Every problem the up-front checks found (``problems``: one message each)."""
@@ -77,7 +74,7 @@ def _npz_header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 
 
 def _npz_meta(root: Path, opts: Any) -> DataMeta | None:
-    from harmonic_nas.data.loaders.npz import RESERVED, guess_kind
+    from harmonic_nas.data.loaders.npz import RESERVED, sample_kind_shape
 
     train = root / "train.npz"
     if not train.is_file():
@@ -91,8 +88,7 @@ def _npz_meta(root: Path, opts: Any) -> DataMeta | None:
     for name, shape in shapes.items():
         if name in RESERVED or len(shape) < 2:
             continue
-        sample = (1, *shape[1:]) if len(shape) == 3 else shape[1:]
-        mods[name] = (kinds.get(name) or guess_kind(name, len(sample)), sample)
+        mods[name] = sample_kind_shape(name, shape, kinds.get(name))
     n_train = shapes["labels"][0] if shapes.get("labels") else None
     return DataMeta(mods, n_train)
 
@@ -201,9 +197,11 @@ def _check_presets(
     cfg: ExperimentConfig, meta: DataMeta | None, names: Collection[str], problems: list[str]
 ) -> None:
     """Each modality's preset exists and fits its kind and shape (the rule of
-    :func:`harmonic_nas.backbones.build_supernet`: a MobileNetV3 preset is a CNN for (C, H, W)
-    image or audio inputs; ``maxout`` takes any input, flattened)."""
-    from harmonic_nas.backbones.presets import MobileNetV3Preset, get_preset
+    :func:`harmonic_nas.backbones.factory.check_preset_fits`: a 2-D MobileNetV3 preset is a CNN
+    for (C, H, W) image or audio inputs, ``mbv3-1d`` for (C, T) signals; ``maxout`` takes any
+    input, flattened)."""
+    from harmonic_nas.backbones.factory import check_preset_fits
+    from harmonic_nas.backbones.presets import get_preset
 
     for mod in names:
         mc = cfg.modalities[mod]
@@ -212,18 +210,12 @@ def _check_presets(
         except HarmonicError as exc:
             problems.append(f"modalities.{mod}.preset: {exc}")
             continue
-        if not isinstance(preset, MobileNetV3Preset):
-            continue
         known = meta.modalities.get(mod) if meta is not None else None
         kind = mc.kind or (known[0] if known else None)
-        shape = tuple(mc.shape)
-        if kind in _FLAT_KINDS or len(shape) != 3:
-            what = f"of kind {kind} and shape" if kind in _FLAT_KINDS else "of shape"
-            problems.append(
-                f"modality '{mod}': preset {preset.name} is a CNN for (C, H, W) image or audio "
-                f"inputs but the modality is {what} {list(shape)}; set "
-                f"modalities.{mod}.preset to 'maxout' (or give a 3-D shape)"
-            )
+        try:
+            check_preset_fits(preset, kind, tuple(mc.shape), f"modality '{mod}': ")
+        except HarmonicError as exc:
+            problems.append(f"{exc} (modalities.{mod}.preset)")
 
 
 def _check_fusion(cfg: ExperimentConfig, problems: list[str]) -> None:

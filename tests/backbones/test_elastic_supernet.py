@@ -26,6 +26,7 @@ SMALL_INPUT = {
     "avmnist": [(1, 28, 28), (1, 20, 20), (3, 28, 28)],
     "mbv3-3stage": [(3, 32, 32)],
     "ofa-mbv3": [(3, 32, 32)],
+    "mbv3-1d": [(3, 64), (1, 37)],  # (C, T) signals, odd lengths included
 }
 SMALL_NAME = {"ofa-mbv3": "ofa-mbv3-w0.35"}
 
@@ -47,8 +48,8 @@ def _perturb(net: ElasticMobileNetV3, seed: int = 0) -> None:
             t.add_(torch.randn(t.shape, generator=g) * 0.1)
 
 
-def test_registry_covers_the_three_cnn_presets() -> None:
-    assert {"avmnist", "mbv3-3stage", "ofa-mbv3", "maxout"} <= set(list_presets())
+def test_registry_covers_the_cnn_presets() -> None:
+    assert {"avmnist", "mbv3-3stage", "ofa-mbv3", "mbv3-1d", "maxout"} <= set(list_presets())
     assert set(MBV3_PRESETS) == set(SMALL_INPUT)
 
 

@@ -17,7 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harmonic_nas.backbones.ops import MBConv, apply_act, mid_channels, se_channels
+from harmonic_nas.backbones.ops import (
+    MBConv,
+    apply_act,
+    kernel_geometry,
+    mid_channels,
+    se_channels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,18 +61,22 @@ def _centre(src: int, tgt: int) -> slice:
 
 
 class DynamicDepthwiseConv(nn.Module):
-    """Depthwise conv with elastic kernel size and channel count."""
+    """Depthwise conv with elastic kernel size and channel count (``dims == 1``: ``1 x k`` kernels
+    along time, whose transforms are ``k x k`` matrices)."""
 
-    def __init__(self, channels: int, ks_choices: tuple[int, ...], stride: int) -> None:
+    def __init__(
+        self, channels: int, ks_choices: tuple[int, ...], stride: int, dims: int = 2
+    ) -> None:
         super().__init__()
         self.ks_choices = tuple(sorted(ks_choices))
         self.max_ks = self.ks_choices[-1]
-        self.stride = stride
-        self.weight = nn.Parameter(torch.empty(channels, 1, self.max_ks, self.max_ks))
+        self.stride, self.dims = stride, dims
+        height = 1 if dims == 1 else self.max_ks
+        self.weight = nn.Parameter(torch.empty(channels, 1, height, self.max_ks))
         nn.init.kaiming_normal_(self.weight, mode="fan_out")
         self.transforms = nn.ParameterDict(
             {
-                f"{src}to{tgt}": nn.Parameter(torch.eye(tgt * tgt))
+                f"{src}to{tgt}": nn.Parameter(torch.eye(tgt if dims == 1 else tgt * tgt))
                 for src, tgt in zip(self.ks_choices[1:], self.ks_choices[:-1], strict=True)
             }
         )
@@ -80,6 +90,10 @@ class DynamicDepthwiseConv(nn.Module):
         for src, tgt in self.transform_pairs():
             if src <= kernel:
                 break
+            if self.dims == 1:
+                sub = F.linear(w[:, :, :, _centre(src, tgt)], self.transforms[f"{src}to{tgt}"])
+                w = sub.reshape(channels, 1, 1, tgt)
+                continue
             sub = w[:, :, _centre(src, tgt), _centre(src, tgt)].reshape(-1, tgt * tgt)
             sub = F.linear(sub, self.transforms[f"{src}to{tgt}"])
             w = sub.reshape(channels, 1, tgt, tgt)
@@ -87,9 +101,8 @@ class DynamicDepthwiseConv(nn.Module):
 
     def forward(self, x: Tensor, kernel: int) -> Tensor:
         c = x.shape[1]
-        return F.conv2d(
-            x, self.active_filter(c, kernel), None, self.stride, kernel // 2, 1, groups=c
-        )
+        _, stride, padding = kernel_geometry(kernel, self.stride, self.dims)
+        return F.conv2d(x, self.active_filter(c, kernel), None, stride, padding, 1, groups=c)
 
 
 class DynamicSE(nn.Module):
@@ -133,8 +146,10 @@ class DynamicMBConv(nn.Module):
         use_se: bool,
         ks_choices: tuple[int, ...],
         e_choices: tuple[int, ...],
+        dims: int = 2,
     ) -> None:
         super().__init__()
+        self.dims = dims
         self.in_ch, self.out_ch, self.stride, self.act, self.use_se = (
             in_ch,
             out_ch,
@@ -147,7 +162,7 @@ class DynamicMBConv(nn.Module):
         self.max_mid = max_mid
         self.expand_conv = nn.Conv2d(in_ch, max_mid, 1, bias=False)
         self.expand_bn = DynamicBatchNorm2d(max_mid)
-        self.dw = DynamicDepthwiseConv(max_mid, self.ks_choices, stride)
+        self.dw = DynamicDepthwiseConv(max_mid, self.ks_choices, stride, dims)
         self.dw_bn = DynamicBatchNorm2d(max_mid)
         self.se: DynamicSE | None = DynamicSE(max_mid) if use_se else None
         self.project = nn.Conv2d(max_mid, out_ch, 1, bias=False)
@@ -206,6 +221,7 @@ class DynamicMBConv(nn.Module):
             mid_ch=mid,
             act=self.act,
             use_se=self.use_se,
+            dims=self.dims,
         )
         with torch.no_grad():
             assert block.expand_conv is not None

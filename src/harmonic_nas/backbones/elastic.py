@@ -59,9 +59,16 @@ class ElasticMobileNetV3(nn.Module):
         self.preset: MobileNetV3Preset = p
         self.space = BackboneSpace.from_preset(p)
         self.in_channels, self.n_classes, self.modality = in_channels, n_classes, modality
-        self.stem = ConvBNAct(in_channels, p.stem_width, 3, 2, act=p.stem_act)
+        dims = p.dims
+        self.signal = dims == 1  # (B, C, T) inputs, seen as (B, C, 1, T)
+        self.stem = ConvBNAct(in_channels, p.stem_width, 3, 2, act=p.stem_act, dims=dims)
         self.first_block = MBConv(
-            p.stem_width, p.first_block_width, kernel=3, expand=1, act=p.first_block_act
+            p.stem_width,
+            p.first_block_width,
+            kernel=3,
+            expand=1,
+            act=p.first_block_act,
+            dims=dims,
         )
         stages = []
         in_ch = p.first_block_width
@@ -77,14 +84,15 @@ class ElasticMobileNetV3(nn.Module):
                         use_se=p.stage_se[s],
                         ks_choices=p.ks_choices,
                         e_choices=p.e_choices,
+                        dims=dims,
                     )
                 )
                 in_ch = width
             stages.append(nn.ModuleList(blocks))
         self.stages = nn.ModuleList(stages)
-        self.final_expand = ConvBNAct(in_ch, p.final_expand_width, 1, act=p.head_act)
+        self.final_expand = ConvBNAct(in_ch, p.final_expand_width, 1, act=p.head_act, dims=dims)
         self.feature_mix = ConvBNAct(
-            p.final_expand_width, p.feature_mix_width, 1, act=p.head_act, use_bn=False
+            p.final_expand_width, p.feature_mix_width, 1, act=p.head_act, use_bn=False, dims=dims
         )
         self.classifier = Classifier(p.feature_mix_width, n_classes, p.dropout)
         self._init_weights()
@@ -159,7 +167,10 @@ class ElasticMobileNetV3(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
         """(features [stem, fixed block, active blocks..., final representation], logits) of the
-        active subnet; the final representation is the pooled feature-mix output ``(B, D)``."""
+        active subnet; the final representation is the pooled feature-mix output ``(B, D)``.
+        A 1-D (signal) supernet takes ``(B, C, T)``."""
+        if self.signal:
+            x = x.unsqueeze(2)
         x = self.stem(x)
         features = [x]
         x = self.first_block(x)

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from harmonic_nas.backbones.elastic import ElasticMobileNetV3
 from harmonic_nas.backbones.maxout import MaxoutMLP
-from harmonic_nas.backbones.presets import MaxoutPreset, MobileNetV3Preset, get_preset
+from harmonic_nas.backbones.presets import MaxoutPreset, MobileNetV3Preset, Preset, get_preset
 from harmonic_nas.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -49,14 +49,36 @@ def build_supernet(
     if not shape or any(s <= 0 for s in shape):
         raise ConfigError(f"{where}invalid input shape {shape}; give (C, H, W) or (D,)")
     p = get_preset(preset)
+    check_preset_fits(p, kind, shape, where)
     if isinstance(p, MobileNetV3Preset):
-        if kind in VECTOR_LIKE or len(shape) != 3:
-            raise ConfigError(
-                f"{where}preset {p.name} is a CNN for (C, H, W) inputs but the modality is "
-                f"{kind or 'a vector'} of shape {shape}; use preset 'maxout' or a 3-D shape"
-            )
         return ElasticMobileNetV3(p, shape[0], n_classes, modality=modality)
     assert isinstance(p, MaxoutPreset)
     if kind in IMAGE_LIKE and len(shape) == 3:
         logger.info("%sMaxout backbone on a %s input: it is flattened", where, kind)
     return MaxoutMLP(math.prod(shape), n_classes, preset=p, modality=modality)
+
+
+def check_preset_fits(p: Preset, kind: str | None, shape: tuple[int, ...], where: str = "") -> None:
+    """One-line :class:`ConfigError` unless preset ``p`` can take a ``kind`` input of ``shape``:
+    a 2-D MobileNetV3 preset needs (C, H, W) image/audio, a 1-D one (``mbv3-1d``) a (C, T)
+    signal; ``maxout`` takes anything, flattened."""
+    if not isinstance(p, MobileNetV3Preset):
+        return
+    if p.dims == 1:
+        if kind not in (None, "signal") or len(shape) != 2:
+            what = f"{kind} of shape" if kind else "of shape"
+            raise ConfigError(
+                f"{where}preset {p.name} is a 1-D CNN for (C, T) signals but the modality is "
+                f"{what} {list(shape)}; give a signal as (channels, time) or choose another preset"
+            )
+        return
+    if kind == "signal":
+        raise ConfigError(
+            f"{where}preset {p.name} is a 2-D CNN but the modality is a signal of shape "
+            f"{list(shape)}; use preset 'mbv3-1d' for (C, T) signals"
+        )
+    if kind in VECTOR_LIKE or len(shape) != 3:
+        raise ConfigError(
+            f"{where}preset {p.name} is a CNN for (C, H, W) inputs but the modality is "
+            f"{kind or 'a vector'} of shape {shape}; use preset 'maxout' or a 3-D shape"
+        )

@@ -16,6 +16,8 @@ class LayerSpec:
 
     ``input_shape`` excludes the batch: (C, H, W) for conv/mbconv/fusion_reshape, (n,) for linear
     and maxout, (C, L) for fusion_op/fusion_head. ``hardware.keys.lut_key`` turns it into a LUT key.
+    ``dims == 1``: a conv/mbconv of a 1-D (signal) backbone, input ``(C, 1, T)``, kernel ``1 x k``
+    and stride ``1 x s`` along time.
     """
 
     kind: LayerKind
@@ -32,6 +34,7 @@ class LayerSpec:
     op: str = ""
     C: int = 0
     L: int = 0
+    dims: int = 2
 
     def output_shape(self) -> tuple[int, ...]:
         """Shape (without batch) this layer produces."""

@@ -60,8 +60,19 @@ def apply_act(x: Tensor, name: str) -> Tensor:
     return x
 
 
+def kernel_geometry(
+    kernel: int, stride: int, dims: int
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """``(kernel, stride, padding)`` of a conv: square for images (``dims == 2``), ``1 x k`` along
+    time for signals (``dims == 1``, inputs ``(C, 1, T)``)."""
+    if dims == 1:
+        return (1, kernel), (1, stride), (0, kernel // 2)
+    return (kernel, kernel), (stride, stride), (kernel // 2, kernel // 2)
+
+
 class ConvBNAct(nn.Module):
-    """OFA ``ConvLayer``: conv (same padding) -> optional BN -> activation."""
+    """OFA ``ConvLayer``: conv (same padding) -> optional BN -> activation (``dims == 1``: a
+    ``1 x k`` kernel along time)."""
 
     def __init__(
         self,
@@ -73,13 +84,13 @@ class ConvBNAct(nn.Module):
         act: str = "relu",
         use_bn: bool = True,
         groups: int = 1,
+        dims: int = 2,
     ) -> None:
         super().__init__()
         self.in_ch, self.out_ch, self.kernel, self.stride = in_ch, out_ch, kernel, stride
-        self.act_name, self.use_bn = act, use_bn
-        self.conv = nn.Conv2d(
-            in_ch, out_ch, kernel, stride, padding=kernel // 2, groups=groups, bias=False
-        )
+        self.act_name, self.use_bn, self.dims = act, use_bn, dims
+        k, st, pad = kernel_geometry(kernel, stride, dims)
+        self.conv = nn.Conv2d(in_ch, out_ch, k, st, padding=pad, groups=groups, bias=False)
         self.bn: nn.Module = nn.BatchNorm2d(out_ch) if use_bn else nn.Identity()
         self.act = make_act(act)
 
@@ -116,17 +127,18 @@ class MBConv(nn.Module):
         mid_ch: int | None = None,
         act: str = "relu",
         use_se: bool = False,
+        dims: int = 2,
     ) -> None:
         super().__init__()
         if mid_ch is None or mid_ch == 0:
             mid_ch = in_ch if expand == 1 else mid_channels(in_ch, expand)
         self.in_ch, self.out_ch, self.mid_ch = in_ch, out_ch, mid_ch
         self.kernel, self.stride, self.expand, self.act_name = kernel, stride, expand, act
-        self.use_se = use_se
+        self.use_se, self.dims = use_se, dims
         self.expand_conv: ConvBNAct | None = (
             ConvBNAct(in_ch, mid_ch, 1, act=act) if expand != 1 else None
         )
-        self.dw = ConvBNAct(mid_ch, mid_ch, kernel, stride, act=act, groups=mid_ch)
+        self.dw = ConvBNAct(mid_ch, mid_ch, kernel, stride, act=act, groups=mid_ch, dims=dims)
         self.se: SqueezeExcite | None = SqueezeExcite(mid_ch) if use_se else None
         self.project = ConvBNAct(mid_ch, out_ch, 1, act="none")
         self.residual = stride == 1 and in_ch == out_ch
@@ -201,7 +213,13 @@ def build_layer(spec: LayerSpec) -> nn.Module:
         if len(spec.input_shape) != 3 or spec.input_shape[0] != spec.in_ch:
             raise ValueError(f"conv spec needs input_shape (in_ch, H, W); got {spec}")
         return ConvBNAct(
-            spec.in_ch, spec.out_ch, spec.kernel, spec.stride, act=spec.act, use_bn=spec.use_bn
+            spec.in_ch,
+            spec.out_ch,
+            spec.kernel,
+            spec.stride,
+            act=spec.act,
+            use_bn=spec.use_bn,
+            dims=spec.dims,
         )
     if spec.kind == "mbconv":
         if len(spec.input_shape) != 3 or spec.input_shape[0] != spec.in_ch:
@@ -215,6 +233,7 @@ def build_layer(spec: LayerSpec) -> nn.Module:
             mid_ch=spec.mid_ch,
             act=spec.act,
             use_se=spec.use_se,
+            dims=spec.dims,
         )
     if spec.kind == "linear":
         return _FlattenLinear(spec.in_ch, spec.out_ch)

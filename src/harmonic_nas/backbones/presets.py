@@ -24,6 +24,10 @@ class MobileNetV3Preset:
     stem conv 3x3 s2 -> fixed MBConv k3 e1 -> elastic stages (each up to ``max(d_choices)`` MBConv
     blocks, first block strided) -> final expand 1x1 (BN) -> global avg pool -> feature mix 1x1
     (no BN) -> classifier.
+
+    ``dims == 1`` is the 1-D family for ``(C, T)`` signals: every kernel is ``1 x k`` and every
+    stride ``1 x s`` along time (the network sees the signal as ``(C, 1, T)``, so its feature maps
+    and fusion points are shaped like an image's with height 1); ``input_sizes`` are ``(1, T)``.
     """
 
     name: str
@@ -46,6 +50,7 @@ class MobileNetV3Preset:
     dropout: float = 0.1
     width_mult: float = 1.0
     family: str = "mobilenetv3"
+    dims: int = 2
 
     def __post_init__(self) -> None:
         n = len(self.stage_widths)
@@ -53,6 +58,8 @@ class MobileNetV3Preset:
             raise ValueError(f"preset {self.name}: per-stage tuples must all have {n} entries")
         if min(self.d_choices) < 1:
             raise ValueError(f"preset {self.name}: depths must be >= 1")
+        if self.dims not in (1, 2):
+            raise ValueError(f"preset {self.name}: dims must be 1 (signals) or 2 (images)")
 
     @property
     def n_stages(self) -> int:
@@ -193,6 +200,26 @@ def _ofa_mbv3() -> Preset:
         stage_acts=("relu", "relu", "hswish", "hswish", "hswish"),
         final_expand_width=960,
         feature_mix_width=1280,
+    )
+
+
+@register_preset("mbv3-1d")
+def _mbv3_1d() -> Preset:
+    # MobileNetV3 blocks along time for (C, T) sensor signals (accelerometer, IMU, ECG, ...):
+    # elastic kernel {3,5,7}, expand {3,4,6}, depth {2,3,4} per stage, like the 2-D presets.
+    return MobileNetV3Preset(
+        name="mbv3-1d",
+        description="1-D MobileNetV3 supernet for (C, T) signals: 3 elastic stages along time",
+        input_sizes=((1, 128),),
+        stem_width=16,
+        first_block_width=16,
+        stage_widths=(24, 40, 64),
+        stage_strides=(2, 2, 2),
+        stage_se=(False, True, True),
+        stage_acts=("relu", "hswish", "hswish"),
+        final_expand_width=96,
+        feature_mix_width=128,
+        dims=1,
     )
 
 

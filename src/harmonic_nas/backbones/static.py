@@ -68,17 +68,36 @@ def mbv3_layer_specs(
     input_shape: tuple[int, ...],
 ) -> list[LayerSpec]:
     """Costed layers of a subnet (DESIGN.md rules): stem at the input size, every block incl. the
-    fixed one, final expand at the last spatial size, feature mix at 1x1 (no BN), classifier."""
-    if len(input_shape) != 3 or input_shape[0] != in_channels:
+    fixed one, final expand at the last spatial size, feature mix at 1x1 (no BN), classifier.
+
+    A 1-D preset (``dims == 1``) takes ``(C, T)`` and costs its layers at ``(C, 1, T)``, with
+    ``dims = 1`` on every conv / mbconv spec (their own LUT keys)."""
+    rank = 2 if preset.dims == 1 else 3
+    if len(input_shape) != rank or input_shape[0] != in_channels:
+        want = "(C, T)" if rank == 2 else "(C, H, W)"
         raise ConfigError(
             f"input shape {tuple(input_shape)} does not fit a {preset.name} backbone with "
-            f"{in_channels} input channel(s); pass (C, H, W) with C = {in_channels}"
+            f"{in_channels} input channel(s); pass {want} with C = {in_channels}"
         )
-    c, h, w = input_shape
+    if rank == 2:
+        c, h, w = input_shape[0], 1, input_shape[1]
+    else:
+        c, h, w = input_shape
+    dims = preset.dims
+    stride2 = 2
     specs = [
-        LayerSpec("conv", (c, h, w), c, preset.stem_width, kernel=3, stride=2, act=preset.stem_act)
+        LayerSpec(
+            "conv",
+            (c, h, w),
+            c,
+            preset.stem_width,
+            kernel=3,
+            stride=stride2,
+            act=preset.stem_act,
+            dims=dims,
+        )
     ]
-    h, w = _half(h, 2), _half(w, 2)
+    h, w = _half(h, stride2), _half(w, stride2)
     specs.append(
         LayerSpec(
             "mbconv",
@@ -90,6 +109,7 @@ def mbv3_layer_specs(
             kernel=3,
             stride=1,
             act=preset.first_block_act,
+            dims=dims,
         )
     )
     for b in active_blocks(preset, genome):
@@ -105,15 +125,20 @@ def mbv3_layer_specs(
                 stride=b.stride,
                 use_se=b.use_se,
                 act=b.act,
+                dims=dims,
             )
         )
         h, w = _half(h, b.stride), _half(w, b.stride)
     last = preset.stage_widths[-1]
     specs.append(
-        LayerSpec("conv", (last, h, w), last, preset.final_expand_width, act=preset.head_act)
+        LayerSpec(
+            "conv", (last, h, w), last, preset.final_expand_width, act=preset.head_act, dims=dims
+        )
     )
     fe, fm = preset.final_expand_width, preset.feature_mix_width
-    specs.append(LayerSpec("conv", (fe, 1, 1), fe, fm, use_bn=False, act=preset.head_act))
+    specs.append(
+        LayerSpec("conv", (fe, 1, 1), fe, fm, use_bn=False, act=preset.head_act, dims=dims)
+    )
     specs.append(LayerSpec("linear", (fm,), fm, n_classes, act="none"))
     return specs
 
@@ -138,13 +163,16 @@ class StaticBackbone(nn.Module):
         super().__init__()
         self.preset, self.genome = preset, genome
         self.in_channels, self.n_classes, self.modality = in_channels, n_classes, modality
-        self.stem = ConvBNAct(in_channels, preset.stem_width, 3, 2, act=preset.stem_act)
+        dims = preset.dims
+        self.signal = dims == 1  # (B, C, T) inputs, seen as (B, C, 1, T)
+        self.stem = ConvBNAct(in_channels, preset.stem_width, 3, 2, act=preset.stem_act, dims=dims)
         self.first_block = MBConv(
             preset.stem_width,
             preset.first_block_width,
             kernel=3,
             expand=1,
             act=preset.first_block_act,
+            dims=dims,
         )
         self.blocks = nn.ModuleList(
             MBConv(
@@ -155,21 +183,27 @@ class StaticBackbone(nn.Module):
                 expand=b.expand,
                 act=b.act,
                 use_se=b.use_se,
+                dims=dims,
             )
             for b in active_blocks(preset, genome)
         )
         last = preset.stage_widths[-1]
-        self.final_expand = ConvBNAct(last, preset.final_expand_width, 1, act=preset.head_act)
+        self.final_expand = ConvBNAct(
+            last, preset.final_expand_width, 1, act=preset.head_act, dims=dims
+        )
         self.feature_mix = ConvBNAct(
             preset.final_expand_width,
             preset.feature_mix_width,
             1,
             act=preset.head_act,
             use_bn=False,
+            dims=dims,
         )
         self.classifier = Classifier(preset.feature_mix_width, n_classes, preset.dropout)
 
     def forward(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
+        if self.signal:
+            x = x.unsqueeze(2)
         x = self.stem(x)
         features = [x]
         x = self.first_block(x)

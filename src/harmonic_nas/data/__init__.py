@@ -16,9 +16,9 @@ from harmonic_nas.data.core import (
     check_modalities,
     dataset_fingerprint,
     load_dataset,
-    normalize_by_train,
     validate_dataset,
 )
+from harmonic_nas.data.normalization import NORM_MODES, default_mode, normalize_by_train
 from harmonic_nas.data.registry import (
     BuildContext,
     DatasetEntry,
@@ -29,6 +29,7 @@ from harmonic_nas.data.registry import (
 from harmonic_nas.data.types import SPLITS, ModalitySpec, MultimodalDataset, Split
 
 __all__ = [
+    "NORM_MODES",
     "SPLITS",
     "BuildContext",
     "DatasetEntry",
@@ -39,6 +40,7 @@ __all__ = [
     "cache_dir",
     "check_modalities",
     "dataset_fingerprint",
+    "default_mode",
     "get_dataset_entry",
     "list_datasets",
     "load_dataset",

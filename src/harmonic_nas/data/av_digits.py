@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 from harmonic_nas.data.audio_features import AudioFeatures
-from harmonic_nas.data.core import normalize_by_train
 from harmonic_nas.data.espeak import ACCENTS, EspeakSession, Voice, list_variants
+from harmonic_nas.data.normalization import normalize_by_train
 from harmonic_nas.data.options import option
 from harmonic_nas.data.registry import BuildContext, register_dataset
 from harmonic_nas.data.types import ModalitySpec, MultimodalDataset, Split

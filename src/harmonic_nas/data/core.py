@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from harmonic_nas.data.normalization import restandardise
 from harmonic_nas.data.options import options_dict, parse_options
 from harmonic_nas.data.registry import BuildContext, get_dataset_entry
 from harmonic_nas.data.types import SPLITS, ModalitySpec, MultimodalDataset, Split
@@ -124,33 +125,6 @@ def validate_dataset(ds: MultimodalDataset) -> None:
                     f"dataset '{name}': multilabel labels of split '{split}' must be 0/1 multi-hot; "
                     "binarise them"
                 )
-
-
-def normalize_by_train(
-    splits: dict[str, Split], modalities: list[ModalitySpec], dataset: str
-) -> dict[str, dict[str, float]]:
-    """Standardise every modality in place with the train split's mean and std (one scalar each).
-
-    Returns the statistics ``{modality: {"mean": m, "std": s}}`` (kept in ``dataset.meta`` so that
-    deployed models can apply the same preprocessing).
-    """
-    stats: dict[str, dict[str, float]] = {}
-    for split, s in splits.items():
-        for spec in modalities:
-            if spec.name in s.inputs:
-                check_finite(s.inputs[spec.name], spec.name, split, dataset)
-    for spec in modalities:
-        x = splits["train"].inputs[spec.name].double()
-        if x.numel() == 0:
-            raise DataError(f"dataset '{dataset}': split 'train' is empty; add training samples")
-        mean = float(x.mean())
-        std = float(x.std()) if x.numel() > 1 else 1.0
-        std = std if std > 1e-8 else 1.0
-        stats[spec.name] = {"mean": mean, "std": std}
-        for s in splits.values():
-            t = s.inputs[spec.name]
-            s.inputs[spec.name] = ((t.double() - mean) / std).float()
-    return stats
 
 
 # --------------------------------------------------------------------------- fingerprints / cache
@@ -343,4 +317,19 @@ def load_dataset(cfg: ExperimentConfig, progress: ProgressFn = no_progress) -> M
         progress=progress,
     )
     check_modalities(ds, cfg)
+    apply_normalization(ds, cfg)
     return ds
+
+
+def apply_normalization(ds: MultimodalDataset, cfg: ExperimentConfig) -> None:
+    """Standardise again the modalities whose ``modalities.<m>.normalization`` differs from the
+    mode the dataset was built with (statistics from train; ``meta`` and fingerprint updated)."""
+    modes = {m: mc.normalization for m, mc in cfg.modalities.items() if mc.normalization}
+    if not modes:
+        return
+    stats = ds.meta.setdefault("normalization", {})
+    assert isinstance(stats, dict)
+    changed = restandardise(ds.splits, ds.modalities, stats, modes, ds.name)
+    if changed:
+        logger.info("modalities %s standardised per %s", changed, modes)
+        ds.meta["fingerprint"] = dataset_fingerprint(ds)

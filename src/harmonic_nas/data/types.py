@@ -20,7 +20,7 @@ from harmonic_nas.tasks import Task
 
 logger = logging.getLogger(__name__)
 
-ModalityKind = Literal["image", "audio", "text", "vector"]
+ModalityKind = Literal["image", "audio", "text", "vector", "signal"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 

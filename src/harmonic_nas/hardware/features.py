@@ -18,19 +18,24 @@ def _prod(shape: tuple[int, ...]) -> int:
     return math.prod(shape) if shape else 0
 
 
+def _taps(spec: LayerSpec) -> int:
+    """Weights of one kernel per channel pair: k x k (2-D), k (a 1-D signal layer)."""
+    return spec.kernel if spec.dims == 1 else spec.kernel**2
+
+
 def macs(spec: LayerSpec) -> float:
     """Multiply-accumulates of one forward pass at batch 1."""
     kind = spec.kind
     if kind == "conv":
         _, h, w = spec.input_shape
         ho, wo = -(-h // spec.stride), -(-w // spec.stride)
-        return float(ho * wo * spec.kernel**2 * spec.in_ch * spec.out_ch)
+        return float(ho * wo * _taps(spec) * spec.in_ch * spec.out_ch)
     if kind == "mbconv":
         _, h, w = spec.input_shape
         ho, wo = -(-h // spec.stride), -(-w // spec.stride)
         mid = spec.mid_ch if spec.mid_ch > 0 else spec.in_ch
         expand = h * w * spec.in_ch * mid if spec.mid_ch > 0 else 0
-        depthwise = ho * wo * spec.kernel**2 * mid
+        depthwise = ho * wo * _taps(spec) * mid
         project = ho * wo * mid * spec.out_ch
         se = 2 * mid * max(mid // 4, 1) if spec.use_se else 0
         return float(expand + depthwise + project + se)
@@ -54,11 +59,11 @@ def params(spec: LayerSpec) -> float:
     """Approximate parameter count."""
     kind = spec.kind
     if kind == "conv":
-        return float(spec.kernel**2 * spec.in_ch * spec.out_ch)
+        return float(_taps(spec) * spec.in_ch * spec.out_ch)
     if kind == "mbconv":
         mid = spec.mid_ch if spec.mid_ch > 0 else spec.in_ch
         expand = spec.in_ch * mid if spec.mid_ch > 0 else 0
-        return float(expand + spec.kernel**2 * mid + mid * spec.out_ch)
+        return float(expand + _taps(spec) * mid + mid * spec.out_ch)
     if kind in ("linear", "fusion_head"):
         return float(spec.in_ch * spec.out_ch)
     if kind == "maxout":

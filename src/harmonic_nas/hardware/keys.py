@@ -12,6 +12,11 @@ The paper had no table for the Maxout text backbone nor for the fusion reshape /
 their keys follow the same ``<Name>-input:1_<dims>-<field>:<value>...`` style::
 
     MaxoutLayer-input:1_<n>-in_ch:<n>-out_ch:<m>-pieces:<k>-use_bn:<0|1>
+    Conv1dLayer-input:1_<C>_<T>-in_ch:<i>-out_ch:<o>-kernel:<k>-stride:<s>-use_se:<0|1>-use_bn:<0|1>
+    MBConv1dLayer-input:1_<C>_<T>-in_ch:<i>-out_ch:<o>-mid_ch:<m>-expand:<e>-kernel:<k>-stride:<s>-use_se:<0|1>
+
+(the 1-D layers of a signal backbone: ``1 x k`` kernels along time; their spec's input is
+``(C, 1, T)`` with ``dims == 1``, the key drops the height of 1)
     FusionReshape-input:1_<dims>-C:<C>-L:<L>
     FusionHead-input:1_<dims>-in_ch:<i>-out_ch:<o>-C:<C>
 """
@@ -19,12 +24,15 @@ their keys follow the same ``<Name>-input:1_<dims>-<field>:<value>...`` style::
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from harmonic_nas.backbones.layers import LayerSpec
 from harmonic_nas.errors import LUTError
 
 CONV = "ConvLayer"
 MBCONV = "MBConvLayer"
+CONV1D = "Conv1dLayer"
+MBCONV1D = "MBConv1dLayer"
 LINEAR = "LinearLayer"
 MAXOUT = "MaxoutLayer"
 RESHAPE = "FusionReshape"
@@ -39,7 +47,10 @@ KIND_PREFIX: dict[str, str] = {
     "fusion_reshape": RESHAPE,
     "fusion_head": HEAD,
 }
+#: key prefix of the 1-D (``dims == 1``) conv layers
+KIND_PREFIX_1D: dict[str, str] = {"conv": CONV1D, "mbconv": MBCONV1D}
 _PREFIX_KIND = {v: k for k, v in KIND_PREFIX.items()}
+_PREFIX_KIND_1D = {v: k for k, v in KIND_PREFIX_1D.items()}
 _OP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -63,18 +74,22 @@ def _check(spec: LayerSpec, rank: int | tuple[int, ...]) -> None:
 def lut_key(spec: LayerSpec) -> str:
     """The lookup-table key of one layer at batch size 1 (published format where one exists)."""
     kind = spec.kind
-    if kind == "conv":
+    if kind in ("conv", "mbconv"):
         _check(spec, 3)
+        shape = spec.input_shape
+        prefix = KIND_PREFIX[kind]
+        if spec.dims == 1:
+            if shape[1] != 1:
+                raise LUTError(f"a 1-D {kind} layer needs input shape (C, 1, T), got {shape}")
+            shape, prefix = (shape[0], shape[2]), KIND_PREFIX_1D[kind]
+        head = f"{prefix}-input:{_dims(shape)}-in_ch:{spec.in_ch}-out_ch:{spec.out_ch}"
+        if kind == "conv":
+            return (
+                f"{head}-kernel:{spec.kernel}-stride:{spec.stride}-use_se:{_b(spec.use_se)}"
+                f"-use_bn:{_b(spec.use_bn)}"
+            )
         return (
-            f"{CONV}-input:{_dims(spec.input_shape)}-in_ch:{spec.in_ch}-out_ch:{spec.out_ch}"
-            f"-kernel:{spec.kernel}-stride:{spec.stride}-use_se:{_b(spec.use_se)}"
-            f"-use_bn:{_b(spec.use_bn)}"
-        )
-    if kind == "mbconv":
-        _check(spec, 3)
-        return (
-            f"{MBCONV}-input:{_dims(spec.input_shape)}-in_ch:{spec.in_ch}-out_ch:{spec.out_ch}"
-            f"-mid_ch:{spec.mid_ch}-expand:{spec.expand}-kernel:{spec.kernel}"
+            f"{head}-mid_ch:{spec.mid_ch}-expand:{spec.expand}-kernel:{spec.kernel}"
             f"-stride:{spec.stride}-use_se:{_b(spec.use_se)}"
         )
     if kind == "linear":
@@ -131,6 +146,12 @@ def parse_key(key: str) -> LayerSpec:
 
 
 def _parse_fields(name: str, f: dict[str, str], key: str) -> LayerSpec:
+    if name in _PREFIX_KIND_1D:
+        spec = _parse_fields(KIND_PREFIX[_PREFIX_KIND_1D[name]], f, key)
+        if len(spec.input_shape) != 2:
+            raise LUTError(f"malformed LUT key {key!r}: a 1-D layer's input is 1_<C>_<T>")
+        c, t = spec.input_shape
+        return replace(spec, input_shape=(c, 1, t), dims=1)
     kind = _PREFIX_KIND.get(name)
     if kind is None:
         if not _OP_NAME.match(name) or "N" not in f:

@@ -232,7 +232,9 @@ def preprocess_metadata(
         "normalization_in_graph": True,
         "normalization_note": (
             "feed raw-scale inputs (each input's 'raw' recipe): the model standardises them "
-            "itself, x = (input * value_scale - mean) / std, with the train split's statistics"
+            "itself, x = (input * value_scale - mean) / std, with the train split's statistics; "
+            "in 'channel' mode mean and std are lists, one per channel (axis 0 of a sample: a "
+            "signal's channel, an image's plane, a table's feature)"
         ),
         "dataset": {
             "name": cfg.dataset.name,

@@ -20,6 +20,9 @@ from harmonic_nas.errors import GenomeError, HarmonicError
 from harmonic_nas.results._artifacts import model_dir
 from harmonic_nas.utils.io import safe_torch_load
 
+#: ``(value_scale, mean, std)`` of one input; mean / std scalar or per channel ``(C, 1, ..., 1)``
+InputNorm = tuple[float, float | torch.Tensor, float | torch.Tensor]
+
 if TYPE_CHECKING:
     from harmonic_nas.fusion import ArchSpec, MultimodalNet
 
@@ -98,16 +101,15 @@ class RawInputModel(nn.Module):
     ``MultimodalNet``. Build it with :meth:`build` (the forward signature names the modalities).
     """
 
-    def __init__(
-        self, net: nn.Module, names: Sequence[str], norm: Sequence[tuple[float, float, float]]
-    ) -> None:
+    def __init__(self, net: nn.Module, names: Sequence[str], norm: Sequence[InputNorm]) -> None:
         super().__init__()
         self.net = net
         self.modality_names = list(names)
         for i, (scale, mean, std) in enumerate(norm):
+            # mean / std are scalars or per-channel tensors shaped (C, 1, ..., 1)
             self.register_buffer(f"scale{i}", torch.tensor(scale, dtype=torch.float32))
-            self.register_buffer(f"mean{i}", torch.tensor(mean, dtype=torch.float32))
-            self.register_buffer(f"std{i}", torch.tensor(std, dtype=torch.float32))
+            self.register_buffer(f"mean{i}", torch.as_tensor(mean).to(torch.float32).clone())
+            self.register_buffer(f"std{i}", torch.as_tensor(std).to(torch.float32).clone())
 
     def standardise(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         out = []
@@ -122,7 +124,7 @@ class RawInputModel(nn.Module):
 
     @classmethod
     def build(
-        cls, net: nn.Module, names: Sequence[str], norm: Sequence[tuple[float, float, float]]
+        cls, net: nn.Module, names: Sequence[str], norm: Sequence[InputNorm]
     ) -> RawInputModel:
         """An instance whose ``forward`` takes one argument named after each modality."""
         args = argument_names(names)
@@ -134,29 +136,36 @@ class RawInputModel(nn.Module):
         return model.eval()
 
 
-def input_normalisation(
-    meta: dict[str, Any], names: Sequence[str]
-) -> list[tuple[float, float, float]]:
-    """``(value_scale, mean, std)`` per input from ``preprocess.json`` metadata."""
+def input_normalisation(meta: dict[str, Any], names: Sequence[str]) -> list[InputNorm]:
+    """``(value_scale, mean, std)`` per input from ``preprocess.json`` metadata: ``mean`` and
+    ``std`` are floats (``scalar`` mode) or tensors shaped ``(C, 1, ..., 1)`` (``channel`` mode)."""
+    from harmonic_nas.data.normalization import stats_tensors
+
     norm = meta.get("normalization") or {}
-    scales = {i["name"]: float(i.get("raw", {}).get("value_scale", 1.0)) for i in meta["inputs"]}
-    out = []
+    inputs = {str(i["name"]): i for i in meta["inputs"]}
+    out: list[InputNorm] = []
     for n in names:
+        spec = inputs.get(n, {})
+        scale = float(spec.get("raw", {}).get("value_scale", 1.0))
         stats = norm.get(n) or {}
-        out.append(
-            (scales.get(n, 1.0), float(stats.get("mean", 0.0)), float(stats.get("std", 1.0)))
-        )
+        if isinstance(stats.get("mean"), list):
+            mean, std = stats_tensors(stats, len(spec.get("shape", [])))
+            out.append((scale, mean.float(), std.float()))
+        else:
+            out.append((scale, float(stats.get("mean", 0.0)), float(stats.get("std", 1.0))))
     return out
 
 
 def raw_scale(
-    inputs: Sequence[torch.Tensor], norm: Sequence[tuple[float, float, float]]
+    inputs: Sequence[torch.Tensor], norm: Sequence[InputNorm]
 ) -> tuple[torch.Tensor, ...]:
     """Standardised pipeline inputs back at raw scale: ``(x * std + mean) / value_scale``."""
-    return tuple(
-        ((x.double() * std + mean) / scale).float().contiguous()
-        for x, (scale, mean, std) in zip(inputs, norm, strict=True)
-    )
+    out = []
+    for x, (scale, mean, std) in zip(inputs, norm, strict=True):
+        m = torch.as_tensor(mean, dtype=torch.float64)
+        sd = torch.as_tensor(std, dtype=torch.float64)
+        out.append(((x.double() * sd + m) / scale).float().contiguous())
+    return tuple(out)
 
 
 def unused_modalities(model: MultimodalNet) -> tuple[str, ...]:

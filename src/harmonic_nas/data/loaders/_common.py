@@ -10,7 +10,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from harmonic_nas.data.core import check_finite, normalize_by_train
+from harmonic_nas.data.core import check_finite
+from harmonic_nas.data.normalization import normalize_by_train
 from harmonic_nas.data.types import ModalitySpec, MultimodalDataset, Split
 from harmonic_nas.errors import DataError
 

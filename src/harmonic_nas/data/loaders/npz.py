@@ -1,12 +1,14 @@
 """``npz``: a generic N-modality dataset, one ``.npz`` file per split.
 
 Layout under the user path: ``train.npz``, ``val.npz``, ``test.npz``. Each holds one array per
-modality (``(N, *shape)``; ``(N, H, W)`` gets a channel axis) plus ``labels``: ``(N,)`` integer
+modality (``(N, *shape)``; ``(N, H, W)`` gets a channel axis unless the modality is a ``signal``,
+whose ``(N, C, T)`` arrays are kept as they are) plus ``labels``: ``(N,)`` integer
 classes (classification) or ``(N, K)`` 0/1 (multilabel). At least two modalities, the same in
 every split. Optional ``class_names`` (K strings) in ``train.npz``.
 
 Modality kinds are guessed from the names and ranks (``audio``/``sound``/``speech``/``spec`` ->
-audio, ``text``/``word``/``token`` -> text, other rank-1 samples -> vector, the rest -> image);
+audio, ``text``/``word``/``token`` -> text, ``signal``/``accel``/``imu``/``sensor``/``ecg``/``eeg`` ->
+signal, other rank-1 samples -> vector, the rest -> image);
 override a kind with the option ``kinds="name:kind,name:kind"``.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -38,7 +40,8 @@ logger = logging.getLogger(__name__)
 
 NAME = "npz"
 RESERVED = ("labels", "class_names")
-KINDS = ("image", "audio", "text", "vector")
+KINDS = ("image", "audio", "text", "vector", "signal")
+SIGNAL_WORDS = ("signal", "accel", "imu", "gyro", "sensor", "ecg", "eeg", "emg", "series")
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,21 @@ def guess_kind(name: str, sample_rank: int) -> ModalityKind:
         return "audio"
     if any(w in low for w in ("text", "word", "token", "caption")):
         return "text"
+    if sample_rank == 2 and any(w in low for w in SIGNAL_WORDS):
+        return "signal"
     return "vector" if sample_rank == 1 else "image"
+
+
+def sample_kind_shape(
+    name: str, array_shape: tuple[int, ...], override: str | None = None
+) -> tuple[str, tuple[int, ...]]:
+    """The kind and per-sample shape of a stored ``(N, ...)`` array (one rule for the loader and
+    the up-front checks): ``(N, H, W)`` gains a channel axis unless the modality is a signal."""
+    kind = override or guess_kind(name, len(array_shape) - 1)
+    sample = tuple(int(s) for s in array_shape[1:])
+    if len(array_shape) == 3 and kind != "signal":
+        sample = (1, *sample)
+    return kind, sample
 
 
 def _parse_kinds(text: str) -> dict[str, ModalityKind]:
@@ -134,6 +151,7 @@ def build_npz(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
 
     splits: dict[str, Split] = {}
     shapes: dict[str, tuple[int, ...]] = {}
+    kinds: dict[str, ModalityKind] = {}
     for split, arrays in data.items():
         labels = arrays["labels"]
         check_lengths(
@@ -150,7 +168,14 @@ def build_npz(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
                     f"dataset '{NAME}': modality '{m}' of split '{split}' has shape {list(arr.shape)}; "
                     "store (N, features) or (N, C, H, W) arrays"
                 )
-            if arr.ndim == 3:
+            kind = cast(ModalityKind, sample_kind_shape(m, arr.shape, overrides.get(m))[0])
+            if kind == "signal" and arr.ndim != 3:
+                raise DataError(
+                    f"dataset '{NAME}': signal modality '{m}' of split '{split}' has shape "
+                    f"{list(arr.shape)}; store a signal as (N, channels, time) samples"
+                )
+            kinds[m] = kind
+            if arr.ndim == 3 and kind != "signal":
                 arr = arr[:, None]
             shape = tuple(int(s) for s in arr.shape[1:])
             if m in shapes and shapes[m] != shape:
@@ -192,7 +217,5 @@ def build_npz(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
                 "give one name per class"
             )
         class_names = given
-    modalities = [
-        ModalitySpec(m, overrides.get(m) or guess_kind(m, len(shapes[m])), shapes[m]) for m in names
-    ]
+    modalities = [ModalitySpec(m, kinds[m], shapes[m]) for m in names]
     return finish(NAME, modalities, task, num_classes, class_names, splits, {"source": str(root)})
