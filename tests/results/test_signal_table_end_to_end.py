@@ -51,7 +51,7 @@ def _config(tmp_path: Path) -> Path:
         "dataset": {"name": "npz", "path": str(_data(tmp_path / "data"))},
         "modalities": {
             "accel": {"preset": "mbv3-1d", "shape": [3, 32]},
-            "table": {"preset": "maxout", "shape": [6]},
+            "table": {"preset": "mlp", "shape": [6]},
             "pixels": {"preset": "avmnist", "shape": [1, 8, 8], "normalization": "channel"},
         },
         "device": {"name": "host", "threads": 1, "warmup": 1, "repeats": 3},

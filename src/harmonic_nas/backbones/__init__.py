@@ -11,29 +11,36 @@ from harmonic_nas.backbones.maxout import MaxoutMLP
 from harmonic_nas.backbones.ops import build_layer, make_divisible
 from harmonic_nas.backbones.presets import (
     MaxoutPreset,
+    MLPPreset,
     MobileNetV3Preset,
     Preset,
+    default_preset,
     get_preset,
     list_presets,
     register_preset,
 )
 from harmonic_nas.backbones.space import BackboneSpace
 from harmonic_nas.backbones.static import StaticBackbone, mbv3_layer_specs
+from harmonic_nas.backbones.tabular import ElasticMLP, StaticMLP
 
 __all__ = [
     "BackboneGenome",
     "BackboneSpace",
+    "ElasticMLP",
     "ElasticMobileNetV3",
     "LayerKind",
     "LayerSpec",
+    "MLPPreset",
     "MaxoutMLP",
     "MaxoutPreset",
     "MobileNetV3Preset",
     "Preset",
     "StaticBackbone",
+    "StaticMLP",
     "Supernet",
     "build_layer",
     "build_supernet",
+    "default_preset",
     "get_preset",
     "list_presets",
     "make_divisible",

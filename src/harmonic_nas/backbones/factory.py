@@ -9,12 +9,19 @@ from typing import Any, Protocol
 
 from harmonic_nas.backbones.elastic import ElasticMobileNetV3
 from harmonic_nas.backbones.maxout import MaxoutMLP
-from harmonic_nas.backbones.presets import MaxoutPreset, MobileNetV3Preset, Preset, get_preset
+from harmonic_nas.backbones.presets import (
+    MaxoutPreset,
+    MLPPreset,
+    MobileNetV3Preset,
+    Preset,
+    get_preset,
+)
+from harmonic_nas.backbones.tabular import ElasticMLP
 from harmonic_nas.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-Supernet = ElasticMobileNetV3 | MaxoutMLP
+Supernet = ElasticMobileNetV3 | MaxoutMLP | ElasticMLP
 
 IMAGE_LIKE = ("image", "audio")
 VECTOR_LIKE = ("text", "vector")
@@ -52,6 +59,8 @@ def build_supernet(
     check_preset_fits(p, kind, shape, where)
     if isinstance(p, MobileNetV3Preset):
         return ElasticMobileNetV3(p, shape[0], n_classes, modality=modality)
+    if isinstance(p, MLPPreset):
+        return ElasticMLP(math.prod(shape), n_classes, preset=p, modality=modality)
     assert isinstance(p, MaxoutPreset)
     if kind in IMAGE_LIKE and len(shape) == 3:
         logger.info("%sMaxout backbone on a %s input: it is flattened", where, kind)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 LayerKind = Literal[
-    "conv", "mbconv", "linear", "maxout", "fusion_op", "fusion_reshape", "fusion_head"
+    "conv", "mbconv", "linear", "maxout", "dense", "fusion_op", "fusion_reshape", "fusion_head"
 ]
 
 
@@ -14,8 +14,8 @@ LayerKind = Literal[
 class LayerSpec:
     """One layer as the cost model sees it, at batch size 1.
 
-    ``input_shape`` excludes the batch: (C, H, W) for conv/mbconv/fusion_reshape, (n,) for linear
-    and maxout, (C, L) for fusion_op/fusion_head. ``hardware.keys.lut_key`` turns it into a LUT key.
+    ``input_shape`` excludes the batch: (C, H, W) for conv/mbconv/fusion_reshape, (n,) for linear,
+    maxout and dense, (C, L) for fusion_op/fusion_head. ``hardware.keys.lut_key`` turns it into a LUT key.
     ``dims == 1``: a conv/mbconv of a 1-D (signal) backbone, input ``(C, 1, T)``, kernel ``1 x k``
     and stride ``1 x s`` along time.
     """
@@ -41,7 +41,7 @@ class LayerSpec:
         if self.kind in ("conv", "mbconv"):
             _, h, w = self.input_shape
             return (self.out_ch, -(-h // self.stride), -(-w // self.stride))
-        if self.kind in ("linear", "maxout", "fusion_head"):
+        if self.kind in ("linear", "maxout", "dense", "fusion_head"):
             return (self.out_ch,)
         if self.kind == "fusion_reshape":
             return (self.C, self.L)

@@ -205,7 +205,7 @@ class _FlattenLinear(nn.Module):
 
 
 def build_layer(spec: LayerSpec) -> nn.Module:
-    """A standalone module computing one costed layer (conv / mbconv / linear / maxout).
+    """A standalone module computing one costed layer (conv / mbconv / linear / maxout / dense).
 
     Its input has shape ``(1, *spec.input_shape)``. Fusion layers are built by ``harmonic_nas.fusion``.
     """
@@ -239,7 +239,11 @@ def build_layer(spec: LayerSpec) -> nn.Module:
         return _FlattenLinear(spec.in_ch, spec.out_ch)
     if spec.kind == "maxout":
         return MaxoutBlock(spec.in_ch, spec.out_ch, pieces=max(spec.expand, 1))
+    if spec.kind == "dense":
+        from harmonic_nas.backbones.tabular import DenseBlock
+
+        return DenseBlock(spec.in_ch, spec.out_ch, spec.act)
     raise ValueError(
-        f"build_layer handles conv/mbconv/linear/maxout specs, not {spec.kind!r} "
+        f"build_layer handles conv/mbconv/linear/maxout/dense specs, not {spec.kind!r} "
         "(fusion layers are built by harmonic_nas.fusion)"
     )

@@ -111,7 +111,46 @@ class MaxoutPreset:
     family: str = "maxout"
 
 
-Preset = MobileNetV3Preset | MaxoutPreset
+@dataclass(frozen=True)
+class MLPPreset:
+    """The elastic tabular backbone: an MLP of up to ``max(d_choices)`` hidden layers, each of
+    width ``base_width x e`` (``e`` in ``e_choices``), then the classifier."""
+
+    name: str
+    description: str
+    base_width: int = 32
+    e_choices: tuple[int, ...] = (1, 2, 4)
+    d_choices: tuple[int, ...] = (1, 2, 3)
+    act: str = "relu"
+    dropout: float = 0.1
+    family: str = "mlp"
+
+    def __post_init__(self) -> None:
+        if self.base_width < 1 or min(self.e_choices) < 1 or min(self.d_choices) < 1:
+            raise ValueError(f"preset {self.name}: widths and depths must be >= 1")
+
+    @property
+    def max_depth(self) -> int:
+        return max(self.d_choices)
+
+
+Preset = MobileNetV3Preset | MaxoutPreset | MLPPreset
+
+#: the preset a modality kind gets by default (README "Data formats")
+DEFAULT_PRESETS: dict[str, str] = {
+    "image": "avmnist",
+    "audio": "avmnist",
+    "signal": "mbv3-1d",
+    "vector": "mlp",
+    "text": "maxout",
+}
+
+
+def default_preset(kind: str) -> str:
+    """The default backbone preset of a modality kind (``mlp`` for vectors / tables, ``mbv3-1d``
+    for signals, ``avmnist`` for small images and spectrograms, ``maxout`` for text features)."""
+    return DEFAULT_PRESETS.get(kind, "mlp")
+
 
 _REGISTRY: dict[str, Callable[[], Preset]] = {}
 _SCALED = re.compile(r"^(?P<base>.+)-w(?P<mult>\d+(?:\.\d+)?)$")
@@ -220,6 +259,15 @@ def _mbv3_1d() -> Preset:
         final_expand_width=96,
         feature_mix_width=128,
         dims=1,
+    )
+
+
+@register_preset("mlp")
+def _mlp() -> Preset:
+    # Elastic width {32, 64, 128} per layer and depth {1, 2, 3}: the default for tables / vectors.
+    return MLPPreset(
+        name="mlp",
+        description="elastic MLP for vectors / tables: 1-3 hidden layers of 32, 64 or 128 units",
     )
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harmonic_nas.backbones.genome import BackboneGenome
-from harmonic_nas.backbones.presets import MobileNetV3Preset, Preset, get_preset
+from harmonic_nas.backbones.presets import MLPPreset, MobileNetV3Preset, Preset, get_preset
 from harmonic_nas.errors import GenomeError
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,8 @@ class BackboneSpace:
     d: tuple[int, ...] = ()
     stages: int = 0
     preset: str = field(default="", compare=False)
+    #: a layer's shape depends on the previous slot's genes too (the MLP's widths)
+    chained: bool = False
 
     def __post_init__(self) -> None:
         if self.stages and not (self.ks and self.e and self.d and min(self.d) >= 1):
@@ -46,6 +48,8 @@ class BackboneSpace:
     def from_preset(cls, preset: Preset | str) -> BackboneSpace:
         """The space of a preset (a Maxout / vector preset has no genes)."""
         p = get_preset(preset) if isinstance(preset, str) else preset
+        if isinstance(p, MLPPreset):  # one stage of dense layers: ks is 1 (no kernel)
+            return cls((1,), p.e_choices, p.d_choices, 1, preset=p.name, chained=True)
         if not isinstance(p, MobileNetV3Preset):
             return cls(preset=p.name)
         return cls(p.ks_choices, p.e_choices, p.d_choices, p.n_stages, preset=p.name)
@@ -200,9 +204,12 @@ class BackboneSpace:
     def covering_genomes(self) -> list[BackboneGenome]:
         """A few genomes whose layers are, together, every layer of the space: a block's layer
         depends only on its own (kernel, expand) genes and its slot, so "every slot = (k, e)" at
-        every depth, for each (k, e)."""
+        every depth, for each (k, e). In a ``chained`` space (an MLP, where a layer's input width
+        is the previous layer's output) every subnet is listed."""
         if not self.stages:
             return [BackboneGenome()]
+        if self.chained:
+            return list(self.genomes())
         return [
             self._uniform(k, e, d).active(self.max_depth)
             for k, e in itertools.product(self.ks, self.e)

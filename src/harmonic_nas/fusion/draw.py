@@ -14,11 +14,16 @@ logger = logging.getLogger(__name__)
 
 
 def _default_feature_counts(arch: ArchSpec) -> dict[str, int]:
-    """Feature maps per backbone when not given: stem + fixed block + active blocks (CNN), or the
-    two hidden layers of a Maxout backbone (empty genome)."""
+    """Feature maps per backbone when not given: stem + fixed block + active blocks (CNN), the
+    two hidden layers of a Maxout backbone (empty genome), the active layers of an MLP."""
+    from harmonic_nas.backbones.presets import MLPPreset, get_preset
+
     counts = {}
     for m, ma in arch.modalities.items():
-        counts[m] = 2 + sum(ma.genome.d) if ma.genome.d else 2
+        if isinstance(get_preset(ma.preset), MLPPreset):  # one fusion point per hidden layer
+            counts[m] = ma.genome.d[0]
+        else:
+            counts[m] = 2 + sum(ma.genome.d) if ma.genome.d else 2
     return counts
 
 

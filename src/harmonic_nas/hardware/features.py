@@ -39,7 +39,7 @@ def macs(spec: LayerSpec) -> float:
         project = ho * wo * mid * spec.out_ch
         se = 2 * mid * max(mid // 4, 1) if spec.use_se else 0
         return float(expand + depthwise + project + se)
-    if kind == "linear":
+    if kind in ("linear", "dense"):
         return float(spec.in_ch * spec.out_ch)
     if kind == "maxout":
         return float(spec.in_ch * spec.out_ch * max(spec.expand, 1))
@@ -64,7 +64,7 @@ def params(spec: LayerSpec) -> float:
         mid = spec.mid_ch if spec.mid_ch > 0 else spec.in_ch
         expand = spec.in_ch * mid if spec.mid_ch > 0 else 0
         return float(expand + _taps(spec) * mid + mid * spec.out_ch)
-    if kind in ("linear", "fusion_head"):
+    if kind in ("linear", "dense", "fusion_head"):
         return float(spec.in_ch * spec.out_ch)
     if kind == "maxout":
         return float(spec.in_ch * spec.out_ch * max(spec.expand, 1))

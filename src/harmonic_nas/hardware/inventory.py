@@ -24,6 +24,7 @@ from harmonic_nas.backbones import (
     LayerSpec,
     MaxoutMLP,
     MaxoutPreset,
+    MLPPreset,
     MobileNetV3Preset,
     get_preset,
     mbv3_layer_specs,
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
     from harmonic_nas.fusion import ArchSpec, FusionLayer, LiveGraph
 
 logger = logging.getLogger(__name__)
+
+
+#: layer kinds of the flat (vector) backbones: each hidden layer's output is a fusion point
+_FLAT = ("maxout", "dense")
 
 
 @lru_cache(maxsize=64)
@@ -52,6 +57,11 @@ def backbone_specs(
     if isinstance(p, MobileNetV3Preset):
         BackboneSpace.from_preset(p).validate(genome)
         return mbv3_layer_specs(p, genome, shape[0], n_classes, shape)
+    if isinstance(p, MLPPreset):
+        from harmonic_nas.backbones.tabular import mlp_layer_specs
+
+        BackboneSpace.from_preset(p).validate(genome)
+        return mlp_layer_specs(p, genome, math.prod(shape), n_classes)
     assert isinstance(p, MaxoutPreset)
     net = _maxout(math.prod(shape), n_classes, preset)
     net.validate(genome)
@@ -62,10 +72,11 @@ def feature_shapes(specs: Sequence[LayerSpec]) -> list[tuple[int, ...]]:
     """Shapes of a backbone's fusion-point features, from its costed layers.
 
     CNN: ``[stem, fixed block, block 1, ..., final representation]`` = outputs of the leading conv
-    and every mbconv, then the feature mix's output as a vector; Maxout: the hidden layers' outputs.
+    and every mbconv, then the feature mix's output as a vector; Maxout / MLP: the hidden layers'
+    outputs.
     """
-    if specs and specs[0].kind == "maxout":
-        return [s.output_shape() for s in specs if s.kind == "maxout"]
+    if specs and specs[0].kind in _FLAT:
+        return [s.output_shape() for s in specs if s.kind in _FLAT]
     out = [specs[0].output_shape()]
     out += [s.output_shape() for s in specs if s.kind == "mbconv"]
     out.append((specs[-2].out_ch,))  # the feature mix (before the classifier), pooled: (D,)
@@ -80,7 +91,7 @@ def feature_live_layers(specs: Sequence[LayerSpec]) -> list[int]:
     """
     n = len(feature_shapes(specs))
     counts = list(range(1, n + 1))
-    if specs and specs[0].kind != "maxout":
+    if specs and specs[0].kind not in _FLAT:
         counts[-1] = len(specs) - 1
     return counts
 

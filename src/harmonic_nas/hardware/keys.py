@@ -12,6 +12,7 @@ The paper had no table for the Maxout text backbone nor for the fusion reshape /
 their keys follow the same ``<Name>-input:1_<dims>-<field>:<value>...`` style::
 
     MaxoutLayer-input:1_<n>-in_ch:<n>-out_ch:<m>-pieces:<k>-use_bn:<0|1>
+    DenseLayer-input:1_<n>-in_ch:<n>-out_ch:<m>-use_bn:<0|1>   (a hidden layer of the elastic MLP)
     Conv1dLayer-input:1_<C>_<T>-in_ch:<i>-out_ch:<o>-kernel:<k>-stride:<s>-use_se:<0|1>-use_bn:<0|1>
     MBConv1dLayer-input:1_<C>_<T>-in_ch:<i>-out_ch:<o>-mid_ch:<m>-expand:<e>-kernel:<k>-stride:<s>-use_se:<0|1>
 
@@ -35,6 +36,7 @@ CONV1D = "Conv1dLayer"
 MBCONV1D = "MBConv1dLayer"
 LINEAR = "LinearLayer"
 MAXOUT = "MaxoutLayer"
+DENSE = "DenseLayer"
 RESHAPE = "FusionReshape"
 HEAD = "FusionHead"
 
@@ -44,6 +46,7 @@ KIND_PREFIX: dict[str, str] = {
     "mbconv": MBCONV,
     "linear": LINEAR,
     "maxout": MAXOUT,
+    "dense": DENSE,
     "fusion_reshape": RESHAPE,
     "fusion_head": HEAD,
 }
@@ -100,6 +103,12 @@ def lut_key(spec: LayerSpec) -> str:
         return (
             f"{MAXOUT}-input:{_dims(spec.input_shape)}-in_ch:{spec.in_ch}-out_ch:{spec.out_ch}"
             f"-pieces:{spec.expand}-use_bn:{_b(spec.use_bn)}"
+        )
+    if kind == "dense":
+        _check(spec, 1)
+        return (
+            f"{DENSE}-input:{_dims(spec.input_shape)}-in_ch:{spec.in_ch}-out_ch:{spec.out_ch}"
+            f"-use_bn:{_b(spec.use_bn)}"
         )
     if kind == "fusion_op":
         if not _OP_NAME.match(spec.op):
@@ -200,6 +209,14 @@ def _parse_fields(name: str, f: dict[str, str], key: str) -> LayerSpec:
             in_ch=int(f["in_ch"]),
             out_ch=int(f["out_ch"]),
             expand=int(f["pieces"]),
+            use_bn=f["use_bn"] == "1",
+        )
+    if kind == "dense":
+        return LayerSpec(
+            kind="dense",
+            input_shape=shape,
+            in_ch=int(f["in_ch"]),
+            out_ch=int(f["out_ch"]),
             use_bn=f["use_bn"] == "1",
         )
     if kind == "fusion_reshape":
