@@ -84,6 +84,8 @@ def _npz_meta(root: Path, opts: Any) -> DataMeta | None:
     for part in filter(None, (p.strip() for p in str(getattr(opts, "kinds", "")).split(","))):
         name, _, kind = part.partition(":")
         kinds[name.strip()] = kind.strip()
+    if any(len(s) == 1 for n, s in shapes.items() if n not in RESERVED):
+        return None  # a (N,) array is raw text (its token length is fitted by the data stage)
     mods: dict[str, tuple[str | None, tuple[int, ...]]] = {}
     for name, shape in shapes.items():
         if name in RESERVED or len(shape) < 2:

@@ -14,6 +14,7 @@ from harmonic_nas.backbones.presets import (
     MLPPreset,
     MobileNetV3Preset,
     Preset,
+    TextPreset,
     default_preset,
     get_preset,
     list_presets,
@@ -22,12 +23,14 @@ from harmonic_nas.backbones.presets import (
 from harmonic_nas.backbones.space import BackboneSpace
 from harmonic_nas.backbones.static import StaticBackbone, mbv3_layer_specs
 from harmonic_nas.backbones.tabular import ElasticMLP, StaticMLP
+from harmonic_nas.backbones.text import ElasticTextNet
 
 __all__ = [
     "BackboneGenome",
     "BackboneSpace",
     "ElasticMLP",
     "ElasticMobileNetV3",
+    "ElasticTextNet",
     "LayerKind",
     "LayerSpec",
     "MLPPreset",
@@ -38,6 +41,7 @@ __all__ = [
     "StaticBackbone",
     "StaticMLP",
     "Supernet",
+    "TextPreset",
     "build_layer",
     "build_supernet",
     "default_preset",

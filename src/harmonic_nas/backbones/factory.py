@@ -14,14 +14,16 @@ from harmonic_nas.backbones.presets import (
     MLPPreset,
     MobileNetV3Preset,
     Preset,
+    TextPreset,
     get_preset,
 )
 from harmonic_nas.backbones.tabular import ElasticMLP
+from harmonic_nas.backbones.text import ElasticTextNet
 from harmonic_nas.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-Supernet = ElasticMobileNetV3 | MaxoutMLP | ElasticMLP
+Supernet = ElasticMobileNetV3 | MaxoutMLP | ElasticMLP | ElasticTextNet
 
 IMAGE_LIKE = ("image", "audio")
 VECTOR_LIKE = ("text", "vector")
@@ -59,6 +61,8 @@ def build_supernet(
     check_preset_fits(p, kind, shape, where)
     if isinstance(p, MobileNetV3Preset):
         return ElasticMobileNetV3(p, shape[0], n_classes, modality=modality)
+    if isinstance(p, TextPreset):
+        return ElasticTextNet(shape[0], n_classes, preset=p, modality=modality)
     if isinstance(p, MLPPreset):
         return ElasticMLP(math.prod(shape), n_classes, preset=p, modality=modality)
     assert isinstance(p, MaxoutPreset)
@@ -71,6 +75,15 @@ def check_preset_fits(p: Preset, kind: str | None, shape: tuple[int, ...], where
     """One-line :class:`ConfigError` unless preset ``p`` can take a ``kind`` input of ``shape``:
     a 2-D MobileNetV3 preset needs (C, H, W) image/audio, a 1-D one (``mbv3-1d``) a (C, T)
     signal; ``maxout`` takes anything, flattened."""
+    if isinstance(p, TextPreset):
+        if kind not in (None, "text") or len(shape) != 1:
+            what = f"{kind} of shape" if kind else "of shape"
+            raise ConfigError(
+                f"{where}preset {p.name} reads raw text (token ids of shape (L,)) but the "
+                f"modality is {what} {list(shape)}; store the text as strings or choose another "
+                "preset"
+            )
+        return
     if not isinstance(p, MobileNetV3Preset):
         return
     if p.dims == 1:

@@ -239,6 +239,10 @@ def build_layer(spec: LayerSpec) -> nn.Module:
         return _FlattenLinear(spec.in_ch, spec.out_ch)
     if spec.kind == "maxout":
         return MaxoutBlock(spec.in_ch, spec.out_ch, pieces=max(spec.expand, 1))
+    if spec.kind == "embedding":
+        from harmonic_nas.backbones.text import TokenEmbedding
+
+        return TokenEmbedding(spec.in_ch, spec.out_ch)
     if spec.kind == "dense":
         from harmonic_nas.backbones.tabular import DenseBlock
 

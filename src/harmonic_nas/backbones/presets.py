@@ -134,7 +134,21 @@ class MLPPreset:
         return max(self.d_choices)
 
 
-Preset = MobileNetV3Preset | MaxoutPreset | MLPPreset
+@dataclass(frozen=True)
+class TextPreset:
+    """The elastic raw-text backbone: a byte embedding (``vocab_size`` ids: pad, unknown and the
+    256 byte values of ``harmonic_nas.data.tokenizer``) to ``embed_dim`` channels, then the 1-D
+    MobileNetV3 preset ``backbone`` along the token axis (its genes are this preset's genes)."""
+
+    name: str
+    description: str
+    embed_dim: int = 32
+    backbone: str = "mbv3-1d"
+    vocab_size: int = 258
+    family: str = "text"
+
+
+Preset = MobileNetV3Preset | MaxoutPreset | MLPPreset | TextPreset
 
 #: the preset a modality kind gets by default (README "Data formats")
 DEFAULT_PRESETS: dict[str, str] = {
@@ -142,13 +156,14 @@ DEFAULT_PRESETS: dict[str, str] = {
     "audio": "avmnist",
     "signal": "mbv3-1d",
     "vector": "mlp",
-    "text": "maxout",
+    "text": "text-1d",
 }
 
 
 def default_preset(kind: str) -> str:
     """The default backbone preset of a modality kind (``mlp`` for vectors / tables, ``mbv3-1d``
-    for signals, ``avmnist`` for small images and spectrograms, ``maxout`` for text features)."""
+    for signals, ``avmnist`` for small images and spectrograms, ``text-1d`` for raw text;
+    precomputed text feature vectors take ``mlp`` or the paper's ``maxout``)."""
     return DEFAULT_PRESETS.get(kind, "mlp")
 
 
@@ -268,6 +283,14 @@ def _mlp() -> Preset:
     return MLPPreset(
         name="mlp",
         description="elastic MLP for vectors / tables: 1-3 hidden layers of 32, 64 or 128 units",
+    )
+
+
+@register_preset("text-1d")
+def _text_1d() -> Preset:
+    return TextPreset(
+        name="text-1d",
+        description="raw text: byte embedding (32 channels) + the elastic 1-D mbv3-1d blocks",
     )
 
 

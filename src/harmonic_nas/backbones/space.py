@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from harmonic_nas.backbones.genome import BackboneGenome
-from harmonic_nas.backbones.presets import MLPPreset, MobileNetV3Preset, Preset, get_preset
+from harmonic_nas.backbones.presets import (
+    MLPPreset,
+    MobileNetV3Preset,
+    Preset,
+    TextPreset,
+    get_preset,
+)
 from harmonic_nas.errors import GenomeError
 
 logger = logging.getLogger(__name__)
@@ -48,6 +54,8 @@ class BackboneSpace:
     def from_preset(cls, preset: Preset | str) -> BackboneSpace:
         """The space of a preset (a Maxout / vector preset has no genes)."""
         p = get_preset(preset) if isinstance(preset, str) else preset
+        if isinstance(p, TextPreset):  # the genes of its 1-D body
+            return cls.from_preset(p.backbone)
         if isinstance(p, MLPPreset):  # one stage of dense layers: ks is 1 (no kernel)
             return cls((1,), p.e_choices, p.d_choices, 1, preset=p.name, chained=True)
         if not isinstance(p, MobileNetV3Preset):

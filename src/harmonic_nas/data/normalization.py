@@ -4,6 +4,7 @@ Two modes, chosen per modality:
 
 - ``scalar``: one mean and one std over every value of the train split (the default for images,
   audio and text features).
+- ``none``: left as they are (token ids of raw text, which are indices, not measurements).
 - ``channel``: one mean and std per channel (axis 0 of a sample: a signal's channel, an image's
   colour plane, a table's feature), over the train split's samples and remaining axes (the default
   for ``signal`` and ``vector`` modalities, where the channels have different units: an
@@ -29,7 +30,7 @@ from harmonic_nas.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-NormMode = Literal["scalar", "channel"]
+NormMode = Literal["scalar", "channel", "none"]
 NORM_MODES: tuple[str, ...] = get_args(NormMode)
 
 #: the mode a modality gets when neither its dataset nor the config chooses one
@@ -66,6 +67,8 @@ def train_statistics(
     mode, ``(C,)`` in ``channel`` mode. Constant channels are floored (std 1) with a warning."""
     if x.numel() == 0:
         raise DataError(f"dataset '{dataset}': split 'train' is empty; add training samples")
+    if mode == "none":
+        return torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
     xd = x.double()
     if mode == "scalar":
         mean = xd.mean()
@@ -98,8 +101,8 @@ def train_statistics(
 
 
 def _stats_json(mode: NormMode, mean: torch.Tensor, std: torch.Tensor) -> dict[str, Any]:
-    if mode == "scalar":
-        return {"mode": "scalar", "mean": float(mean), "std": float(std)}
+    if mode in ("scalar", "none"):
+        return {"mode": mode, "mean": float(mean), "std": float(std)}
     return {
         "mode": "channel",
         "mean": [float(v) for v in mean.tolist()],

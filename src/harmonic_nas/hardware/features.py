@@ -41,6 +41,8 @@ def macs(spec: LayerSpec) -> float:
         return float(expand + depthwise + project + se)
     if kind in ("linear", "dense"):
         return float(spec.in_ch * spec.out_ch)
+    if kind == "embedding":  # a lookup: one row copied per token
+        return float(spec.input_shape[0] * spec.out_ch)
     if kind == "maxout":
         return float(spec.in_ch * spec.out_ch * max(spec.expand, 1))
     if kind == "fusion_op":
@@ -64,7 +66,7 @@ def params(spec: LayerSpec) -> float:
         mid = spec.mid_ch if spec.mid_ch > 0 else spec.in_ch
         expand = spec.in_ch * mid if spec.mid_ch > 0 else 0
         return float(expand + _taps(spec) * mid + mid * spec.out_ch)
-    if kind in ("linear", "dense", "fusion_head"):
+    if kind in ("linear", "dense", "embedding", "fusion_head"):
         return float(spec.in_ch * spec.out_ch)
     if kind == "maxout":
         return float(spec.in_ch * spec.out_ch * max(spec.expand, 1))

@@ -26,6 +26,7 @@ from harmonic_nas.backbones import (
     MaxoutPreset,
     MLPPreset,
     MobileNetV3Preset,
+    TextPreset,
     get_preset,
     mbv3_layer_specs,
 )
@@ -57,6 +58,11 @@ def backbone_specs(
     if isinstance(p, MobileNetV3Preset):
         BackboneSpace.from_preset(p).validate(genome)
         return mbv3_layer_specs(p, genome, shape[0], n_classes, shape)
+    if isinstance(p, TextPreset):
+        from harmonic_nas.backbones.text import text_layer_specs
+
+        BackboneSpace.from_preset(p).validate(genome)
+        return text_layer_specs(p, genome, shape, n_classes)
     if isinstance(p, MLPPreset):
         from harmonic_nas.backbones.tabular import mlp_layer_specs
 
@@ -75,6 +81,8 @@ def feature_shapes(specs: Sequence[LayerSpec]) -> list[tuple[int, ...]]:
     and every mbconv, then the feature mix's output as a vector; Maxout / MLP: the hidden layers'
     outputs.
     """
+    if specs and specs[0].kind == "embedding":  # a text backbone: its 1-D body's features
+        return feature_shapes(specs[1:])
     if specs and specs[0].kind in _FLAT:
         return [s.output_shape() for s in specs if s.kind in _FLAT]
     out = [specs[0].output_shape()]
@@ -89,6 +97,8 @@ def feature_live_layers(specs: Sequence[LayerSpec]) -> list[int]:
     Feature ``k`` is the output of layer ``k``, except a CNN's final representation, which is the
     output of the feature mix (every layer but the classifier).
     """
+    if specs and specs[0].kind == "embedding":
+        return [c + 1 for c in feature_live_layers(specs[1:])]
     n = len(feature_shapes(specs))
     counts = list(range(1, n + 1))
     if specs and specs[0].kind not in _FLAT:

@@ -13,6 +13,7 @@ their keys follow the same ``<Name>-input:1_<dims>-<field>:<value>...`` style::
 
     MaxoutLayer-input:1_<n>-in_ch:<n>-out_ch:<m>-pieces:<k>-use_bn:<0|1>
     DenseLayer-input:1_<n>-in_ch:<n>-out_ch:<m>-use_bn:<0|1>   (a hidden layer of the elastic MLP)
+    EmbeddingLayer-input:1_<L>-vocab:<V>-dim:<E>                  (token ids -> E channels)
     Conv1dLayer-input:1_<C>_<T>-in_ch:<i>-out_ch:<o>-kernel:<k>-stride:<s>-use_se:<0|1>-use_bn:<0|1>
     MBConv1dLayer-input:1_<C>_<T>-in_ch:<i>-out_ch:<o>-mid_ch:<m>-expand:<e>-kernel:<k>-stride:<s>-use_se:<0|1>
 
@@ -37,6 +38,7 @@ MBCONV1D = "MBConv1dLayer"
 LINEAR = "LinearLayer"
 MAXOUT = "MaxoutLayer"
 DENSE = "DenseLayer"
+EMBEDDING = "EmbeddingLayer"
 RESHAPE = "FusionReshape"
 HEAD = "FusionHead"
 
@@ -47,6 +49,7 @@ KIND_PREFIX: dict[str, str] = {
     "linear": LINEAR,
     "maxout": MAXOUT,
     "dense": DENSE,
+    "embedding": EMBEDDING,
     "fusion_reshape": RESHAPE,
     "fusion_head": HEAD,
 }
@@ -104,6 +107,9 @@ def lut_key(spec: LayerSpec) -> str:
             f"{MAXOUT}-input:{_dims(spec.input_shape)}-in_ch:{spec.in_ch}-out_ch:{spec.out_ch}"
             f"-pieces:{spec.expand}-use_bn:{_b(spec.use_bn)}"
         )
+    if kind == "embedding":
+        _check(spec, 1)
+        return f"{EMBEDDING}-input:{_dims(spec.input_shape)}-vocab:{spec.in_ch}-dim:{spec.out_ch}"
     if kind == "dense":
         _check(spec, 1)
         return (
@@ -210,6 +216,14 @@ def _parse_fields(name: str, f: dict[str, str], key: str) -> LayerSpec:
             out_ch=int(f["out_ch"]),
             expand=int(f["pieces"]),
             use_bn=f["use_bn"] == "1",
+        )
+    if kind == "embedding":
+        return LayerSpec(
+            kind="embedding",
+            input_shape=shape,
+            in_ch=int(f["vocab"]),
+            out_ch=int(f["dim"]),
+            act="none",
         )
     if kind == "dense":
         return LayerSpec(

@@ -113,7 +113,7 @@ def reference_runner(backend: str, threads: int) -> Runner:
 def build_module(spec: LayerSpec, *, seed: int = 0) -> tuple[nn.Module, tuple[Tensor, ...]]:
     """A standalone module computing ``spec`` (eval mode) and example inputs at batch size 1."""
     gen = torch_generator("profile", seed, lut_key(spec))
-    if spec.kind in ("conv", "mbconv", "linear", "maxout", "dense"):
+    if spec.kind in ("conv", "mbconv", "linear", "maxout", "dense", "embedding"):
         module = build_layer(spec)
         inputs: tuple[Tensor, ...] = (torch.randn((1, *spec.input_shape), generator=gen),)
     elif spec.kind in ("fusion_op", "fusion_reshape", "fusion_head"):

@@ -279,6 +279,11 @@ def check_inputs(
     counts: dict[str, int] = {}
     for spec in specs:
         a = np.asarray(arrays[spec.name])
+        if a.dtype.kind in ("U", "S") and (spec.raw or {}).get("type") == "text":
+            from harmonic_nas.results._raw import tokenize
+
+            where = f"{source}: modality '{spec.name}'"
+            a = tokenize(a.reshape(-1) if a.ndim == 0 else a, spec.raw or {}, where)
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
             raise DataError(
                 f"{source}: modality '{spec.name}' has non-numeric dtype {a.dtype}; "

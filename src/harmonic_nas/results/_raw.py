@@ -31,6 +31,7 @@ UINT8_MAX = float(np.iinfo(np.uint8).max)
 
 IMAGE_RECIPE = "image"
 AUDIO_RECIPE = "audio"
+TEXT_RECIPE = "text"
 
 
 def _image_recipe(shape: tuple[int, ...], pipeline_scale: float) -> dict[str, Any]:
@@ -99,6 +100,14 @@ def raw_recipes(cfg: ExperimentConfig, ds: MultimodalDataset) -> dict[str, dict[
         out[spec.name] = {
             "type": "array",
             "values": "the arrays of the dataset's own files (e.g. test.npz), unnormalised",
+            "value_scale": 1.0,
+        }
+    tokenizers = ds.meta.get("tokenizers") if isinstance(ds.meta, dict) else None
+    for mod, tok in (tokenizers if isinstance(tokenizers, dict) else {}).items():
+        out[mod] = {
+            "type": TEXT_RECIPE,
+            "values": "a UTF-8 .txt file (one text), or a string array in an .npz",
+            "tokenizer": tok,
             "value_scale": 1.0,
         }
     if name in ("av-digits", "soundmnist"):
@@ -176,6 +185,14 @@ def audio_input(path: Path, recipe: dict[str, Any]) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
+def tokenize(values: Any, recipe: dict[str, Any], where: str) -> np.ndarray:
+    """``(N, max_len)`` float32 token ids of N texts, with the tokenizer of a text recipe."""
+    from harmonic_nas.data.tokenizer import ByteTokenizer, as_texts
+
+    tok = ByteTokenizer.from_json(recipe.get("tokenizer"))
+    return tok.encode(as_texts(values, where))
+
+
 def load_raw_file(
     path: Path | str, modality: str, recipe: dict[str, Any] | None, shape: tuple[int, ...]
 ) -> np.ndarray:
@@ -184,7 +201,13 @@ def load_raw_file(
     if not p.is_file():
         raise DataError(f"input file not found: {p}; check the path given for '{modality}'")
     kind = (recipe or {}).get("type")
-    if kind == IMAGE_RECIPE:
+    if kind == TEXT_RECIPE:
+        try:
+            text = p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{p} is not UTF-8 text (non-text content); pass a .txt file") from None
+        arr = tokenize(np.array([text]), recipe or {}, f"--file {modality}={p}")[0]
+    elif kind == IMAGE_RECIPE:
         arr = image_input(p, recipe or {}, shape)
     elif kind == AUDIO_RECIPE:
         arr = audio_input(p, recipe or {})

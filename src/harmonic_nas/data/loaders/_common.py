@@ -137,15 +137,17 @@ def finish(
     class_names: list[str],
     splits: dict[str, Split],
     meta: dict[str, object] | None = None,
+    modes: dict[str, str] | None = None,
 ) -> MultimodalDataset:
-    """Standardise with train statistics and assemble the dataset."""
+    """Standardise with train statistics (``modes``: per modality, else by kind) and assemble
+    the dataset."""
     for split, s in splits.items():
         check_lengths(name, split, {k: int(v.shape[0]) for k, v in s.inputs.items()}, len(s))
         if len(s) == 0:
             raise DataError(
                 f"dataset '{name}': split '{split}' is empty; add samples to it or change the split sizes"
             )
-    stats = normalize_by_train(splits, modalities, name)
+    stats = normalize_by_train(splits, modalities, name, modes)
     meta = dict(meta or {})
     meta["normalization"] = stats
     return MultimodalDataset(

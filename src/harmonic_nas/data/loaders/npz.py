@@ -4,7 +4,10 @@ Layout under the user path: ``train.npz``, ``val.npz``, ``test.npz``. Each holds
 modality (``(N, *shape)``; ``(N, H, W)`` gets a channel axis unless the modality is a ``signal``,
 whose ``(N, C, T)`` arrays are kept as they are) plus ``labels``: ``(N,)`` integer
 classes (classification) or ``(N, K)`` 0/1 (multilabel). At least two modalities, the same in
-every split. Optional ``class_names`` (K strings) in ``train.npz``.
+every split. Optional ``class_names`` (K strings) in ``train.npz``. A modality stored as a string
+array (``(N,)``, one text per sample) is raw text: the package's byte tokenizer
+(:mod:`harmonic_nas.data.tokenizer`) is fitted on ``train.npz``'s texts and turns every split into
+``(max_len,)`` token ids; the tokenizer is kept in ``dataset.meta["tokenizers"]``.
 
 Modality kinds are guessed from the names and ranks (``audio``/``sound``/``speech``/``spec`` ->
 audio, ``text``/``word``/``token`` -> text, ``signal``/``accel``/``imu``/``sensor``/``ecg``/``eeg`` ->
@@ -31,6 +34,7 @@ from harmonic_nas.data.loaders._common import (
 )
 from harmonic_nas.data.options import option
 from harmonic_nas.data.registry import BuildContext, register_dataset
+from harmonic_nas.data.tokenizer import ByteTokenizer, as_texts
 from harmonic_nas.data.types import ModalityKind, ModalitySpec, MultimodalDataset, Split
 from harmonic_nas.errors import DataError
 from harmonic_nas.utils.io import read_npz
@@ -152,6 +156,7 @@ def build_npz(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
     splits: dict[str, Split] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     kinds: dict[str, ModalityKind] = {}
+    tokenizers: dict[str, ByteTokenizer] = {}
     for split, arrays in data.items():
         labels = arrays["labels"]
         check_lengths(
@@ -163,6 +168,20 @@ def build_npz(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
         inputs = {}
         for m in names:
             arr = arrays[m]
+            if arr.dtype.kind in ("U", "S") or (overrides.get(m) == "text" and arr.ndim == 1):
+                where = f"dataset '{NAME}': text modality '{m}' of split '{split}'"
+                texts = as_texts(arr, where)
+                if split == "train":
+                    tokenizers[m] = ByteTokenizer.fit(texts)
+                elif m not in tokenizers:
+                    raise DataError(
+                        f"{where} is text but train.npz holds numbers for it; store the same "
+                        "kind of values in every split"
+                    )
+                ids = tokenizers[m].encode(texts)
+                kinds[m], shapes[m] = "text", tuple(ids.shape[1:])
+                inputs[m] = to_float(ids, NAME, m, split)
+                continue
             if arr.ndim < 2:
                 raise DataError(
                     f"dataset '{NAME}': modality '{m}' of split '{split}' has shape {list(arr.shape)}; "
@@ -218,4 +237,16 @@ def build_npz(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
             )
         class_names = given
     modalities = [ModalitySpec(m, kinds[m], shapes[m]) for m in names]
-    return finish(NAME, modalities, task, num_classes, class_names, splits, {"source": str(root)})
+    meta: dict[str, object] = {"source": str(root)}
+    if tokenizers:
+        meta["tokenizers"] = {m: t.to_json() for m, t in tokenizers.items()}
+    return finish(
+        NAME,
+        modalities,
+        task,
+        num_classes,
+        class_names,
+        splits,
+        meta,
+        modes={m: "none" for m in tokenizers},
+    )
