@@ -1,5 +1,6 @@
-"""A signal, a table and an image from user ``.npz`` files through every stage: the 1-D backbone
-searched, costed and exported, per-channel statistics inside the exported graph, raw arrays in."""
+"""Raw text, a signal, a table and an image from user ``.npz`` files through every stage: the 1-D,
+text and MLP backbones searched, costed and exported, per-channel statistics inside the exported
+graph, raw arrays / a caption file in, and the README's numpy tokenizer + onnxruntime alone."""
 
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ import yaml
 from harmonic_nas.cli import main
 from harmonic_nas.config import load_run_config
 from harmonic_nas.data import load_dataset
+from harmonic_nas.data.tokenizer import ByteTokenizer
 from harmonic_nas.results import load_model, predict
 
 pytestmark = pytest.mark.slow
 
 
 def _data(root: Path) -> Path:
-    """accel (3, 32) with the z-axis gravity offset, a 6-feature table with mixed scales and a
-    constant feature, pixels (1, 8, 8); 3 classes."""
+    """a caption (the class word, wrong in 20 %), accel (3, 32) with the z-axis gravity offset, a
+    6-feature table with mixed scales and a constant feature, pixels (1, 8, 8); 3 classes."""
     rng = np.random.default_rng(0)
     root.mkdir(parents=True)
     t = np.linspace(0, 1, 32)
@@ -33,8 +35,14 @@ def _data(root: Path) -> Path:
         table[:, 0] += y * 0.5
         table[:, 5] = 3.0
         pixels = rng.standard_normal((n, 1, 8, 8)) + y[:, None, None, None] * 0.3
+        words = ["one", "two", "three"]
+        caption = [
+            f"a {rng.choice(['quick', 'slow', 'Réd'])} {words[(c + (rng.random() < 0.2)) % 3]} thing"
+            for c in y
+        ]
         np.savez(
             root / f"{split}.npz",
+            caption=np.array(caption),
             accel=accel.astype(np.float32),
             table=table.astype(np.float32),
             pixels=pixels.astype(np.float32),
@@ -44,12 +52,16 @@ def _data(root: Path) -> Path:
 
 
 def _config(tmp_path: Path) -> Path:
+    root = _data(tmp_path / "data")
+    with np.load(root / "train.npz") as f:
+        length = ByteTokenizer.fit(f["caption"].tolist()).max_len
     data = {
         "name": "sig",
         "run_dir": str(tmp_path / "runs"),
         "seed": 0,
-        "dataset": {"name": "npz", "path": str(_data(tmp_path / "data"))},
+        "dataset": {"name": "npz", "path": str(root)},
         "modalities": {
+            "caption": {"preset": "text-1d", "shape": [length]},
             "accel": {"preset": "mbv3-1d", "shape": [3, 32]},
             "table": {"preset": "mlp", "shape": [6]},
             "pixels": {"preset": "avmnist", "shape": [1, 8, 8], "normalization": "channel"},
@@ -71,7 +83,16 @@ def _config(tmp_path: Path) -> Path:
     return path
 
 
-def test_signal_table_image_search_export_and_raw_predict(
+def _readme_tokenizer() -> object:
+    """The reference tokenizer of README.md (the python block after its marker), executed."""
+    text = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- reference-tokenizer -->", 1)[1].split("```python\n", 1)[1]
+    scope: dict[str, object] = {}
+    exec(block.split("```", 1)[0], scope)
+    return scope["tokenize"]
+
+
+def test_text_signal_table_image_search_export_and_raw_predict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = _config(tmp_path)
@@ -82,6 +103,7 @@ def test_signal_table_image_search_export_and_raw_predict(
     lut = json.loads(next((run / "luts").glob("*.json")).read_text())
     keys = json.dumps(lut)
     assert "Conv1dLayer-input:1_3_32-" in keys and "MBConv1dLayer-input:1_" in keys
+    assert "EmbeddingLayer-input:1_" in keys and "DenseLayer-input:1_6-" in keys
     mid = pareto["members"][0]["id"]
     assert main(["export", str(run), "--model", mid, "--format", "onnx"]) == 0
     record = json.loads((run / "models" / mid / "export.json").read_text())
@@ -94,7 +116,10 @@ def test_signal_table_image_search_export_and_raw_predict(
     assert norm["table"]["mode"] == "channel" and norm["table"]["std"][5] == 1.0
     assert norm["pixels"]["mode"] == "channel" and len(norm["pixels"]["mean"]) == 1
     kinds = {i["name"]: (i["kind"], i["shape"]) for i in meta["inputs"]}
-    assert kinds["accel"] == ("signal", [3, 32])
+    assert kinds["accel"] == ("signal", [3, 32]) and kinds["caption"][0] == "text"
+    recipe = next(i["raw"] for i in meta["inputs"] if i["name"] == "caption")
+    assert recipe["type"] == "text" and recipe["tokenizer"]["fitted_on"] == "train"
+    assert norm["caption"]["mode"] == "none"
 
     # the raw test.npz (unnormalised, as the user stores it) predicts what the PyTorch model
     # predicts on the pipeline's standardised tensors
@@ -106,3 +131,49 @@ def test_signal_table_image_search_export_and_raw_predict(
     want = torch.softmax(logits.double(), dim=1).numpy()
     assert np.abs(got.probabilities - want).max() <= 1e-4
     assert got.accuracy is not None
+
+    # a runtime with only numpy + onnxruntime: README's tokenizer feeds the raw captions
+    import onnxruntime as ort
+
+    tokenize = _readme_tokenizer()
+    with np.load(tmp_path / "data" / "test.npz") as f:
+        raw = {k: f[k] for k in f.files}
+    feeds = {
+        i["name"]: (
+            tokenize(raw[i["name"]].tolist(), i["raw"]["tokenizer"])  # type: ignore[operator]
+            if i["kind"] == "text"
+            else raw[i["name"]].astype(np.float32)
+        )
+        for i in meta["inputs"]
+    }
+    sess = ort.InferenceSession(
+        str(run / "models" / mid / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    ort_logits = sess.run(None, feeds)[0]
+    assert np.abs(ort_logits - logits.numpy()).max() <= 1e-4
+
+    # predict --file caption=caption.txt (the other inputs as one-sample .npy files)
+    (tmp_path / "caption.txt").write_text(str(raw["caption"][0]), encoding="utf-8")
+    argv = ["predict", str(run / "models" / mid / "model.onnx")]
+    argv += ["--file", f"caption={tmp_path / 'caption.txt'}"]
+    for m in ("accel", "table", "pixels"):
+        np.save(tmp_path / f"{m}.npy", raw[m][0].astype(np.float32))
+        argv += ["--file", f"{m}={tmp_path / (m + '.npy')}"]
+    capsys.readouterr()
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    top = meta["class_names"][int(np.argmax(want[0]))]
+    assert top in out
+    one = predict(
+        run / "models" / mid / "model.onnx",
+        files={"caption": tmp_path / "caption.txt"}
+        | {m: tmp_path / f"{m}.npy" for m in ("accel", "table", "pixels")},
+    )
+    assert np.abs(one.probabilities[0] - want[0]).max() <= 1e-4
+
+    # an empty caption file is one line, exit 2
+    (tmp_path / "empty.txt").write_text("  \n", encoding="utf-8")
+    argv[3] = f"caption={tmp_path / 'empty.txt'}"
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "empty caption" in err and len(err.strip().splitlines()) == 1
