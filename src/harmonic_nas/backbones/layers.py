@@ -49,8 +49,8 @@ class LayerSpec:
         if self.kind in ("conv", "mbconv"):
             _, h, w = self.input_shape
             return (self.out_ch, -(-h // self.stride), -(-w // self.stride))
-        if self.kind == "embedding":  # token ids (L,) -> (E, 1, L), what the 1-D body reads
-            return (self.out_ch, 1, self.input_shape[0])
+        if self.kind == "embedding":  # token ids (L,) -> (E, L), the sequence the 1-D body reads
+            return (self.out_ch, self.input_shape[0])
         if self.kind in ("linear", "maxout", "dense", "fusion_head"):
             return (self.out_ch,)
         if self.kind == "fusion_reshape":
