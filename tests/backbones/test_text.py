@@ -33,6 +33,7 @@ def test_extraction_is_exact_and_ids_are_looked_up() -> None:
         sub = net.extract(g).eval()
         sub_feats, sub_logits = sub(ids)
         assert torch.equal(logits, sub_logits)
+        assert all(torch.equal(a, b) for a, b in zip(feats, sub_feats, strict=True))
         specs = backbone_specs("text-1d", tuple(ids.shape[1:]), g, 3)
         assert [tuple(f.shape[1:]) for f in sub_feats] == feature_shapes(specs)
         assert sub.layer_configs(tuple(ids.shape[1:])) == specs

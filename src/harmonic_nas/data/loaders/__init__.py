@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from harmonic_nas.data.loaders import avmnist, mmimdb, npz, soundmnist
+from harmonic_nas.data.loaders import avmnist, memes, mmimdb, npz, soundmnist
 
-__all__ = ["avmnist", "mmimdb", "npz", "soundmnist"]
+__all__ = ["avmnist", "memes", "mmimdb", "npz", "soundmnist"]
