@@ -9,7 +9,7 @@ torch.Size([200, 1, 20, 20])
 from __future__ import annotations
 
 # importing the built-in builders registers them (the registry itself imports no builder)
-from harmonic_nas.data import av_digits, loaders  # noqa: F401
+from harmonic_nas.data import av_digits, loaders, multi_digits  # noqa: F401
 from harmonic_nas.data.core import (
     build_dataset,
     cache_dir,
