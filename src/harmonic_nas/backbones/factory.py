@@ -102,5 +102,7 @@ def check_preset_fits(p: Preset, kind: str | None, shape: tuple[int, ...], where
     if kind in VECTOR_LIKE or len(shape) != 3:
         raise ConfigError(
             f"{where}preset {p.name} is a CNN for (C, H, W) inputs but the modality is "
-            f"{kind or 'a vector'} of shape {shape}; use preset 'maxout' or a 3-D shape"
+            f"{kind or 'a vector'} of shape {shape}; use preset "
+            + ("'mbv3-1d' for a (C, T) signal" if len(shape) == 2 else "'mlp' or 'maxout'")
+            + " or a 3-D shape"
         )
