@@ -108,7 +108,7 @@ def _config(tmp: Path, epochs: int, per_class: int, seed: int) -> Path:
             "text": {"preset": "text-1d", "shape": [16]},
             "table": {"preset": "mlp", "shape": [56]},
         },
-        "device": {"name": "host", "threads": 1, "warmup": 2, "repeats": 10},
+        "device": {"name": "host", "threads": 1, "warmup": 5, "repeats": 30},
         "pretrain": {"epochs": epochs, "batch_size": 64},
         "fusion": {"C": 16, "L": 4, "epochs": 2, "retrain_epochs": 2, "fusion_points": 2},
         "search": {"population": 4, "generations": 2},

@@ -104,7 +104,8 @@ def build_multi_digits(ctx: BuildContext, progress: ProgressFn) -> MultimodalDat
         seed=ctx.seed,
         progress=progress,
     )
-    norm: dict[str, Any] = base.meta["normalization"]
+    norm = base.meta["normalization"]
+    assert isinstance(norm, dict)
     rng = numpy_rng(ctx.seed, "multi-digits", "captions")
     raw: dict[str, dict[str, Any]] = {}
     captions: dict[str, list[str]] = {}
