@@ -102,7 +102,7 @@ def test_bad_genome_is_one_line() -> None:
 
 def test_defaults_per_kind() -> None:
     assert default_preset("vector") == "mlp" and default_preset("signal") == "mbv3-1d"
-    assert default_preset("text") == "maxout"
+    assert default_preset("text") == "text-1d"
     assert isinstance(build_supernet(("vector", (4, 5)), "mlp", 3).linears[0], nn.Linear)
     # the MLP reads any shape flattened
     assert build_supernet(("vector", (4, 5)), "mlp", 3).in_features == 20

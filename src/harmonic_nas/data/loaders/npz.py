@@ -168,7 +168,7 @@ def build_npz(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
         inputs = {}
         for m in names:
             arr = arrays[m]
-            if arr.dtype.kind in ("U", "S") or (overrides.get(m) == "text" and arr.ndim == 1):
+            if arr.ndim == 1 and (arr.dtype.kind in ("U", "S") or overrides.get(m) == "text"):
                 where = f"dataset '{NAME}': text modality '{m}' of split '{split}'"
                 texts = as_texts(arr, where)
                 if split == "train":
