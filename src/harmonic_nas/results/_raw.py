@@ -25,6 +25,7 @@ from harmonic_nas.utils.limits import (
     MAX_MEL_BANDS,
     MAX_N_FFT,
     MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
 )
 
 if TYPE_CHECKING:
@@ -167,8 +168,11 @@ def recipe_problem(recipe: dict[str, Any], shape: tuple[int, ...]) -> str | None
     if kind != AUDIO_RECIPE:
         return None
     rate = recipe.get("sample_rate")
-    if rate is not None and not _int_in(rate, 1, MAX_SAMPLE_RATE):
-        return f"raw.sample_rate is {rate!r:.40}; it must be an integer in 1..{MAX_SAMPLE_RATE} Hz"
+    if rate is not None and not _int_in(rate, MIN_SAMPLE_RATE, MAX_SAMPLE_RATE):
+        return (
+            f"raw.sample_rate is {rate!r:.40}; it must be an integer in "
+            f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
+        )
     clip = recipe.get("clip_seconds")
     if not _finite(clip) or not clip > 0:
         return f"raw.clip_seconds is {clip!r:.40}; it must be a positive number"
@@ -247,7 +251,7 @@ def audio_input(path: Path, recipe: dict[str, Any]) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.float32)
 
 
-def _read_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+def _read_npy(path: Path, modality: str, shape: tuple[int, ...]) -> np.ndarray:
     """One sample of ``shape`` from a ``.npy`` file, its header checked before any data is read."""
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -258,8 +262,17 @@ def _read_npy(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     if not isinstance(arr, np.ndarray):
         raise DataError(f"{path} is an .npz archive, not a .npy array; save it with numpy.save")
     if tuple(arr.shape) != tuple(shape):
-        return np.zeros(arr.shape[:0])  # the caller names the shape mismatch (nothing was read)
+        raise _shape_error(path, modality, tuple(arr.shape), shape)  # nothing was read
     return np.array(arr)
+
+
+def _shape_error(
+    path: Path, modality: str, got: tuple[int, ...], shape: tuple[int, ...]
+) -> DataError:
+    return DataError(
+        f"{path} gives modality '{modality}' shape {got}, but the model takes "
+        f"{tuple(shape)}; check the file against preprocess.json"
+    )
 
 
 def load_raw_file(
@@ -275,7 +288,7 @@ def load_raw_file(
     elif kind == AUDIO_RECIPE:
         arr = audio_input(p, recipe or {})
     elif p.suffix == ".npy":
-        arr = _read_npy(p, shape)
+        arr = _read_npy(p, modality, shape)
     else:
         raise DataError(
             f"modality '{modality}' takes no {p.suffix or 'extensionless'} file: its "
@@ -283,8 +296,5 @@ def load_raw_file(
             "--input FILE.npz"
         )
     if tuple(arr.shape) != tuple(shape):
-        raise DataError(
-            f"{p} gives modality '{modality}' shape {tuple(arr.shape)}, but the model takes "
-            f"{tuple(shape)}; check the file against preprocess.json"
-        )
+        raise _shape_error(p, modality, tuple(arr.shape), shape)
     return arr

@@ -17,7 +17,9 @@ MAX_ARRAY_BYTES = 2**32
 #: Pixels of one image file (width x height; 8192 x 8192). Pillow's own guard starts higher.
 MAX_IMAGE_PIXELS = 2**26
 
-#: Sample rates a WAV file or a ``preprocess.json`` recipe may give, in Hz.
+#: Sample rates a WAV file or a ``preprocess.json`` recipe may give, in Hz (below 1 kHz no
+#: recording holds speech or sound the mel features describe: such a rate is a broken header).
+MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
 
 #: Samples of the one clip an audio recipe takes from a file (2**24: 6 min at 44.1 kHz).

@@ -31,7 +31,12 @@ from harmonic_nas.data.options import option
 from harmonic_nas.data.registry import BuildContext, register_dataset
 from harmonic_nas.data.types import ModalitySpec, MultimodalDataset, Split
 from harmonic_nas.errors import DataError
-from harmonic_nas.utils.limits import MAX_CLIP_SAMPLES, MAX_IMAGE_PIXELS, MAX_SAMPLE_RATE
+from harmonic_nas.utils.limits import (
+    MAX_CLIP_SAMPLES,
+    MAX_IMAGE_PIXELS,
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+)
 from harmonic_nas.utils.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
@@ -59,8 +64,8 @@ class SoundMNISTOptions:
 
 def read_wav(path: Path, max_frames: int | None = None) -> tuple[np.ndarray, int]:
     """Mono float samples in [-1, 1] and the sample rate of a PCM wav file (stdlib ``wave``):
-    the first ``max_frames`` frames (default all). A rate outside 1 Hz ..
-    :data:`~harmonic_nas.utils.limits.MAX_SAMPLE_RATE`, or more frames than
+    the first ``max_frames`` frames (default all). A rate outside :func:`check_sample_rate`'s
+    range, or more frames than
     :data:`~harmonic_nas.utils.limits.MAX_CLIP_SAMPLES` to read, is a one-line DataError."""
     try:
         with wave.open(str(path), "rb") as w:
@@ -95,12 +100,17 @@ def read_wav(path: Path, max_frames: int | None = None) -> tuple[np.ndarray, int
 
 
 def check_sample_rate(rate: object, what: str, fix: str) -> int:
-    """A sample rate in 1 .. :data:`~harmonic_nas.utils.limits.MAX_SAMPLE_RATE` Hz (an integer),
-    else a one-line DataError naming ``what``."""
-    if isinstance(rate, bool) or not isinstance(rate, int) or not 0 < rate <= MAX_SAMPLE_RATE:
+    """A sample rate in :data:`~harmonic_nas.utils.limits.MIN_SAMPLE_RATE` ..
+    :data:`~harmonic_nas.utils.limits.MAX_SAMPLE_RATE` Hz (an integer), else a one-line
+    DataError naming ``what``."""
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, int)
+        or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE
+    ):
         raise DataError(
-            f"{what} gives the sample rate {rate!r}; a rate must be an integer in 1.."
-            f"{MAX_SAMPLE_RATE} Hz, {fix}"
+            f"{what} gives the sample rate {rate!r:.40}; a rate must be an integer in "
+            f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz: {fix}"
         )
     return rate
 
@@ -117,6 +127,16 @@ def clip_samples(clip_seconds: float, rate: int, what: str) -> int:
     return clip
 
 
+def resample(x: np.ndarray, rate: int, target: int, max_samples: int | None = None) -> np.ndarray:
+    """``x`` sampled at ``rate`` Hz, linearly interpolated to ``target`` Hz (at most the first
+    ``max_samples`` samples of the result are computed)."""
+    n = max(1, round(x.size * target / rate))
+    if max_samples is not None:
+        n = min(n, max_samples)
+    t_new = np.arange(n, dtype=np.float64) * (rate / target)
+    return np.asarray(np.interp(t_new, np.arange(x.size, dtype=np.float64), x))
+
+
 def read_clip(path: Path, clip_seconds: float, rate: int | None = None) -> tuple[np.ndarray, int]:
     """The first ``clip_seconds`` of a wav file as float32 samples at ``rate`` (default: the
     file's own; linear interpolation otherwise), zero-padded at the end, and that rate. Only the
@@ -128,12 +148,7 @@ def read_clip(path: Path, clip_seconds: float, rate: int | None = None) -> tuple
     x, file_rate = read_wav(path, max_frames=need)
     if target != file_rate:
         logger.info("resampling %s from %d Hz to %d Hz", path, file_rate, target)
-        n = min(clip, max(1, round(x.size * target / file_rate)))
-        x = np.interp(
-            np.arange(n, dtype=np.float64) * (file_rate / target),
-            np.arange(x.size, dtype=np.float64),
-            x,
-        )
+        x = resample(x, file_rate, target, max_samples=clip)
     buf = np.zeros(clip, dtype=np.float32)
     buf[: min(clip, x.size)] = x[:clip]
     return buf, target
