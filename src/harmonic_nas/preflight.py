@@ -167,6 +167,13 @@ def _check_dataset(cfg: ExperimentConfig, problems: list[str]) -> DataMeta | Non
                 f"the '{name}' data"
             )
             return None
+    if name == "npz" and cfg.dataset.path is not None:  # sizes from the headers (nothing read)
+        from harmonic_nas.utils.io import check_npz_size
+
+        root = Path(cfg.dataset.path).expanduser()
+        for split in ("train", "val", "test"):
+            if (root / f"{split}.npz").is_file():
+                _collect(problems, lambda s=split: check_npz_size(root / f"{s}.npz"))
     try:
         return dataset_meta(cfg, opts)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:  # the data stage says it properly

@@ -239,7 +239,7 @@ def read_npz(path: Path, *, fix: str) -> dict[str, Any]:
 
     try:
         check_npz_size(path)
-        loaded = np.load(path, allow_pickle=False)
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)  # (a lone .npy is not read)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
             raise DataError(f"{path} holds a single .npy array, not an .npz archive; {fix}")
         with loaded as z:
