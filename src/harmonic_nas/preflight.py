@@ -14,6 +14,7 @@ run (see its docstring for how it is made).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -171,9 +172,9 @@ def _check_dataset(cfg: ExperimentConfig, problems: list[str]) -> DataMeta | Non
         from harmonic_nas.utils.io import check_npz_size
 
         root = Path(cfg.dataset.path).expanduser()
-        for split in ("train", "val", "test"):
-            if (root / f"{split}.npz").is_file():
-                _collect(problems, lambda s=split: check_npz_size(root / f"{s}.npz"))
+        for file in (root / f"{split}.npz" for split in ("train", "val", "test")):
+            if file.is_file():
+                _collect(problems, functools.partial(check_npz_size, file))
     try:
         return dataset_meta(cfg, opts)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:  # the data stage says it properly

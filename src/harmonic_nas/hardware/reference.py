@@ -90,8 +90,8 @@ def import_reference_lut(files: Sequence[Path | str], device: str, *, descriptio
         raise LUTError("no LUT files given; pass the published backbone and fusion tables")
     if not device or "/" in device or device.startswith("."):
         raise LUTError(f"invalid device name {device!r}; use a plain name such as jetson-tx2")
-    entry = get_device(device)
-    if entry is not None and entry.profile_here:
+    known = get_device(device)
+    if known is not None and known.profile_here:
         raise LUTError(
             f"device '{device}' is this machine, whose table `harmonic-nas profile` measures; "
             "import the table under the name of the device it was measured on (e.g. --device "

@@ -451,10 +451,9 @@ def predict(
             raise DataError(
                 "no input given; pass --input FILE.npz or --file MODALITY=FILE per modality"
             )
-        total = 0
+        total = sum(check_npz_size(Path(f)) for f in paths)  # from the headers: none is read
+        check_bytes(total, f"the {len(paths)} input files together", SIZE_FIX)
         for f in paths:
-            total += check_npz_size(Path(f))  # all files together stay within the limit
-            check_bytes(total, f"the {len(paths)} input files together", SIZE_FIX)
             arrays, y = read_npz_with_labels(f, specs)
             batches.append(arrays)
             labels.append(y)

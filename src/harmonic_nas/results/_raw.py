@@ -173,7 +173,7 @@ def recipe_problem(recipe: dict[str, Any], shape: tuple[int, ...]) -> str | None
             f"raw.sample_rate is {rate!r:.40}; it must be an integer in "
             f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz"
         )
-    clip = recipe.get("clip_seconds")
+    clip: Any = recipe.get("clip_seconds")
     if not _finite(clip) or not clip > 0:
         return f"raw.clip_seconds is {clip!r:.40}; it must be a positive number"
     if rate is not None and round(clip * rate) > MAX_CLIP_SAMPLES:

@@ -122,7 +122,8 @@ def open_storage(url: str, *, heartbeat_s: int = 30) -> RDBStorage:
             _tune_sqlite(storage)
         return storage
     except OSError as exc:  # the folder of a SQLite file cannot be made (disk full, ...)
-        raise write_error(exc.filename or url, exc) from None
+        cause = write_error(exc.filename or shown, exc)
+        raise StorageError(f"cannot open study storage {shown}: {cause}") from None
     except Exception as exc:  # sqlalchemy ArgumentError / OperationalError, missing driver, ...
         reason = " ".join(str(exc).split())
         first = reason.split("[SQL:")[0].split("(Background on")[0].strip()
