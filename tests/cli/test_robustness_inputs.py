@@ -731,3 +731,21 @@ def test_bad_input(
     out, err = capsys.readouterr()
     assert_one_error_line(code, out, err, bad.expect)
     assert tree(tmp_path) == before, "an artifact or input changed"
+
+
+@pytest.mark.parametrize(("n", "text"), [(1, "1 layer, energy source"), (61, "61 layers, energy")])
+def test_run_counts_the_layers_of_the_table_it_uses(
+    n: int, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harmonic_nas.cli.run import _Render
+    from harmonic_nas.hardware.lut import LUT, DeviceInfo, LUTEntry
+
+    lut = LUT(DeviceInfo("host", backend="onnxruntime"), "model:constant power 15 W x latency")
+    lut.entries.update(
+        {
+            f"LinearLayer-input:{k}-in_ch:{k}-out_ch:2": LUTEntry.point(0.1, 1.0)
+            for k in range(1, n + 1)
+        }
+    )
+    _Render(None)._profile(lut)  # type: ignore[arg-type]
+    assert capsys.readouterr().out.startswith(text)
