@@ -26,6 +26,7 @@ from pydantic import (
 
 from harmonic_nas.errors import ConfigError
 from harmonic_nas.utils.io import atomic_write_text, load_yaml
+from harmonic_nas.utils.limits import MAX_NAME_CHARS
 
 CONFIG_SCHEMA_VERSION = 1
 
@@ -275,6 +276,11 @@ class ExperimentConfig(_Strict):
     def _inside_run_dir(cls, v: str) -> str:
         if set(v) <= {"."}:
             raise ValueError("must name a directory inside run_dir (not '.' or '..'), e.g. 'quick'")
+        if len(v) > MAX_NAME_CHARS:
+            raise ValueError(
+                f"has {len(v)} characters; a run's name (its directory) may have at most "
+                f"{MAX_NAME_CHARS}"
+            )
         return v
 
     @field_validator("modalities")

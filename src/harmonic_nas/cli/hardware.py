@@ -139,12 +139,17 @@ def register(app: typer.Typer) -> None:
         files: list[Path] = typer.Argument(..., help="published tables (backbone + fusion files)"),
         device: str = typer.Option(..., help="device name to install the table as"),
         description: str = typer.Option("", help="free-text description of the device"),
+        force: bool = typer.Option(
+            False, "--force", help="replace a table already installed for DEVICE"
+        ),
     ) -> None:
         """Convert published tables (lat/enrg) into a LUT and install it for DEVICE."""
-        from harmonic_nas.hardware.lut_source import install_lut
+        from harmonic_nas.hardware.lut_source import check_replace, install_lut
         from harmonic_nas.hardware.reference import import_reference_lut
 
         lut = import_reference_lut(files, device, description=description)
+        if not force:
+            check_replace(lut)
         path = install_lut(lut)
         console.print(
             f"imported {len(lut)} entries for {device} ({lut.energy_source}); installed at {path}",

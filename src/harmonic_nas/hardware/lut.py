@@ -38,6 +38,7 @@ from harmonic_nas.backbones.layers import LayerSpec
 from harmonic_nas.errors import LUTError
 from harmonic_nas.hardware.keys import lut_key, parse_key
 from harmonic_nas.utils.io import atomic_write_json, is_schema_version
+from harmonic_nas.utils.limits import MAX_LAYER_COST
 
 LUT_SCHEMA_VERSION = 1
 UNITS = {"latency": "ms", "energy": "mJ"}
@@ -152,6 +153,11 @@ def _num(obj: Any, name: str, where: str, *, integer: bool = False) -> float:
         raise LUTError(f"{where}: '{name}' is {value}; costs must be finite, re-profile or fix it")
     if value < 0:
         raise LUTError(f"{where}: '{name}' is negative ({value}); costs must be >= 0")
+    if value > MAX_LAYER_COST and not integer:
+        raise LUTError(
+            f"{where}: '{name}' is {value:g}, above the limit of {MAX_LAYER_COST:g} for one "
+            "layer (sums of such costs overflow); re-profile or fix it"
+        )
     if integer and value != int(value):
         raise LUTError(f"{where}: '{name}' must be an integer, got {value}")
     return value

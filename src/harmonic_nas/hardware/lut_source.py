@@ -96,6 +96,25 @@ def install_lut(lut: LUT) -> Path:
     return lut.save(installed_path(lut.device.name))
 
 
+def check_replace(lut: LUT) -> None:
+    """Refuse to replace a different table installed for ``lut.device.name`` (the same entries
+    again are no change); ``lut import --force`` skips this check."""
+    path = installed_path(lut.device.name)
+    if not path.is_file():
+        return
+    try:
+        old = LUT.load(path)
+    except LUTError:
+        old = None
+    if old is not None and old.entries == lut.entries and old.energy_source == lut.energy_source:
+        return
+    what = f"{len(old.entries)} entries, {old.energy_source}" if old is not None else "unreadable"
+    raise LUTError(
+        f"a table is already installed for device '{lut.device.name}' at {path} ({what}); "
+        f"pass --force to replace it, or import under another --device name"
+    )
+
+
 def import_command(device: str) -> str:
     """The exact command that installs ``device``'s table."""
     entry = _DEVICES.find(device)
@@ -159,10 +178,10 @@ def get_lut(
         if stale is None:
             return _complete(cfg, lut, run_path, profile_if_missing, progress)
         logger.warning("cached %s LUT is stale (%s); re-profiling", name, stale)
-    elif installed.is_file():
+    elif installed.is_file():  # a table installed for this machine: completed like the run's
         lut = LUT.load(installed)
         lut.save(run_path)
-        return lut
+        return _complete(cfg, lut, run_path, profile_if_missing, progress)
     if not profile_if_missing:
         raise LUTError(
             f"no LUT for '{name}' in {run_path.parent}; run `harmonic-nas profile CONFIG`"

@@ -23,6 +23,8 @@ from typing import Any
 from harmonic_nas.errors import LUTError
 from harmonic_nas.hardware.keys import parse_key
 from harmonic_nas.hardware.lut import LUT, DeviceInfo, LUTEntry, now_iso
+from harmonic_nas.hardware.lut_source import get_device
+from harmonic_nas.utils.limits import MAX_LAYER_COST
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +44,11 @@ def _number(value: Any, field: str, where: str) -> float:
         raise LUTError(f"{where}: '{field}' is {out}; costs must be finite")
     if out < 0:
         raise LUTError(f"{where}: '{field}' is negative ({out}); costs must be >= 0")
+    if out > MAX_LAYER_COST:
+        raise LUTError(
+            f"{where}: '{field}' is {out:g}, above the limit of {MAX_LAYER_COST:g} for one layer "
+            "(sums of such costs overflow); fix the table"
+        )
     return out
 
 
@@ -83,6 +90,13 @@ def import_reference_lut(files: Sequence[Path | str], device: str, *, descriptio
         raise LUTError("no LUT files given; pass the published backbone and fusion tables")
     if not device or "/" in device or device.startswith("."):
         raise LUTError(f"invalid device name {device!r}; use a plain name such as jetson-tx2")
+    known = get_device(device)
+    if known is not None and known.profile_here:
+        raise LUTError(
+            f"device '{device}' is this machine, whose table `harmonic-nas profile` measures; "
+            "import the table under the name of the device it was measured on (e.g. --device "
+            "jetson-tx2)"
+        )
     entries: dict[str, LUTEntry] = {}
     origins: dict[str, str] = {}
     records: list[dict[str, Any]] = []
