@@ -48,12 +48,12 @@ def test_defaults_are_auto_and_fp32(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("bad", ["gpu", "cuda:x", "cuda:", "CPU", "cuda:-1", "cuda:１"])
 def test_an_unknown_device_name_is_a_config_error(tmp_path: Path, bad: str) -> None:
-    with pytest.raises(ConfigError, match="compute.device"):
+    with pytest.raises(ConfigError, match=r"compute\.device"):
         parse_config(_data(tmp_path, device=bad))
 
 
 def test_an_unknown_precision_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="compute.precision"):
+    with pytest.raises(ConfigError, match=r"compute\.precision"):
         parse_config(_data(tmp_path, precision="int8"))
 
 
