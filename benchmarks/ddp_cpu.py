@@ -38,7 +38,7 @@ import yaml
 from _bench_config import BASE_CONFIG, ROOT
 from _targets import print_targets, target
 from harmonic_nas.pretrain.checkpoint import read_checkpoint
-from harmonic_nas.utils.io import atomic_write_json, load_yaml
+from harmonic_nas.utils.io import atomic_write_json
 
 OUT = ROOT / "benchmarks" / "results" / "ddp_cpu.json"
 
@@ -63,7 +63,7 @@ def machine() -> dict[str, Any]:
 
 
 def write_config(folder: Path, name: str, epochs: int, precision: str) -> Path:
-    data = load_yaml(BASE_CONFIG)
+    data = yaml.safe_load(BASE_CONFIG.read_text())
     data["name"] = name
     data["run_dir"] = str(folder)
     data["pretrain"]["epochs"] = epochs
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads_per_process": 1,
         },
     }
-    cfg = load_yaml(BASE_CONFIG)
+    cfg = yaml.safe_load(BASE_CONFIG.read_text())
     batch = int(cfg["pretrain"]["batch_size"])
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -4,6 +4,8 @@ N ranks train one supernet with :class:`~torch.nn.parallel.DistributedDataParall
 GPUs, Gloo on CPUs) and end with the weights one process would have with the same global batch
 (``pretrain.batch_size``) and seed:
 
+- **one GPU per rank, or shared**: ``compute.device`` ``cuda``/``auto`` spreads the ranks over
+  the visible GPUs (NCCL); more ranks than GPUs share them (Gloo, which takes CUDA tensors);
 - **the same subnets**: every rank draws its permutation, sandwich subnets and dropout seeds from
   the same generators (the run's seed), so each step trains the same max, min and random subnets;
 - **the global batch, split**: :func:`rank_batch` is :class:`~torch.utils.data.DistributedSampler`
@@ -284,6 +286,13 @@ def rank_device(spec: str, local_rank: int) -> torch.device:
     return device
 
 
+def _own_gpu_per_rank(spec: str) -> bool:
+    """Whether this machine's ranks each have a GPU of their own (NCCL refuses two ranks on one
+    GPU; ranks that share one talk through Gloo, which handles CUDA tensors too)."""
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return spec in ("auto", "cuda") and local_world <= torch.cuda.device_count()
+
+
 def init_from_env(cfg: ExperimentConfig) -> DistContext:
     """Join the process group torchrun set up (NCCL on GPUs, Gloo on CPUs)."""
     missing = [k for k in _RANK_ENV if k not in os.environ]
@@ -295,7 +304,8 @@ def init_from_env(cfg: ExperimentConfig) -> DistContext:
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ["LOCAL_RANK"])
     device = rank_device(cfg.compute.device, local_rank)
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    own_gpu = device.type == "cuda" and _own_gpu_per_rank(cfg.compute.device)
+    backend = "nccl" if own_gpu else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if not dist.is_initialized():
