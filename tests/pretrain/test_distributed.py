@@ -113,11 +113,19 @@ def _layers_worker(rank: int, world: int, port: int, out: str) -> None:
         logits.square().mean().backward()
         model.set_active(model.min_genome())
         net(x)[1].square().mean().backward()
+        mlp = _seeded_maxout()  # BatchNorm1d and dropout of the text / vector backbone
+        to_global_batch(mlp, rank, world).train()
+        mlp_net = torch.nn.parallel.DistributedDataParallel(mlp, broadcast_buffers=False)
+        mlp_logits = mlp_net(_vectors()[rank::world])[1]
+        mlp_logits.square().mean().backward()
         torch.save(
             {
                 "logits": logits.detach(),
                 "grads": {k: p.grad for k, p in model.named_parameters() if p.grad is not None},
                 "buffers": dict(model.named_buffers()),
+                "mlp_logits": mlp_logits.detach(),
+                "mlp_grads": {k: p.grad for k, p in mlp.named_parameters()},
+                "mlp_buffers": dict(mlp.named_buffers()),
             },
             Path(out) / f"rank{rank}.pt",
         )
@@ -130,19 +138,31 @@ def _seeded_supernet() -> Any:
     return build_supernet(("image", (1, 28, 28)), "avmnist", 10, "image")
 
 
+def _seeded_maxout() -> Any:
+    torch.manual_seed(1)
+    return build_supernet(("vector", (20,)), "maxout", 10, "vec")
+
+
+def _vectors() -> torch.Tensor:
+    return torch.randn(16, 20, generator=torch.Generator().manual_seed(2))
+
+
 def _batch() -> torch.Tensor:
     return torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(1))
 
 
 def test_global_batch_bn_and_dropout_match_one_process(tmp_path: Path) -> None:
-    """Logits, gradients (max then min subnet: sliced elastic BN) and BN statistics of 2 ranks
-    with their halves of a batch equal one process's on the whole batch."""
+    """Logits, gradients (max then min subnet: sliced elastic BN; the Maxout MLP: BatchNorm1d) and
+    BN statistics of 2 ranks with their halves of a batch equal one process's on the whole batch."""
     model = _seeded_supernet().train()
     torch.manual_seed(5)
     logits = model(_batch())[1]
     logits.square().mean().backward()
     model.set_active(model.min_genome())
     model(_batch())[1].square().mean().backward()
+    mlp = _seeded_maxout().train()
+    mlp_logits = mlp(_vectors())[1]
+    mlp_logits.square().mean().backward()
     mp.start_processes(
         _layers_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, start_method="spawn"
     )
@@ -155,6 +175,11 @@ def test_global_batch_bn_and_dropout_match_one_process(tmp_path: Path) -> None:
         assert r["grads"].keys() == grads.keys()
         assert _max_abs_diff(r["grads"], grads) < 1e-6
         assert _max_abs_diff(r["buffers"], dict(model.named_buffers())) < 1e-5
+        assert _max_abs_diff(r["mlp_grads"], {k: p.grad for k, p in mlp.named_parameters()}) < 1e-6
+        assert _max_abs_diff(r["mlp_buffers"], dict(mlp.named_buffers())) < 1e-5
+    joined = torch.empty_like(mlp_logits)
+    joined[0::2], joined[1::2] = ranks[0]["mlp_logits"], ranks[1]["mlp_logits"]
+    assert float((joined - mlp_logits.detach()).abs().max()) < 1e-5
 
 
 def _pretrain_worker(rank: int, world: int, port: int, data: dict[str, Any], out: str) -> None:

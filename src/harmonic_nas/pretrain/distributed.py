@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -105,12 +106,14 @@ class DistContext:
         """``model`` with global-batch BN and dropout, inside DistributedDataParallel."""
         to_global_batch(model, self.rank, self.world)
         ids = [self.device.index or 0] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(
-            model,
-            device_ids=ids,
-            broadcast_buffers=False,  # BN statistics are identical on every rank (synchronised)
-            find_unused_parameters=True,  # a subnet leaves blocks, kernels and channels unused
-        )
+        with warnings.catch_warnings():  # newer torch renames the flag; the old one still works
+            warnings.filterwarnings("ignore", message=".*broadcast_buffers", category=FutureWarning)
+            return nn.parallel.DistributedDataParallel(
+                model,
+                device_ids=ids,
+                broadcast_buffers=False,  # BN statistics are the same on every rank (synchronised)
+                find_unused_parameters=True,  # a subnet leaves blocks, kernels and channels unused
+            )
 
     def rank_batch(self, perm: Tensor, step: int, batch_size: int) -> Tensor:
         """This rank's rows of global batch ``step`` of ``perm`` (see :func:`rank_batch`)."""
