@@ -91,7 +91,7 @@ class ComputeConfig(_Strict):
     precision: Literal["fp32", "bf16", "fp16", "fp64"] = Field(
         "fp32",
         description="training precision: bf16/fp16 autocast (fp16 with a gradient scaler), or "
-        "fp64 (double precision, for exact comparisons)",
+        "fp64 (supernet pretraining in double precision, for exact comparisons)",
     )
 
     @field_validator("device")

@@ -6,7 +6,7 @@ retraining, baselines, scoring); ``auto`` is a GPU when one is visible. Export a
 checks stay on the CPU. ``compute.precision`` (``fp32 | bf16 | fp16 | fp64``) turns on autocast
 for the training loops (:func:`autocast`), with a gradient scaler for fp16 (:func:`grad_scaler`);
 it is off on the CPU unless asked (bf16 works there; fp16 autocast is a CUDA feature). ``fp64``
-trains in double precision (:func:`param_dtype`): slow, for comparisons where float32 rounding,
+trains the supernets in double precision (:func:`param_dtype`; fusion training stays fp32): slow, for comparisons where float32 rounding,
 which Adam's normalisation amplifies on gradients that are zero in exact arithmetic, would hide
 whether two computations are the same (the data-parallel parity check).
 
