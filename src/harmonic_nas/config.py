@@ -84,6 +84,28 @@ class DeviceConfig(_Strict):
     fallback_predictor: Bool = False
 
 
+class ComputeConfig(_Strict):
+    """Where the networks train and run (not the target device): how a run executes, not what it
+    computes, so it is not part of a study's or a supernet's identity."""
+
+    device: str = Field("auto", description="auto (a GPU when visible), cpu, cuda or cuda:N")
+    precision: Literal["fp32", "bf16", "fp16", "fp64"] = Field(
+        "fp32",
+        description="training precision: bf16/fp16 autocast (fp16 with a gradient scaler), or "
+        "fp64 (supernet pretraining in double precision, for exact comparisons)",
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        index = v.removeprefix("cuda:")
+        if v not in ("auto", "cpu", "cuda") and not (
+            index != v and index.isascii() and index.isdecimal()
+        ):
+            raise ValueError(f"{v!r} is not a compute device; use auto, cpu, cuda or cuda:N")
+        return v
+
+
 class PretrainConfig(_Strict):
     """Supernet training: sandwich rule + in-place distillation, cosine LR with warm-up."""
 
@@ -270,6 +292,7 @@ class ExperimentConfig(_Strict):
     pretrain: PretrainConfig = PretrainConfig()
     fusion: FusionConfig = FusionConfig()
     search: SearchConfig = SearchConfig()
+    compute: ComputeConfig = ComputeConfig()
 
     @field_validator("name")
     @classmethod

@@ -5,7 +5,7 @@ dataset or training a network: the dataset name, its options and path; the modal
 dataset's metadata where it is cheap (av-digits and avmnist from their options, ``npz`` from the
 array headers of ``train.npz``); each modality's backbone preset against its kind and shape; the
 fusion operators; the device (registered or installed, a table for a device that is not profiled
-here, the profiling backend installed). It raises ONE :class:`ConfigError` listing every problem
+here, the profiling backend installed); the compute setting (a CUDA device this machine has). It raises ONE :class:`ConfigError` listing every problem
 (a single problem keeps the usual one-line ``<problem>; <fix>``).
 
 :func:`estimate_search` is the up-front estimate of a search's wall time printed before a long
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from harmonic_nas.config import format_problems
 from harmonic_nas.errors import ConfigError, HarmonicError
+from harmonic_nas.utils.device import check_compute
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
@@ -313,6 +314,8 @@ def check_experiment(
         _check_fusion(cfg, problems)
     if {"profile", "search"} & set(stages):
         _check_device(cfg, problems)
+    if {"pretrain", "profile", "search"} & set(stages):
+        problems.extend(check_compute(cfg.compute.device, cfg.compute.precision))
     if problems:
         raise PreflightError(source or f"'{cfg.name}'", list(dict.fromkeys(problems)))
 

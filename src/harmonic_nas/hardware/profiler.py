@@ -42,9 +42,9 @@ from harmonic_nas.hardware.backends import (
     Runner,
     host_description,
     interleaved_latencies,
-    make_runner,
     time_runner,
 )
+from harmonic_nas.hardware.cuda_timing import timed_on, timing_device, timing_runner
 from harmonic_nas.hardware.energy import ConstantPowerModel, EnergyMeter, make_energy_meter
 from harmonic_nas.hardware.keys import lut_key
 from harmonic_nas.hardware.lut import (
@@ -69,6 +69,7 @@ ENERGY_WINDOW_S = 0.05
 ENERGY_WINDOWS = 3
 #: layers built and timed together
 CHUNK = 64
+_CPU = torch.device("cpu")
 
 
 # --- modules to time ----------------------------------------------------------------------------
@@ -100,14 +101,15 @@ class _Reference(nn.Module):
         return self.fc(self.blocks(x).mean(dim=(2, 3)))
 
 
-def reference_runner(backend: str, threads: int) -> Runner:
+def reference_runner(backend: str, threads: int, device: torch.device = _CPU) -> Runner:
     """The drift reference (:class:`_Reference`, fixed weights) as a runner."""
     gen = torch_generator("reference")
     module = _Reference().eval()
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
-    return make_runner(module, (torch.randn((1, 16, 14, 14), generator=gen),), backend, threads)
+    inputs = (torch.randn((1, 16, 14, 14), generator=gen),)
+    return timing_runner(module, inputs, backend, threads, device)
 
 
 def build_module(spec: LayerSpec, *, seed: int = 0) -> tuple[nn.Module, tuple[Tensor, ...]]:
@@ -184,9 +186,9 @@ def _net(m: Measurement, overhead: Measurement) -> LUTEntry:
     )
 
 
-def trivial_runner(backend: str, threads: int) -> Runner:
+def trivial_runner(backend: str, threads: int, device: torch.device = _CPU) -> Runner:
     """A trivial one-op model: what one call costs besides a layer's compute."""
-    return make_runner(_Trivial(), (torch.zeros(1),), backend, threads)
+    return timing_runner(_Trivial(), (torch.zeros(1),), backend, threads, device)
 
 
 def profile_layers(
@@ -201,13 +203,15 @@ def profile_layers(
     progress: ProgressFn = no_progress,
     seed: int = 0,
     chunk: int = CHUNK,
+    compute: torch.device = _CPU,
 ) -> LUT:
     """Measure ``specs`` (distinct keys) on this machine and return a LUT for ``device``.
 
     Layers are built (and exported, for ONNX Runtime) in chunks of ``chunk``; within a chunk
     they are timed round-robin together with the trivial overhead model
     (:func:`interleaved_latencies`). Entries are stored net of the per-call overhead, which
-    becomes the LUT's per-model ``overhead``.
+    becomes the LUT's per-model ``overhead``. ``compute`` (a GPU: eager torch on CUDA,
+    :mod:`.cuda_timing`) is where layers run; ``meta.timed_on`` records it.
     """
     if repeats < 1:
         raise ConfigError("repeats must be >= 1")
@@ -225,14 +229,14 @@ def profile_layers(
     progress(task, 0, total)
     done = 0
     with torch_threads(threads):
-        trivial = trivial_runner(backend, threads)
-        reference = reference_runner(backend, threads)
+        trivial = trivial_runner(backend, threads, compute)
+        reference = reference_runner(backend, threads, compute)
         for lo in range(0, len(keys), chunk):
             part = keys[lo : lo + chunk]
             runners = []
             for key in part:
                 module, inputs = build_module(uniq[key], seed=seed)
-                runners.append(make_runner(module, inputs, backend, threads))
+                runners.append(timing_runner(module, inputs, backend, threads, compute))
             lat = interleaved_latencies([trivial, reference, *runners], warmup, repeats)
             overhead_samples += lat[0]
             reference_samples += lat[1]
@@ -252,7 +256,8 @@ def profile_layers(
     return LUT(
         device=DeviceInfo(
             name=device,
-            description=host_description(backend, threads),
+            description=host_description(backend, threads)
+            + ("" if compute.type == "cpu" else f", timed on {timed_on(compute)}"),
             backend=backend,
             threads=threads,
         ),
@@ -268,6 +273,7 @@ def profile_layers(
             "entries_net_of_call_overhead": True,
             "latency_statistic": "p10",
             "reference_ms": latency_stats(reference_samples).value if reference_samples else None,
+            "timed_on": timed_on(compute),
         },
     )
 
@@ -304,6 +310,7 @@ def profile_device(
         meter=meter,
         progress=progress,
         seed=cfg.seed,
+        compute=timing_device(cfg, backend or d.backend),
     )
     lut.meta["config"] = cfg.name
     return lut

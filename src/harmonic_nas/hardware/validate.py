@@ -23,8 +23,9 @@ from torch import nn
 
 from harmonic_nas.backbones import build_supernet
 from harmonic_nas.errors import ConfigError, LUTError
-from harmonic_nas.hardware.backends import interleaved_latencies, make_runner
+from harmonic_nas.hardware.backends import interleaved_latencies
 from harmonic_nas.hardware.cost import CostModel
+from harmonic_nas.hardware.cuda_timing import lut_timing_device, timing_runner
 from harmonic_nas.hardware.inventory import arch_feature_shapes
 from harmonic_nas.hardware.lut import LUT
 from harmonic_nas.hardware.profiler import latency_stats, reference_runner
@@ -240,6 +241,7 @@ def validate_lut(
     model_cost = CostModel(lut, fallback=fallback)
     builder = ModelBuilder()
     backend, threads = lut.device.backend, max(lut.device.threads, 1)
+    compute = lut_timing_device(lut.meta.get("timed_on"))  # where the table was timed
     reps = repeats or max(cfg.device.repeats, 50)
     archs = [random_arch(cfg, rng, n) for _ in range(samples)]
     costs = [model_cost.cost_arch(a) for a in archs]
@@ -248,7 +250,7 @@ def validate_lut(
     task = f"validating {lut.device.name}"
     progress(task, 0, samples)
     with torch_threads(threads):
-        reference = reference_runner(backend, threads)
+        reference = reference_runner(backend, threads, compute)
         for lo in range(0, samples, chunk):
             part = archs[lo : lo + chunk]
             runners = []
@@ -257,7 +259,7 @@ def validate_lut(
                 inputs = tuple(
                     torch.randn((1, *ma.shape), generator=gen) for ma in arch.modalities.values()
                 )
-                runners.append(make_runner(builder(arch), inputs, backend, threads))
+                runners.append(timing_runner(builder(arch), inputs, backend, threads, compute))
             lat = interleaved_latencies([reference, *runners], cfg.device.warmup, reps)
             reference_samples += lat[0]
             measured += [latency_stats(x).value for x in lat[1:]]

@@ -40,7 +40,7 @@ from harmonic_nas.search.problem import (
     TestScore,
     fidelity_epochs,
 )
-from harmonic_nas.utils.device import default_device
+from harmonic_nas.utils.device import compute_device
 from harmonic_nas.utils.io import atomic_torch_save
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
@@ -80,7 +80,7 @@ class HarmonicProblem:
 
     def __init__(self, cfg: ExperimentConfig, *, device: torch.device | None = None) -> None:
         self.cfg = cfg
-        self.device = device or default_device()
+        self.device = device or compute_device(cfg)
         self._space = space_from_config(cfg)
 
     # -- lazily loaded stage artifacts -------------------------------------------------------
@@ -482,7 +482,13 @@ class HarmonicProblem:
         scores = []
         for i, seed in enumerate(seeds):
             net, _ = train_fixed(
-                cache, arch.genotype, fc, seed=seed, device=self.device, progress=progress
+                cache,
+                arch.genotype,
+                fc,
+                seed=seed,
+                device=self.device,
+                progress=progress,
+                precision=self.cfg.compute.precision,
             )
             _, test = evaluate(
                 net, cache.split("test"), cache.task, threshold=fc.threshold, select=net.used_points
