@@ -124,9 +124,7 @@ def foreign_table(lut: LUT, backend: str, threads: int, provider: str) -> str | 
     from harmonic_nas.hardware.identity import cpu_model, foreign_reason, machine_identity
 
     if lut.device.backend != backend or lut.device.threads != threads:
-        return (
-            f"backend/threads {lut.device.backend}/{lut.device.threads} != {backend}/{threads}"
-        )
+        return f"backend/threads {lut.device.backend}/{lut.device.threads} != {backend}/{threads}"
     here = machine_identity(backend, threads, provider)
     if lut.device.identity is not None:
         return foreign_reason(lut.device.identity, here)

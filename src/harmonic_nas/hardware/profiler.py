@@ -45,8 +45,8 @@ from harmonic_nas.hardware.backends import (
     make_runner,
     time_runner,
 )
-from harmonic_nas.hardware.identity import DEFAULT_PROVIDER, machine_identity
 from harmonic_nas.hardware.energy import ConstantPowerModel, EnergyMeter, make_energy_meter
+from harmonic_nas.hardware.identity import DEFAULT_PROVIDER, machine_identity
 from harmonic_nas.hardware.keys import lut_key
 from harmonic_nas.hardware.lut import (
     LUT,
@@ -356,7 +356,7 @@ def calibration_models(
     rng = numpy_rng(cfg.seed, "lut-calibrate")
     builder = ModelBuilder()
     archs = [random_arch(cfg, rng, n_classes) for _ in range(count)]
-    models = []
+    models: list[tuple[nn.Module, tuple[Tensor, ...]]] = []
     for i, arch in enumerate(archs):
         gen = torch_generator("calibrate", cfg.seed, i)
         inputs = tuple(torch.randn((1, *m.shape), generator=gen) for m in arch.modalities.values())

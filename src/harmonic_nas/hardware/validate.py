@@ -64,7 +64,9 @@ def verdict(
 
     def meets(m: dict[str, float | None]) -> bool:
         tau, mape = m["kendall_tau"], m["mape_pct"]
-        return tau is not None and tau >= TARGET_TAU and mape is not None and mape <= TARGET_MAPE_PCT
+        return (
+            tau is not None and tau >= TARGET_TAU and mape is not None and mape <= TARGET_MAPE_PCT
+        )
 
     inconclusive = not meets(retiming)
     met = meets(lut)

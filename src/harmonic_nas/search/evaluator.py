@@ -246,7 +246,9 @@ class HarmonicProblem:
             wb = WeightBytes()
             fc = self.cfg.fusion
             ops = [wb.layer_cost(operator_spec(op, fc.C, fc.L)) for op in fc.ops]
-            wbytes = self._raw_upper_bound(wb, [(c.latency_ms, c.energy_mj) for c in ops]).latency_ms
+            wbytes = self._raw_upper_bound(
+                wb, [(c.latency_ms, c.energy_mj) for c in ops]
+            ).latency_ms
         hi = cm.calibrated(Cost(raw.latency_ms, raw.energy_mj), wbytes)
         return CostBound(hi.latency_ms, hi.energy_mj)
 
