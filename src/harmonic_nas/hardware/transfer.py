@@ -191,7 +191,11 @@ def predict_latencies(
     """Latency of every key of ``keys`` that ``measured`` lacks and whose kind it has (see the
     module docstring); keys of a kind without a measured layer are left out."""
     wanted = _by_kind([k for k in keys if k not in measured])
-    measured = {k: v for k, v in measured.items() if v > 0}  # a 0 cannot anchor a ratio
+    # a kind measured at 0 only (below the per-call overhead) predicts 0; a 0 anchors no fit
+    out: dict[str, float] = {
+        k: 0.0 for g in set(_by_kind(list(measured))) for k in wanted.get(g, [])
+    }
+    measured = {k: v for k, v in measured.items() if v > 0}
     mine = _by_kind(sorted(measured))
     cands = [
         _Candidate(m, ref)
@@ -209,7 +213,6 @@ def predict_latencies(
             pooled[i] += errs or []
         per_kind[g] = scores
     pooled_err = [float(np.mean(e)) if e else math.inf for e in pooled]
-    out: dict[str, float] = {}
     for g, targets in wanted.items():
         if g not in mine:
             continue
