@@ -12,8 +12,10 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -149,3 +151,51 @@ def interleaved_latencies(
 def host_description(backend: str, threads: int, provider: str = DEFAULT_PROVIDER) -> str:
     """A one-line description of this machine and backend (no hostname: see :mod:`.identity`)."""
     return machine_identity(backend, threads, provider).short()
+
+
+@dataclass(frozen=True)
+class StableTiming:
+    """Latencies (ms) of one model taken until their median settles (see :func:`measure_stable`)."""
+
+    samples: list[float]
+    split_half_pct: float  # |median of the first half - of the second half| / median, in %
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.samples))
+
+    @property
+    def p10(self) -> float:
+        return float(np.percentile(self.samples, 10))
+
+    @property
+    def p90(self) -> float:
+        return float(np.percentile(self.samples, 90))
+
+
+def measure_stable(
+    run: Runner,
+    warmup: int,
+    repeats: int,
+    *,
+    tolerance_pct: float = 2.0,
+    max_repeats: int = 2000,
+    max_seconds: float = 20.0,
+) -> StableTiming:
+    """The profiler's protocol for one whole model: ``warmup`` untimed runs, then bursts of
+    ``repeats`` timed runs (:func:`interleaved_latencies`, ``ROUNDS`` bursts each) until the
+    medians of the first and second half of all samples agree within ``tolerance_pct`` (the
+    figure is then within this machine's noise floor), or ``max_repeats`` / ``max_seconds``."""
+    samples = interleaved_latencies([run], warmup, repeats)[0]
+    started = time.perf_counter()
+    while True:
+        half = len(samples) // 2
+        a, b = float(np.median(samples[:half])), float(np.median(samples[half:]))
+        split = 100.0 * abs(a - b) / max(float(np.median(samples)), 1e-12)
+        if (
+            split <= tolerance_pct
+            or len(samples) >= max_repeats
+            or time.perf_counter() - started > max_seconds
+        ):
+            return StableTiming(samples, split)
+        samples += interleaved_latencies([run], 0, repeats)[0]
