@@ -1,23 +1,26 @@
 """A table for a device you cannot profile fully: K measured layers + other devices' tables.
 
 ``harmonic-nas profile CONFIG --kit DIR --sample K`` times only K layers chosen to span the space
-(:func:`choose_sample`: per layer kind in proportion to its share of the space, at least one per
-kind, spread over each kind's range of MACs). :func:`predict_latencies` fills in the rest:
+(:func:`choose_sample`: per layer kind in proportion to how often random models of the space use
+it, at least one per kind, spread over each kind's range of MACs). :func:`predict_latencies` fills in the rest:
 
 * layers are grouped by kind (conv, mbconv, linear, maxout, fusion operator, reshape, head); a
   layer is only ever predicted from measured layers of its own kind;
-* each *source* (every other device's table holding the layer, and the layer's MACs as a last
-  resort) is fitted to the K measured layers of the kind as ``y = a·source + b`` (``a, b >= 0``,
-  relative least squares: the intercept absorbs a fixed launch cost, as on a GPU);
-* the source is chosen per kind by its leave-one-out error on the measured layers of that kind
-  when it has at least three, else by the error pooled over every kind (a device that resembles
-  the target on the kinds it can judge is trusted on the others), and a kind with one or two
-  measured layers uses the plain ratio ``y = a·source``.
+* candidate models are fitted to the K measured layers of the kind: ``y = a·ref`` and
+  ``y = a·ref + b`` for every other device's table ``ref`` holding the layer (the intercept absorbs
+  a fixed launch cost, as on a GPU), ``y = a·ref + m·MACs + b``, ``y = a·MACs``,
+  ``y = m·MACs + k·bytes + b`` and a constant (non-negative coefficients, relative least squares);
+* they are ranked by their leave-one-out error on the measured layers of the kind when it has at
+  least :data:`OWN_JUDGEMENT`, else by that error pooled over every kind (a device that resembles
+  the target on the kinds it can judge is trusted on the others), and the predictions of the
+  :data:`ENSEMBLE` best that can predict the layer are averaged.
 
-A kind without any measured layer is not predicted (those layers are not costed on the device).
+A kind measured only at 0 (below the per-call overhead) predicts 0. A kind without any measured
+layer is not predicted (those layers are not costed on the device).
 Predicted entries are listed in the table's ``predicted`` and flagged wherever they are used.
 The two controls :func:`ratio_control` and :func:`flops_control` are what any transfer must beat
-(``benchmarks/cross_device.py``).
+(``benchmarks/cross_device.py``; :data:`ENSEMBLE` and :data:`OWN_JUDGEMENT` were chosen on that
+benchmark's tables).
 """
 
 from __future__ import annotations
