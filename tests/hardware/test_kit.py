@@ -174,3 +174,10 @@ def test_kit_runs_in_a_venv_with_only_numpy_and_onnxruntime(tmp_path: Path) -> N
     a = [lut.entries[k].latency_ms for k in common]
     b = [here.entries[k].latency_ms for k in common]
     assert spearmanr(a, b).statistic > 0.8
+
+
+def test_results_format_is_the_runners() -> None:
+    from harmonic_nas.hardware import kit
+
+    assert kit.RESULTS_FORMAT == kit_runner.RESULTS_FORMAT
+    assert kit.RESULTS_SCHEMA_VERSION == kit_runner.SCHEMA_VERSION

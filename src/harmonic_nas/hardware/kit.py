@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harmonic_nas.errors import ConfigError, LUTError
-from harmonic_nas.hardware import kit_runner
 from harmonic_nas.hardware.identity import MachineIdentity
 from harmonic_nas.hardware.keys import lut_key, parse_key
 from harmonic_nas.hardware.lut import LUT, DeviceInfo, EnergyStats, LatencyStats, LUTEntry, now_iso
@@ -75,6 +74,7 @@ def write_kit(
 ) -> KitSummary:
     """Write the kit of ``cfg``'s search space into ``folder`` (new or empty; nothing existing
     is overwritten)."""
+    from harmonic_nas.hardware import kit_runner
     from harmonic_nas.hardware.backends import export_onnx
     from harmonic_nas.hardware.inventory import (
         arch_layer_specs,
@@ -157,9 +157,15 @@ def write_kit(
     return KitSummary(folder, len(keys), len(specs), len(models))
 
 
+#: the ``format`` of a kit's results file (:data:`.kit_runner.RESULTS_FORMAT`, which imports
+#: onnxruntime at import time: read here without it)
+RESULTS_FORMAT = "harmonic-nas-kit-results"
+RESULTS_SCHEMA_VERSION = 1
+
+
 def is_kit_results(obj: Any) -> bool:
     """Whether a parsed JSON document is a kit's results file."""
-    return isinstance(obj, dict) and obj.get("format") == kit_runner.RESULTS_FORMAT
+    return isinstance(obj, dict) and obj.get("format") == RESULTS_FORMAT
 
 
 def _stats(obj: Any, where: str) -> LatencyStats:
@@ -186,7 +192,7 @@ def lut_from_kit_results(
     from harmonic_nas.hardware.energy import ConstantPowerModel
     from harmonic_nas.hardware.transfer import predict_latencies
 
-    if not is_kit_results(obj) or obj.get("schema_version") != kit_runner.SCHEMA_VERSION:
+    if not is_kit_results(obj) or obj.get("schema_version") != RESULTS_SCHEMA_VERSION:
         raise LUTError(f"{source} is not a version-1 results file of a harmonic-nas kit")
     try:
         identity = MachineIdentity.from_json(obj["identity"], f"{source} identity")
