@@ -33,11 +33,14 @@ from harmonic_nas.hardware.keys import lut_key, parse_key
 from harmonic_nas.hardware.lut import LUT, DeviceInfo, EnergyStats, LatencyStats, LUTEntry, now_iso
 from harmonic_nas.utils.io import atomic_write_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
+from harmonic_nas.utils.threads import torch_threads
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
+    from harmonic_nas.backbones.layers import LayerSpec
     from harmonic_nas.config import ExperimentConfig
+    from harmonic_nas.fusion import ArchSpec
 
 logger = logging.getLogger(__name__)
 
@@ -74,20 +77,12 @@ def write_kit(
 ) -> KitSummary:
     """Write the kit of ``cfg``'s search space into ``folder`` (new or empty; nothing existing
     is overwritten)."""
-    from harmonic_nas.hardware import kit_runner
-    from harmonic_nas.hardware.backends import export_onnx
     from harmonic_nas.hardware.inventory import (
         arch_layer_specs,
         config_n_classes,
         space_layer_specs,
     )
-    from harmonic_nas.hardware.profiler import (
-        CHUNK,
-        build_module,
-        calibration_models,
-        reference_module,
-        trivial_module,
-    )
+    from harmonic_nas.hardware.profiler import calibration_models
     from harmonic_nas.hardware.transfer import choose_sample, usage_counts
     from harmonic_nas.hardware.validate import random_arch
     from harmonic_nas.utils.seeding import numpy_rng
@@ -109,7 +104,34 @@ def write_kit(
             ]
         )
         keys = choose_sample(keys, sample, None, usage)
-    archs, models = calibration_models(cfg, cfg.device.calibration_models, n)
+    with torch_threads(1):  # the thread policy: building and exporting on one thread
+        archs, models = calibration_models(cfg, cfg.device.calibration_models, n)
+        _write_files(cfg, folder, keys, specs, archs, models, sample, progress)
+    logger.info("kit of %d layers written to %s", len(keys), folder)
+    return KitSummary(folder, len(keys), len(specs), len(models))
+
+
+def _write_files(
+    cfg: ExperimentConfig,
+    folder: Path,
+    keys: list[str],
+    specs: dict[str, LayerSpec],
+    archs: list[ArchSpec],
+    models: list[tuple[nn.Module, tuple[Tensor, ...]]],
+    sample: int | None,
+    progress: ProgressFn,
+) -> None:
+    """Export the kit's models and write its manifest and runner (into a temporary folder
+    renamed at the end: a failure leaves no half-written kit)."""
+    from harmonic_nas.hardware import kit_runner
+    from harmonic_nas.hardware.backends import export_onnx
+    from harmonic_nas.hardware.profiler import (
+        CHUNK,
+        build_module,
+        reference_module,
+        trivial_module,
+    )
+
     tmp = folder.with_name(folder.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -124,37 +146,45 @@ def write_kit(
         path.write_bytes(export_onnx(module, inputs))
         items.append({"id": name, "role": role, "file": name, "inputs": _inputs(inputs), **extra})
 
-    total = len(keys) + len(models) + 2
-    task = "writing the device kit"
-    progress(task, 0, total)
-    add("trivial", "models/trivial.onnx", *trivial_module())
-    add("reference", "models/reference.onnx", *reference_module())
-    for i, key in enumerate(keys):
-        module, inputs = build_module(specs[key], seed=cfg.seed)
-        add("layer", f"layers/layer_{i:04d}.onnx", module, inputs, key=key)
-        progress(task, i + 3, total)
-    for i, (arch, (module, inputs)) in enumerate(zip(archs, models, strict=True)):
-        add("calibration", f"models/calibration_{i:02d}.onnx", module, inputs, arch=arch.to_json())
-        progress(task, len(keys) + 3 + i, total)
-    manifest = {
-        "schema_version": kit_runner.SCHEMA_VERSION,
-        "format": kit_runner.KIT_FORMAT,
-        "config": cfg.name,
-        "created": now_iso(),
-        "warmup": cfg.device.warmup,
-        "repeats": cfg.device.repeats,
-        "chunk": CHUNK,
-        "sampled": sample is not None,
-        "space_keys": sorted(specs),
-        "items": items,
-    }
-    atomic_write_json(tmp / "manifest.json", manifest)
-    shutil.copyfile(Path(kit_runner.__file__), tmp / RUNNER_NAME)
+    try:
+        total = len(keys) + len(models) + 2
+        task = "writing the device kit"
+        progress(task, 0, total)
+        add("trivial", "models/trivial.onnx", *trivial_module())
+        add("reference", "models/reference.onnx", *reference_module())
+        for i, key in enumerate(keys):
+            module, inputs = build_module(specs[key], seed=cfg.seed)
+            add("layer", f"layers/layer_{i:04d}.onnx", module, inputs, key=key)
+            progress(task, i + 3, total)
+        for i, (arch, (module, inputs)) in enumerate(zip(archs, models, strict=True)):
+            add(
+                "calibration",
+                f"models/calibration_{i:02d}.onnx",
+                module,
+                inputs,
+                arch=arch.to_json(),
+            )
+            progress(task, len(keys) + 3 + i, total)
+        manifest = {
+            "schema_version": kit_runner.SCHEMA_VERSION,
+            "format": kit_runner.KIT_FORMAT,
+            "config": cfg.name,
+            "created": now_iso(),
+            "warmup": cfg.device.warmup,
+            "repeats": cfg.device.repeats,
+            "chunk": CHUNK,
+            "sampled": sample is not None,
+            "space_keys": sorted(specs),
+            "items": items,
+        }
+        atomic_write_json(tmp / "manifest.json", manifest)
+        shutil.copyfile(Path(kit_runner.__file__), tmp / RUNNER_NAME)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if folder.exists():
         folder.rmdir()
     tmp.replace(folder)
-    logger.info("kit of %d layers written to %s", len(keys), folder)
-    return KitSummary(folder, len(keys), len(specs), len(models))
 
 
 #: the ``format`` of a kit's results file (:data:`.kit_runner.RESULTS_FORMAT`, which imports

@@ -324,7 +324,8 @@ def profile_device(
     if only_keys is not None:
         specs = [s for s in specs if lut_key(s) in only_keys]
     elif d.calibration_models > 0:
-        archs, models = calibration_models(cfg, d.calibration_models, n)
+        with torch_threads(threads or d.threads):  # building on every core is 7x slower here
+            archs, models = calibration_models(cfg, d.calibration_models, n)
     meter = make_energy_meter(d.energy_source, power_w=d.power_w)
     lut = profile_layers(
         specs,
