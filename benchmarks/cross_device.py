@@ -144,6 +144,11 @@ def host_table(
     }
 
 
+def _path(path: Path) -> str:
+    """``path`` relative to the repository (``../shared/...`` for the tables beside it)."""
+    return os.path.relpath(path.resolve(), ROOT) if path.is_absolute() else repo_relative(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--tables", type=Path, default=TABLES, help="published tables folder")
