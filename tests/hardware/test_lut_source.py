@@ -169,3 +169,20 @@ def test_version_1_host_lut_of_another_cpu_is_reprofiled(
         profiler, "profile_device", lambda cfg, **kw: calls.append(1) or real(cfg, **kw)
     )
     assert get_lut(small_cfg).device.identity is not None and calls == [1]
+
+
+def test_installed_host_lut_of_another_machine_is_not_used(small_cfg: ExperimentConfig) -> None:
+    from harmonic_nas.hardware.identity import MachineIdentity, machine_identity
+
+    here = machine_identity("torch", 1)
+    other = MachineIdentity.from_json({**here.to_json(), "cores": here.cores + 64})
+    install_lut(
+        LUT(
+            DeviceInfo("host", "", "torch", 1, identity=other),
+            "model:test",
+            {KEY: LUTEntry.point(9.0, 9.0)},
+        )
+    )
+    with pytest.raises(LUTError, match="harmonic-nas profile CONFIG"):
+        get_lut(small_cfg, profile_if_missing=False)
+    assert get_lut(small_cfg).device.identity == here

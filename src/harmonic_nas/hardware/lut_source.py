@@ -184,8 +184,11 @@ def get_lut(
         logger.warning("cached %s LUT is stale (%s); re-profiling", name, stale)
     elif installed.is_file():
         lut = LUT.load(installed)
-        lut.save(run_path)
-        return lut
+        stale = _stale_host(lut, cfg)
+        if stale is None:
+            lut.save(run_path)
+            return lut
+        logger.warning("installed %s LUT is stale (%s); profiling this machine", name, stale)
     if not profile_if_missing:
         raise LUTError(
             f"no LUT for '{name}' in {run_path.parent}; run `harmonic-nas profile CONFIG`"
