@@ -82,6 +82,14 @@ class DeviceConfig(_Strict):
     )
     energy_source: Literal["auto", "rapl", "nvml", "jetson-ina3221", "model"] = "auto"
     fallback_predictor: Bool = False
+    provider: str = Field(
+        "CPUExecutionProvider",
+        pattern=r"^[A-Za-z][A-Za-z0-9]*ExecutionProvider$",
+        description="ONNX Runtime execution provider the onnxruntime backend times with",
+    )
+    calibration_models: Int = Field(
+        20, ge=0, description="whole random models timed at profiling time to calibrate totals"
+    )
 
 
 class ComputeConfig(_Strict):

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from harmonic_nas.errors import ConfigError
 from harmonic_nas.hardware.backends import Runner, make_runner
+from harmonic_nas.hardware.identity import DEFAULT_PROVIDER
 from harmonic_nas.utils.device import describe_device, resolve_device
 
 if TYPE_CHECKING:
@@ -73,9 +74,11 @@ def timing_runner(
     backend: str,
     threads: int,
     device: torch.device = _CPU,
+    provider: str = DEFAULT_PROVIDER,
 ) -> Runner:
     """The runner of one module: synchronised CUDA for ``torch`` on a GPU, else the backend's
-    CPU runner (:func:`~harmonic_nas.hardware.backends.make_runner`)."""
+    runner (:func:`~harmonic_nas.hardware.backends.make_runner`; ONNX Runtime with the
+    execution ``provider``)."""
     if device.type == "cuda":
         if backend != "torch":
             raise ConfigError(
@@ -83,7 +86,7 @@ def timing_runner(
                 "device.backend: torch, or compute.device: cpu"
             )
         return cuda_runner(module, inputs, device)
-    return make_runner(module, inputs, backend, threads)
+    return make_runner(module, inputs, backend, threads, provider)
 
 
 def timed_on(device: torch.device) -> str:

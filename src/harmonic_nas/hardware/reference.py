@@ -1,4 +1,5 @@
-"""Import of lookup tables: the published Harmonic-NAS format, or our own from another machine.
+"""Import of lookup tables: the published Harmonic-NAS format, our own from another machine, or
+the results file of a device kit (:mod:`harmonic_nas.hardware.kit`).
 
 Published format (one JSON object per file; a device's table is split into backbone and fusion
 files, import them together)::
@@ -81,11 +82,21 @@ def _load_json(path: Path) -> tuple[Any, bytes]:
         raise LUTError(f"{path} is not valid JSON (line {line}); check the file") from None
 
 
-def import_reference_lut(files: Sequence[Path | str], device: str, *, description: str = "") -> LUT:
-    """Merge published (or our own) tables into one validated :class:`LUT` for ``device``.
+def import_reference_lut(
+    files: Sequence[Path | str],
+    device: str,
+    *,
+    description: str = "",
+    references: Sequence[LUT] = (),
+) -> LUT:
+    """Merge published (or our own) tables into one validated :class:`LUT` for ``device``, or
+    turn a kit's results file (given alone) into one.
 
     The same key in two files must have the same value, else a :class:`LUTError` names it.
+    ``references`` are other devices' tables a sampled kit's missing layers are predicted from.
     """
+    from harmonic_nas.hardware.kit import is_kit_results, lut_from_kit_results
+
     if not files:
         raise LUTError("no LUT files given; pass the published backbone and fusion tables")
     if not device or "/" in device or device.startswith("."):
@@ -96,6 +107,13 @@ def import_reference_lut(files: Sequence[Path | str], device: str, *, descriptio
             f"device '{device}' is this machine, whose table `harmonic-nas profile` measures; "
             "import the table under the name of the device it was measured on (e.g. --device "
             "jetson-tx2)"
+        )
+    parsed = [_load_json(Path(f))[0] for f in files]
+    if any(is_kit_results(obj) for obj in parsed):
+        if len(files) != 1:
+            raise LUTError("import a kit's results file on its own (one file per device)")
+        return lut_from_kit_results(
+            parsed[0], str(files[0]), device, description=description, references=references
         )
     entries: dict[str, LUTEntry] = {}
     origins: dict[str, str] = {}
