@@ -52,7 +52,8 @@ def test_a_table_installed_for_host_is_completed_before_use(
 ) -> None:
     """An installed one-layer host table (an older install) is completed with the space's
     layers, so that the table the run reports is the one its search uses."""
-    one = LUT(DeviceInfo("host", backend=small_cfg.device.backend), "model:constant 15 W")
+    dev = small_cfg.device
+    one = LUT(DeviceInfo("host", backend=dev.backend, threads=dev.threads), "model:constant 15 W")
     one.entries[KEY] = LUTEntry.point(0.5, 1.0)
     one.save(installed_path("host"))
     asked: list[set[str]] = []
