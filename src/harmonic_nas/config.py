@@ -25,7 +25,8 @@ from pydantic import (
 )
 
 from harmonic_nas.errors import ConfigError
-from harmonic_nas.utils.io import atomic_write_text, load_yaml
+from harmonic_nas.utils.io import DuplicateKeyError, atomic_write_text, load_yaml
+from harmonic_nas.utils.names import NAME_RULE, name_problem
 
 CONFIG_SCHEMA_VERSION = 1
 
@@ -81,6 +82,11 @@ class DeviceConfig(_Strict):
     )
     energy_source: Literal["auto", "rapl", "nvml", "jetson-ina3221", "model"] = "auto"
     fallback_predictor: Bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        return _path_name(v)
 
 
 class PretrainConfig(_Strict):
@@ -236,6 +242,11 @@ class SearchConfig(_Strict):
     )
     heartbeat_s: Int = Field(30, ge=1)
 
+    @field_validator("study_name")
+    @classmethod
+    def _study_name(cls, v: str | None) -> str | None:
+        return None if v is None else _path_name(v)
+
     @field_validator("population")
     @classmethod
     def _population(cls, v: int) -> int:
@@ -260,7 +271,7 @@ class SearchConfig(_Strict):
 class ExperimentConfig(_Strict):
     """The whole experiment file."""
 
-    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
     run_dir: Path = Path("runs")
     seed: Int = 0
     dataset: DatasetConfig = DatasetConfig()
@@ -273,13 +284,20 @@ class ExperimentConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _inside_run_dir(cls, v: str) -> str:
-        if set(v) <= {"."}:
-            raise ValueError("must name a directory inside run_dir (not '.' or '..'), e.g. 'quick'")
+        problem = name_problem(v)
+        if problem is not None:
+            raise ValueError(
+                f"must name a directory inside run_dir, e.g. 'quick' (it {problem}; {NAME_RULE})"
+            )
         return v
 
     @field_validator("modalities")
     @classmethod
     def _two_or_more(cls, v: dict[str, ModalityConfig]) -> dict[str, ModalityConfig]:
+        for m in v:
+            problem = name_problem(m)
+            if problem is not None:
+                raise ValueError(f"modality name {m[:40]!r} {problem}; {NAME_RULE}")
         if len(v) < 2:
             raise ValueError("a multimodal search needs at least two modalities")
         return v
@@ -297,6 +315,14 @@ class ExperimentConfig(_Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _path_name(v: str) -> str:
+    """A name that becomes a path part (:mod:`harmonic_nas.utils.names`), for a validator."""
+    problem = name_problem(v)
+    if problem is not None:
+        raise ValueError(f"it {problem}; {NAME_RULE}")
+    return v
+
+
 def _problem(err: Any, overridden: Mapping[str, str]) -> str:
     """One pydantic error as ``'<key>': <problem>[; <fix>]``, naming the ``-o`` pair it came from."""
     loc = ".".join(str(p) for p in err["loc"]) or "<root>"
@@ -312,6 +338,8 @@ def _problem(err: Any, overridden: Mapping[str, str]) -> str:
         return f"missing required key '{loc}'{via}"
     given = err.get("input")
     shown = repr(given) if not isinstance(given, dict | list) else type(given).__name__
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
     return f"'{loc}': {err['msg']} (got {shown}){via}"
 
 
@@ -365,6 +393,8 @@ def parse_override(pair: str) -> tuple[tuple[str, ...], Any]:
         )
     try:
         value = load_yaml(raw) if raw.strip() else ""
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"override '{pair}' has a {exc}") from None
     except yaml.YAMLError:
         value = raw
     return parts, value
@@ -404,6 +434,8 @@ def _read_yaml(path: Path, what: str, fix: str) -> Any:
         ) from None
     try:
         return load_yaml(text)
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{what} {path} has a {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

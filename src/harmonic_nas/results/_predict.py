@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from harmonic_nas.errors import DataError, HarmonicError, StageMissingError
-from harmonic_nas.utils.io import is_schema_version
+from harmonic_nas.utils.io import DuplicateKeyError, is_schema_version, load_json
 from harmonic_nas.utils.io import read_npz as read_npz_arrays
 
 logger = logging.getLogger(__name__)
@@ -201,7 +201,9 @@ def load_exported(path: Path | str, *, threads: int = 0) -> ExportedModel:
     beside = p.parent / PREPROCESS_NAME
     if beside.is_file():
         try:
-            meta = json.loads(beside.read_text(encoding="utf-8"))
+            meta = load_json(beside.read_text(encoding="utf-8"))
+        except DuplicateKeyError as exc:
+            raise ModelFileError(f"{beside} has a {exc}") from None
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ModelFileError(
                 f"{beside} is not valid UTF-8 JSON; export the model again"

@@ -88,6 +88,7 @@ from harmonic_nas.search.storage import (
 from harmonic_nas.search.strategies import get_strategy, make_sampler
 from harmonic_nas.search.workers import _run_workers, _storage_failed, _worker_loop, report_progress
 from harmonic_nas.utils.io import atomic_write_text
+from harmonic_nas.utils.names import check_name
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ def check_study_config(
     not created; :func:`prepare` repeats the check on the storage it opens."""
     name = strategy or cfg.search.strategy
     get_strategy(name, cfg.search)  # an unknown name fails before anything is opened
+    if study_name is not None:
+        check_name(study_name, "study name")  # it names the folder studies/<study name>/
     url = storage or cfg.search.storage or default_storage_url(cfg)
     if url.lower().startswith("sqlite"):
         path = url.split(":///", 1)[-1]
@@ -150,7 +153,7 @@ def prepare(
     get_strategy(name, scfg)  # an unknown name fails before anything is opened
     ref = problem if problem is not None else DEFAULT_PROBLEM
     url = storage or scfg.storage or default_storage_url(cfg)
-    study_name = study_name or default_study_name(cfg, name)
+    study_name = check_name(study_name or default_study_name(cfg, name), "study name")
     ctx = SearchContext(
         cfg=cfg,
         strategy=name,

@@ -32,6 +32,7 @@ from harmonic_nas.data.registry import BuildContext, register_dataset
 from harmonic_nas.data.types import ModalityKind, ModalitySpec, MultimodalDataset, Split
 from harmonic_nas.errors import DataError
 from harmonic_nas.utils.io import read_npz
+from harmonic_nas.utils.names import NAME_RULE, name_problem
 from harmonic_nas.utils.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,13 @@ def build_npz(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
         progress("reading npz", k + 1, 3)
 
     names = [k for k in data["train"] if k not in RESERVED]
+    for m in names:  # a modality name becomes a file name (supernets/<name>.pt): checked here
+        problem = name_problem(m)
+        if problem is not None:
+            raise DataError(
+                f"dataset '{NAME}': train.npz has an array named {m[:40]!r}, which {problem} "
+                f"and cannot name a modality; {NAME_RULE} (save it under another name)"
+            )
     if len(names) < 2:
         raise DataError(
             f"dataset '{NAME}': train.npz has {len(names)} modality array(s) {names}; "
