@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from harmonic_nas.errors import ConfigError
+from harmonic_nas.utils.credentials import redact
 from harmonic_nas.utils.io import DuplicateKeyError, atomic_write_text, load_yaml
 from harmonic_nas.utils.names import NAME_RULE, name_problem
 
@@ -204,6 +205,12 @@ class SearchConfig(_Strict):
     latency_budget_ms: Float | None = Field(None, gt=0)
     energy_budget_mj: Float | None = Field(None, gt=0)
     storage: str | None = None
+    storage_password_env: str | None = Field(
+        None,
+        description="environment variable holding the storage's password (never written to "
+        "the run); without it, a password in `storage` is used but masked in every saved copy, "
+        "and libpq's PGPASSWORD / ~/.pgpass apply",
+    )
     study_name: str | None = None
     workers: Int = Field(1, ge=1)
     test_seeds: Int = Field(1, ge=1)
@@ -469,9 +476,18 @@ def load_config(
     return parse_config(data, str(path), overridden)
 
 
-def dump_config(cfg: ExperimentConfig) -> str:
-    """The resolved config as YAML (every default spelled out)."""
+def config_data(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The resolved config as plain data, as it is saved: every default spelled out, and the
+    storage URL's password masked (no credential is ever written)."""
     data = cfg.model_dump(mode="json")
+    if data["search"].get("storage"):
+        data["search"]["storage"] = redact(data["search"]["storage"])
+    return data
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The resolved config as YAML (:func:`config_data`)."""
+    data = config_data(cfg)
     return yaml.safe_dump({"schema_version": CONFIG_SCHEMA_VERSION, **data}, sort_keys=False)
 
 

@@ -4,9 +4,6 @@ built, and nothing in the run directory changes."""
 
 from __future__ import annotations
 
-import hashlib
-import sqlite3
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,29 +13,7 @@ from harmonic_nas.cli import main
 from harmonic_nas.search import run_search
 from harmonic_nas.search.storage import StorageError
 from harmonic_nas.testing.synthetic_problem import SyntheticFactory
-
-
-def _digest(path: Path) -> str:
-    """A file's hash; for an SQLite database, the hash of its SQL dump (its content with the WAL
-    applied: when SQLite checkpoints the WAL into the main file on a connection's close, the
-    bytes move but the data does not)."""
-    if path.suffix != ".db":
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    con = sqlite3.connect(path)
-    try:
-        return hashlib.sha256("\n".join(con.iterdump()).encode()).hexdigest()
-    finally:
-        con.close()
-
-
-def _tree(root: Path) -> dict[str, str]:
-    """Every file's digest, but SQLite's ``-wal`` and ``-shm`` (its log and log index, folded
-    into the database's digest)."""
-    return {
-        str(p.relative_to(root)): _digest(p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.endswith(("-wal", "-shm"))
-    }
+from tests.tree import tree
 
 
 def _forbid_work(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,7 +42,7 @@ def test_changed_config_is_refused_before_any_work(
     path, cfg = make_config()
     assert main(["search", str(path)]) == 0
     capsys.readouterr()
-    before = _tree(cfg.run_path)
+    before = tree(cfg.run_path)
     data = yaml.safe_load(path.read_text())
     data.setdefault(section, {})[key] = value
     path.write_text(yaml.safe_dump(data))
@@ -82,18 +57,18 @@ def test_changed_config_is_refused_before_any_work(
     assert "another config" in lines[0] and f"{section}.{key}" in lines[0]
     assert "--study-name" in lines[0] and "search.generations" in lines[0]
     assert "estimated" not in out.lower()  # the estimate comes after the decision
-    assert _tree(cfg.run_path) == before
+    assert tree(cfg.run_path) == before
 
 
 def test_library_refuses_before_building_the_problem(make_config, monkeypatch) -> None:
     _, cfg = make_config()
     run_search(cfg, problem=SyntheticFactory())
-    before = _tree(cfg.run_path)
+    before = tree(cfg.run_path)
     _forbid_work(monkeypatch)
     changed = cfg.model_copy(update={"fusion": cfg.fusion.model_copy(update={"C": 64})})
     with pytest.raises(StorageError, match=r"another config \(it differs in fusion\.C\)"):
         run_search(changed, problem=SyntheticFactory())
-    assert _tree(cfg.run_path) == before
+    assert tree(cfg.run_path) == before
 
 
 def test_same_config_and_new_run_still_go_through(make_config, synthetic_env, capsys) -> None:

@@ -82,6 +82,20 @@ class HarmonicProblem:
         self.device = device or default_device()
         self._space = space_from_config(cfg)
 
+    def check_ready(self) -> None:
+        """Refuse before the study is opened for writing (so a refused search adds no failed
+        trial and changes no budget): every modality's supernet checkpoint exists."""
+        from harmonic_nas.errors import StageMissingError
+        from harmonic_nas.pretrain import supernet_paths
+
+        for m in self.cfg.modalities:
+            pt_path, _ = supernet_paths(self.cfg, m)
+            if not pt_path.is_file():
+                raise StageMissingError(
+                    f"no pretrained supernet for modality '{m}' ({pt_path}); "
+                    "run `harmonic-nas pretrain CONFIG` first"
+                )
+
     # -- lazily loaded stage artifacts -------------------------------------------------------
     @cached_property
     def dataset(self) -> MultimodalDataset:

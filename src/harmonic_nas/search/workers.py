@@ -27,6 +27,7 @@ from harmonic_nas.search.storage import (
     redact,
 )
 from harmonic_nas.search.strategies import Strategy, get_strategy, make_sampler
+from harmonic_nas.utils.credentials import scrub
 from harmonic_nas.utils.processes import die_with_parent
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
@@ -98,7 +99,8 @@ def _worker_loop(
 
 
 def _storage_failed(url: str, exc: BaseException) -> StorageError:
-    text = " ".join(str(exc).split()).split("[SQL:")[0].split("(Background on")[0].strip()
+    text = scrub(" ".join(str(exc).split()), url).split("[SQL:")[0]
+    text = text.split("(Background on")[0].strip()
     return StorageError(
         f"the study storage {redact(url)} failed during the search "
         f"({exc.__class__.__name__}: {text[:160]}); free disk space or fix the storage, then "
