@@ -44,11 +44,12 @@ def register(app: typer.Typer) -> None:
         if backend is not None and backend not in ("onnxruntime", "torch"):
             raise ConfigError(f"unknown backend {backend!r}; use onnxruntime or torch")
         name = device or cfg.device.name
+        target = run_lut_path(cfg, name)  # a bad device name is refused before profiling
         with rich_progress() as progress:
             lut = profile_device(
                 cfg, device=name, backend=backend, threads=threads, progress=progress
             )
-        path = lut.save(run_lut_path(cfg, name))
+        path = lut.save(target)
         console.print(
             f"profiled {len(lut)} layers in {lut.meta.get('profiling_time_s', 0):.1f} s "
             f"({lut.device.backend}, {lut.device.threads} thread(s), energy: {lut.energy_source}); "
