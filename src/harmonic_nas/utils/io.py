@@ -251,12 +251,40 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YAML_LOADER)  # a SafeLoader subclass: never objects
 
 
-def _json_key_lines(text: str, key: str) -> list[int]:
-    """The lines where ``key`` appears as a JSON object key in ``text`` (for the message)."""
-    import re
-
-    pattern = re.compile(re.escape(json.dumps(key)) + r"\s*:")
-    return [text.count("\n", 0, m.start()) + 1 for m in pattern.finditer(text)]
+def _json_duplicate_lines(text: str) -> tuple[int, ...]:
+    """The lines of the first key given twice in one object of the JSON ``text`` (a scan that
+    follows the nesting, so the same key in two objects is no duplicate); empty if none."""
+    stack: list[dict[str, int] | None] = []  # per open container: an object's keys, or None
+    expect_key = False
+    line, i, n = 1, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            line += 1
+        elif ch == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            if expect_key and stack and stack[-1] is not None:
+                key = json.loads(text[i : j + 1])
+                if key in stack[-1]:
+                    return (stack[-1][key], line)
+                stack[-1][key] = line
+            line += text.count("\n", i, j)
+            i = j
+            expect_key = False
+        elif ch == "{":
+            stack.append({})
+            expect_key = True
+        elif ch == "[":
+            stack.append(None)
+        elif ch in "}]":
+            if stack:
+                stack.pop()
+        elif ch == ",":
+            expect_key = bool(stack) and stack[-1] is not None
+        i += 1
+    return ()
 
 
 def load_json(text: str) -> Any:
@@ -268,7 +296,7 @@ def load_json(text: str) -> Any:
         out: dict[str, Any] = {}
         for key, value in items:
             if key in out:
-                raise DuplicateKeyError(key, _json_key_lines(text, key)[:2])
+                raise DuplicateKeyError(key, _json_duplicate_lines(text))
             out[key] = value
         return out
 
