@@ -1014,6 +1014,10 @@ case("names", "lut-show-device-escapes", "device name '../../evil'")(
 case("names", "cost-device-escapes", "device name '../evil'")(
     lambda c: ["cost", str(c.config()), "--arch", str(c.arch()), "--device", "../evil"]
 )
+for _member in ("../../x", "..", "."):
+    case("names", f"export-model-{_member}", "")(
+        lambda c, m=_member: ["export", str(c.run), "-m", m]
+    )
 case("names", "profile-device-escapes", "device name '../evil'")(
     lambda c: ["profile", str(c.config()), "--device", "../evil"]
 )

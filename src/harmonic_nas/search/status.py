@@ -192,4 +192,5 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
                 "candidates": [_row(r, records, mods, tests) for r in records.records],
             }
         )
+        rdb.engine.dispose()  # the read-only connections, closed at once
     return out
