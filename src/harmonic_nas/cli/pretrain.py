@@ -41,12 +41,12 @@ def register(app: typer.Typer) -> None:
         cfg = load_cfg(config, override)
         names = list(modality) if modality else list(cfg.modalities)
         preflight(cfg, config, stages=("data", "pretrain"), modalities=names)
-        save_resolved(cfg)
         if threads is not None:  # this process's thread policy (harmonic_nas.utils.threads)
             os.environ[THREADS_ENV] = str(threads)
             torch.set_num_threads(threads)
         with rich_progress(transient=True) as progress:
             dataset = load_dataset(cfg, progress=progress)
+            save_resolved(cfg)  # once the dataset is accepted: a refusal leaves the run alone
             results = pretrain_all(cfg, dataset, names, force=force, progress=progress)
         for r in results:
             if r.status == "skipped":
