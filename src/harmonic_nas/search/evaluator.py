@@ -84,17 +84,12 @@ class HarmonicProblem:
 
     def check_ready(self) -> None:
         """Refuse before the study is opened for writing (so a refused search adds no failed
-        trial and changes no budget): every modality's supernet checkpoint exists."""
-        from harmonic_nas.errors import StageMissingError
-        from harmonic_nas.pretrain import supernet_paths
+        trial and changes no budget): every modality's supernet is trained, finished and of
+        this config (:func:`~harmonic_nas.pretrain.check_supernet`)."""
+        from harmonic_nas.pretrain import check_supernet
 
         for m in self.cfg.modalities:
-            pt_path, _ = supernet_paths(self.cfg, m)
-            if not pt_path.is_file():
-                raise StageMissingError(
-                    f"no pretrained supernet for modality '{m}' ({pt_path}); "
-                    "run `harmonic-nas pretrain CONFIG` first"
-                )
+            check_supernet(self.cfg, m)
 
     # -- lazily loaded stage artifacts -------------------------------------------------------
     @cached_property
