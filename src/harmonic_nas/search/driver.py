@@ -121,8 +121,10 @@ def check_study_config(
     try:
         rdb = open_storage(url, heartbeat_s=cfg.search.heartbeat_s, read_only=True)
     except NotAStudyError as exc:
-        if exc.empty or not url.lower().startswith("sqlite"):
-            return None  # an empty database (a new PostgreSQL one): the search creates the study
+        if exc.empty or exc.partial or not url.lower().startswith("sqlite"):
+            # an empty database (a new PostgreSQL one), or one another search is creating the
+            # tables of this instant: the search creates (or completes) the study
+            return None
         raise  # a foreign SQLite database: Optuna's tables are never added to it
     try:
         return _check_identity(cfg, rdb, url, study_name or default_study_name(cfg, name), name)

@@ -52,11 +52,13 @@ class StorageError(HarmonicError):
 
 
 class NotAStudyError(StorageError):
-    """A database opened read-only holds no Optuna study storage (``empty``: no table at all)."""
+    """A database opened read-only holds no (complete) Optuna study storage: ``empty``, no table
+    at all; ``partial``, some of Optuna's (another process may be creating them this instant)."""
 
-    def __init__(self, message: str, *, empty: bool) -> None:
+    def __init__(self, message: str, *, empty: bool, partial: bool) -> None:
         super().__init__(message)
         self.empty = empty
+        self.partial = partial
 
 
 def default_storage_url(cfg: ExperimentConfig) -> str:
@@ -171,6 +173,7 @@ def _check_study_tables(url: str, connect_args: dict[str, Any], shown: str) -> N
             f"{', '.join(missing[:4])}); nothing was changed: pass the storage the search used "
             "(--storage URL), or start the search with `harmonic-nas search CONFIG`",
             empty=empty,
+            partial="studies" in tables,
         )
 
 
