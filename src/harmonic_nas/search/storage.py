@@ -18,7 +18,7 @@ import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import optuna
 import sqlalchemy
@@ -148,6 +148,15 @@ def open_storage(url: str, *, heartbeat_s: int = 30, read_only: bool = False) ->
         ) from None
 
 
+def shown_url(url: str) -> str:
+    """``url`` as a user wrote it: without a password, and a SQLite file opened read-only
+    (``sqlite:///file:<path>?mode=ro&uri=true``) as its plain ``sqlite:///<path>``."""
+    prefix = "sqlite:///file:"
+    if url.startswith(prefix) and url.endswith("?mode=ro&uri=true"):
+        return "sqlite:///" + unquote(url[len(prefix) : -len("?mode=ro&uri=true")])
+    return redact(url)
+
+
 #: the tables (and filled version rows) of an Optuna storage that opening it does not write
 _STUDY_TABLES = ("studies", "trials", "version_info", "alembic_version")
 
@@ -265,7 +274,7 @@ def open_study(
     if existing is None:
         if not create:
             raise StorageError(
-                f"study '{study_name}' does not exist in {redact(storage.url)}; "
+                f"study '{study_name}' does not exist in {shown_url(storage.url)}; "
                 "start it with `harmonic-nas search CONFIG`"
             )
         study = optuna.create_study(
@@ -347,7 +356,7 @@ def _other_config(
         else f"(hash {attrs.get(ATTR_CONFIG_HASH)} != {config_hash})"
     )
     return StorageError(
-        f"study '{study_name}' in {redact(storage.url)} was made with another config {what}; "
+        f"study '{study_name}' in {shown_url(storage.url)} was made with another config {what}; "
         "rerun with the original config to resume it (only search.generations and "
         "search.population may change, to extend it), or pass --study-name NEW_NAME to "
         "start a separate study"
