@@ -82,7 +82,9 @@ def test_constant_channel_is_floored_with_a_warning(caplog: pytest.LogCaptureFix
 def test_constant_modality_is_an_error() -> None:
     splits = _splits()
     splits["train"].inputs["accel"] = torch.full((40, 3, 16), 2.0)
-    with pytest.raises(DataError, match=r"modality 'accel' is constant in the train split"):
+    with pytest.raises(
+        DataError, match=r"modality 'accel' is constant in split 'train' \(every value is 2\)"
+    ):
         normalize_by_train(splits, [SIGNAL, TABLE], "t")
 
 

@@ -42,9 +42,6 @@ DEFAULT_MODE: dict[str, NormMode] = {
     "signal": "channel",
 }
 
-#: a std at or below this (relative to the channel's magnitude) is a constant channel
-_EPS = 1e-8
-
 
 def default_mode(kind: str) -> NormMode:
     """The standardisation mode of a modality kind (``channel`` for signals and tables)."""
@@ -69,19 +66,30 @@ def train_statistics(
         raise DataError(f"dataset '{dataset}': split 'train' is empty; add training samples")
     if mode == "none":
         return torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
+    from harmonic_nas.data.core import MIN_RELATIVE_STD
+
     xd = x.double()
+    whole_mean = xd.mean()
+    whole_std = xd.std() if xd.numel() > 1 else torch.tensor(0.0, dtype=torch.float64)
+    if not float(whole_std) > MIN_RELATIVE_STD * abs(float(whole_mean)):
+        lo, hi = float(xd.min()), float(xd.max())
+        what = f"every value is {lo:g}" if lo == hi else f"values span only [{lo:g}, {hi:g}]"
+        raise DataError(
+            f"dataset '{dataset}': modality '{spec.name}' is constant in split 'train' "
+            f"({what}), so it carries no information and cannot be standardised; fix the "
+            "files or drop the modality"
+        )
     if mode == "scalar":
-        mean = xd.mean()
-        std = xd.std() if xd.numel() > 1 else torch.tensor(0.0, dtype=torch.float64)
-    else:
-        flat = xd.transpose(0, 1).reshape(xd.shape[1], -1)
-        mean = flat.mean(dim=1)
-        std = flat.std(dim=1) if flat.shape[1] > 1 else torch.zeros_like(mean)
-    constant = std <= _EPS * torch.clamp(mean.abs(), min=1.0)
+        return whole_mean, whole_std
+    flat = xd.transpose(0, 1).reshape(xd.shape[1], -1)
+    mean = flat.mean(dim=1)
+    std = flat.std(dim=1) if flat.shape[1] > 1 else torch.zeros_like(mean)
+    constant = ~(std > MIN_RELATIVE_STD * mean.abs())
     if bool(constant.all()):
         raise DataError(
-            f"dataset '{dataset}': modality '{spec.name}' is constant in the train split (zero "
-            "variance), so it carries no information; remove it or check its source files"
+            f"dataset '{dataset}': every {_unit(spec)} of modality '{spec.name}' is constant in "
+            "split 'train', so it carries no information per channel; use "
+            f"modalities.{spec.name}.normalization: scalar, fix the files or drop the modality"
         )
     if bool(constant.any()):
         idx = constant.nonzero(as_tuple=True)[0].tolist()
@@ -141,8 +149,10 @@ def normalize_by_train(
     kind). Returns ``{modality: {"mode", "mean", "std"}}`` (kept in ``dataset.meta`` so that
     deployed models apply the same preprocessing).
     """
-    from harmonic_nas.data.core import check_finite
+    from harmonic_nas.data.core import check_finite, check_sample_shape
 
+    for spec in modalities:
+        check_sample_shape(spec, dataset)
     for split, s in splits.items():
         for spec in modalities:
             if spec.name in s.inputs:

@@ -22,7 +22,7 @@ from harmonic_nas.fusion.cache import FeatureCache, compute_feature_cache
 from harmonic_nas.fusion.hardware_term import BaseCost, OpCosts
 from harmonic_nas.fusion.model import MultimodalNet
 from harmonic_nas.fusion.search import FusionResult, search_fusion
-from harmonic_nas.utils.device import default_device
+from harmonic_nas.utils.device import compute_device
 from harmonic_nas.utils.io import atomic_torch_save, atomic_write_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
@@ -137,7 +137,7 @@ def run_inner_tier(
     """Extract ``arch``'s backbones from ``supernets``, search and retrain its fusion network.
 
     ``base_cost`` (the candidate's cost outside its fusion operators) scales the hardware term."""
-    device = device or default_device()
+    device = device or compute_device(cfg)
     check_arch_against_dataset(arch, dataset)
     backbones = extract_backbones(cfg, arch, supernets)
     cache = compute_feature_cache(
@@ -161,6 +161,7 @@ def run_inner_tier(
         seed=cfg.seed if seed is None else seed,
         device=device,
         progress=progress,
+        precision=cfg.compute.precision,
     )
     final = arch.with_genotype(res.genotype)
     model = MultimodalNet(final, backbones, res.net).eval()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.samplers import RandomSampler
@@ -13,8 +13,20 @@ from optuna.trial import TrialState
 
 from harmonic_nas.config import load_run_config
 from harmonic_nas.errors import HarmonicError, StageMissingError
-from harmonic_nas.search.attrs import ATTR_RESCORE_SEEDS, ATTR_WRITE_OUT, FIDELITY_LOW
+from harmonic_nas.search.attrs import (
+    ATTR_CONFIG_HASH,
+    ATTR_CONFIG_IDENTITY,
+    ATTR_RESCORE_SEEDS,
+    ATTR_WRITE_OUT,
+    FIDELITY_LOW,
+)
 from harmonic_nas.search.final import read_search_index, study_points
+from harmonic_nas.search.identity import (
+    config_identity,
+    differing_keys,
+    legacy_config_hash,
+    search_config_hash,
+)
 from harmonic_nas.search.pareto_record import ParetoRecord
 from harmonic_nas.search.records import CandidateRecord, SearchRecords
 from harmonic_nas.search.storage import (
@@ -24,6 +36,10 @@ from harmonic_nas.search.storage import (
     redact,
     resolve_url,
 )
+from harmonic_nas.utils.credentials import with_password
+
+if TYPE_CHECKING:
+    from harmonic_nas.config import ExperimentConfig
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +134,34 @@ def _stage(done: int, budget: int, write_out: Any, legacy_done: bool) -> tuple[s
     return "evaluated", "the results (candidates, hypervolume, Pareto set) were not written"
 
 
+def _check_own_study(
+    cfg: ExperimentConfig,
+    attrs: dict[str, Any],
+    study_name: str,
+    url: str,
+    run: Path,
+    strategy: Any,
+) -> None:
+    """The identity check ``run`` and ``search`` make: refuse to show a study that the run's
+    config did not make (a ``--storage`` or index pointing at another run's database)."""
+    name = str(attrs.get("strategy") or strategy or cfg.search.strategy)
+    found = attrs.get(ATTR_CONFIG_HASH)
+    if found is None or found in (
+        search_config_hash(cfg, name),
+        legacy_config_hash(cfg, name),
+    ):
+        return
+    before = attrs.get(ATTR_CONFIG_IDENTITY)
+    keys = differing_keys(before, config_identity(cfg, name)) if isinstance(before, dict) else []
+    what = (
+        f"differs in {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}" if keys else "differs"
+    )
+    raise StorageError(
+        f"study '{study_name}' in {redact(url)} was not made by the run {run} (its config {what}); "
+        "show the run that made it, or pass --storage with this run's own study"
+    )
+
+
 def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[str, Any]]:
     """One summary per study of the run (every strategy searched), with its candidates and front."""
     run = Path(run)
@@ -128,18 +172,15 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
         index = {default: {"strategy": "nsga2", "storage": f"sqlite:///{RUN_PLACEHOLDER}/study.db"}}
     out = []
     for study_name, entry in index.items():
-        url = storage or resolve_url(entry["storage"], run)
-        if "***" in url:
-            raise StorageError(
-                f"the storage of study '{study_name}' needs a password: "
-                "pass --storage URL (or use ~/.pgpass / PGPASSWORD)"
-            )
+        url = storage or with_password(
+            resolve_url(entry["storage"], run), cfg.search.storage_password_env
+        )
         if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
             raise StageMissingError(
                 f"no study database at {url[len('sqlite:///') :]}; start the search with "
                 "`harmonic-nas search CONFIG`"
             )
-        rdb = open_storage(url, heartbeat_s=cfg.search.heartbeat_s)
+        rdb = open_storage(url, heartbeat_s=cfg.search.heartbeat_s, read_only=True)
         try:
             study = optuna.load_study(
                 study_name=study_name, storage=rdb, sampler=RandomSampler(seed=0)
@@ -150,6 +191,7 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
                 "`harmonic-nas search CONFIG`"
             ) from None
         attrs = study.user_attrs
+        _check_own_study(cfg, attrs, study_name, url, run, entry.get("strategy"))
         population = int(attrs.get("population", cfg.search.population))
         budget = int(attrs.get("budget", cfg.search.budget))
         records = SearchRecords.from_study(study, population=population)
@@ -195,4 +237,5 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
                 "candidates": [_row(r, records, mods, tests) for r in records.records],
             }
         )
+        rdb.engine.dispose()  # the read-only connections, closed at once
     return out

@@ -7,7 +7,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,17 @@ _WRITE_FIXES = {
     errno.ENOTDIR: "a parent of it is a file, not a directory: move that file away",
     errno.EEXIST: "a parent of it is a file, not a directory: move that file away",
     errno.EISDIR: "it is a directory: move it away",
+    errno.ENAMETOOLONG: "use a shorter name (a file system allows 255 bytes per path part)",
 }
+
+
+def os_error(exc: OSError) -> HarmonicError:
+    """Any :class:`OSError` as one line: the path (when the OS names one), what the OS said, and
+    the fix; the CLI's last resort for a file operation no reader or writer wrapped."""
+    reason = exc.strerror or " ".join(str(exc).split()) or exc.__class__.__name__
+    fix = _WRITE_FIXES.get(exc.errno or 0, "check the path and its permissions")
+    where = f" {exc.filename}" if exc.filename is not None else ""
+    return HarmonicError(f"cannot access{where}: {reason}; {fix}, then rerun the same command")
 
 
 def write_error(path: Path | str, exc: OSError) -> WriteError:
@@ -148,7 +158,9 @@ def read_json(path: Path, *, schema_version: int | None = None, what: str = "fil
     if not path.is_file():
         raise HarmonicError(f"{what} not found: {path}")
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = load_json(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as exc:
+        raise HarmonicError(f"{what} {path} has a {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise HarmonicError(
             f"{what} {path} is not valid JSON ({exc.__class__.__name__}: line {getattr(exc, 'lineno', '?')}); "
@@ -185,6 +197,20 @@ def safe_torch_load(path: Path, *, what: str = "checkpoint") -> Any:
         ) from None
 
 
+class DuplicateKeyError(HarmonicError):
+    """A YAML or JSON mapping gives one key twice (which parsers otherwise resolve silently, the
+    last one winning). The message names the key and the lines; callers prefix the file."""
+
+    def __init__(self, key: str, lines: Sequence[int]) -> None:
+        self.key = key
+        self.lines = tuple(lines)
+        where = " and ".join(str(n) for n in self.lines[:2]) if self.lines else "?"
+        super().__init__(
+            f"duplicate key {key!r} (lines {where}); keep one of them (a later key would "
+            "silently replace the earlier one)"
+        )
+
+
 def _yaml_loader() -> type:
     import re
 
@@ -192,7 +218,25 @@ def _yaml_loader() -> type:
 
     class Loader(yaml.SafeLoader):
         """PyYAML's safe loader with YAML 1.2 floats: ``1e-3`` is the float 0.001 (YAML 1.1,
-        hence PyYAML, reads a float without a dot as the string '1e-3')."""
+        hence PyYAML, reads a float without a dot as the string '1e-3'); a key given twice in
+        one mapping is a :class:`DuplicateKeyError` naming both lines."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _value in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        hash(key)
+                    except TypeError:
+                        continue  # an unhashable key: the base loader reports it
+                    line = key_node.start_mark.line + 1
+                    if key in seen:
+                        raise DuplicateKeyError(str(key), (seen[key], line))
+                    seen[key] = line
+            return super().construct_mapping(node, deep=deep)
 
     Loader.add_implicit_resolver(
         "tag:yaml.org,2002:float",
@@ -207,7 +251,8 @@ _YAML_LOADER: type | None = None
 
 def load_yaml(text: str) -> Any:
     """Parse YAML safely (no objects), reading ``1e-3`` as a float as YAML 1.2 does; a quoted
-    ``"1e-3"`` stays a string. Raises :class:`yaml.YAMLError` on bad syntax."""
+    ``"1e-3"`` stays a string. Raises :class:`yaml.YAMLError` on bad syntax and
+    :class:`DuplicateKeyError` on a key given twice in one mapping."""
     import yaml
 
     global _YAML_LOADER
@@ -216,9 +261,63 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YAML_LOADER)  # a SafeLoader subclass: never objects
 
 
+def _json_duplicate_lines(text: str) -> tuple[int, ...]:
+    """The lines of the first key given twice in one object of the JSON ``text`` (a scan that
+    follows the nesting, so the same key in two objects is no duplicate); empty if none."""
+    stack: list[dict[str, int] | None] = []  # per open container: an object's keys, or None
+    expect_key = False
+    line, i, n = 1, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            line += 1
+        elif ch == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            if expect_key and stack and stack[-1] is not None:
+                key = json.loads(text[i : j + 1])
+                if key in stack[-1]:
+                    return (stack[-1][key], line)
+                stack[-1][key] = line
+            line += text.count("\n", i, j)
+            i = j
+            expect_key = False
+        elif ch == "{":
+            stack.append({})
+            expect_key = True
+        elif ch == "[":
+            stack.append(None)
+        elif ch in "}]":
+            if stack:
+                stack.pop()
+        elif ch == ",":
+            expect_key = bool(stack) and stack[-1] is not None
+        i += 1
+    return ()
+
+
+def load_json(text: str) -> Any:
+    """``json.loads`` that refuses an object giving one key twice (:class:`DuplicateKeyError`
+    naming the key and its lines); raises :class:`json.JSONDecodeError` on bad syntax. Every
+    JSON mapping a user hands harmonic-nas (LUTs, architectures, preprocessing) goes through it."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise DuplicateKeyError(key, _json_duplicate_lines(text))
+            out[key] = value
+        return out
+
+    return json.loads(text, object_pairs_hook=pairs)
+
+
 def read_npz(path: Path, *, fix: str) -> dict[str, Any]:
     """The arrays of an ``.npz`` archive (never pickles), with one-line :class:`DataError`s for a
-    lone ``.npy`` array or an unreadable file; ``fix`` says how to write a good one."""
+    lone ``.npy`` array, an unreadable file, or arrays whose headers claim more memory than
+    :data:`~harmonic_nas.utils.limits.MAX_ARRAY_BYTES` (checked before any is read);
+    ``fix`` says how to write a good one."""
     import zipfile
 
     import numpy as np
@@ -226,7 +325,8 @@ def read_npz(path: Path, *, fix: str) -> dict[str, Any]:
     from harmonic_nas.errors import DataError
 
     try:
-        loaded = np.load(path, allow_pickle=False)
+        check_npz_size(path)
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)  # (a lone .npy is not read)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
             raise DataError(f"{path} holds a single .npy array, not an .npz archive; {fix}")
         with loaded as z:
@@ -267,3 +367,95 @@ def check_npz_dtype(arr: Any, what: str, fix: str) -> None:
         f"{what} has {names.get(kind, 'unsupported')} dtype {arr.dtype} (only real numbers, "
         f"bools or strings are read); {fix}"
     )
+
+
+def npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """``{array name: (shape, dtype)}`` of an ``.npz`` from its ``.npy`` headers only (no data is
+    read or decompressed beyond the headers). Raises ``OSError``, ``ValueError`` or
+    ``zipfile.BadZipFile`` for a file that is not such an archive."""
+    import zipfile
+
+    import numpy as np
+
+    out: dict[str, tuple[tuple[int, ...], Any]] = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            out[info.filename[: -len(".npy")]] = (tuple(int(s) for s in shape), dtype)
+    return out
+
+
+def array_bytes(shape: Any, dtype: Any) -> int:
+    """Bytes an array of ``shape`` and ``dtype`` takes in memory once read, each value counted at
+    least as a float32 (what the data becomes for training and inference)."""
+    import math
+
+    import numpy as np
+
+    return math.prod(int(s) for s in shape) * max(np.dtype(dtype).itemsize, 4)
+
+
+def check_array_size(shape: Any, dtype: Any, what: str, fix: str) -> None:
+    """One-line :class:`DataError` when an array of ``shape`` and ``dtype`` (as a file's header
+    claims it) would take more than :data:`~harmonic_nas.utils.limits.MAX_ARRAY_BYTES`."""
+    check_bytes(array_bytes(shape, dtype), f"{what} (shape {list(shape)})", fix)
+
+
+def check_bytes(n: int, what: str, fix: str) -> None:
+    """One-line :class:`DataError` when ``what`` needs more than
+    :data:`~harmonic_nas.utils.limits.MAX_ARRAY_BYTES` bytes of memory."""
+    from harmonic_nas.errors import DataError
+    from harmonic_nas.utils.limits import MAX_ARRAY_BYTES, human_bytes
+
+    if n > MAX_ARRAY_BYTES:
+        raise DataError(
+            f"{what} would take {human_bytes(n)} of memory, more than the limit of "
+            f"{human_bytes(MAX_ARRAY_BYTES)} per file; {fix}"
+        )
+
+
+#: The fix of a file over the size limit.
+SIZE_FIX = "keep fewer samples or smaller arrays (float32) in one file, or check its header"
+
+
+def check_npz_size(path: Path, fix: str = SIZE_FIX) -> int:
+    """Bytes the arrays of the ``.npz`` at ``path`` take once read, from their headers only;
+    one-line :class:`DataError` above :data:`~harmonic_nas.utils.limits.MAX_ARRAY_BYTES` (a
+    compressed archive of a few kilobytes can expand to gigabytes). A file that is no zip
+    archive passes (``numpy.load`` then says what it is)."""
+    import zipfile
+
+    try:
+        headers = npz_headers(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return 0
+    total = sum(array_bytes(shape, dtype) for shape, dtype in headers.values())
+    check_bytes(total, f"{path} ({len(headers)} arrays)", fix)
+    return total
+
+
+def check_float32_range(arr: Any, what: str) -> None:
+    """One-line :class:`DataError` when finite values of a wider float array lie beyond float32's
+    range (they would become infinite once converted, and be reported as NaN/Inf)."""
+    import numpy as np
+
+    from harmonic_nas.errors import DataError
+
+    if not (np.issubdtype(arr.dtype, np.floating) and arr.dtype.itemsize > 4 and arr.size):
+        return
+    if not np.isfinite(arr).all():
+        return  # the NaN/Inf check names those
+    hi = max(abs(float(np.max(arr))), abs(float(np.min(arr))))
+    top = float(np.finfo(np.float32).max)
+    if hi > top:
+        raise DataError(
+            f"{what} holds finite values up to {hi:.3g} in magnitude, beyond float32's range "
+            f"(magnitude {top:.3g}) in which models compute; rescale the values"
+        )
