@@ -120,3 +120,33 @@ def test_config_parses_and_fits_the_presets() -> None:
     assert image.preset == "mbv3-3stage" and tuple(image.shape) == (3, 112, 112)
     check_preset_fits(get_preset(image.preset), "image", tuple(image.shape))
     check_preset_fits(get_preset(text.preset), "text", tuple(text.shape))
+
+
+def test_export_recipes_read_a_meme_image_and_caption(tmp_path: Path) -> None:
+    """The recipes preprocess.json gets: a raw .png and a caption .txt give the dataset's arrays."""
+    from harmonic_nas.config import parse_config
+    from harmonic_nas.data.normalization import stats_tensors
+    from harmonic_nas.results._raw import load_raw_file, raw_recipes
+
+    root = make_memes(tmp_path / "m")
+    ds = build_dataset("memes", path=root, options={"image_size": 32}, use_cache=False)
+    cfg = parse_config(
+        {
+            "name": "m",
+            "dataset": {"name": "memes", "path": str(root), "options": {"image_size": 32}},
+            "modalities": {
+                "image": {"preset": "mbv3-3stage", "shape": [3, 32, 32]},
+                "text": {"preset": "text-1d", "shape": [ds.modality("text").shape[0]]},
+            },
+        }
+    )
+    recipes = raw_recipes(cfg, ds)
+    image = load_raw_file(
+        root / "images" / "covid_memes_9.png", "image", recipes["image"], (3, 32, 32)
+    )
+    mean, std = stats_tensors(ds.meta["normalization"]["image"], 3)
+    want = ds.split("val").inputs["image"][0].double() * std + mean
+    assert np.allclose(image, want.numpy(), atol=1e-3)
+    (tmp_path / "c.txt").write_text(CAPTIONS["val"][0][0], encoding="utf-8")
+    ids = load_raw_file(tmp_path / "c.txt", "text", recipes["text"], ds.modality("text").shape)
+    assert ids.tolist() == ds.split("val").inputs["text"][0].tolist()

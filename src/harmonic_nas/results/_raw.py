@@ -121,6 +121,8 @@ def raw_recipes(cfg: ExperimentConfig, ds: MultimodalDataset) -> dict[str, dict[
             "tokenizer": tok,
             "value_scale": 1.0,
         }
+    if name == "memes":  # RGB pixel values 0-255, resized bilinearly, as the loader reads them
+        out["image"] = _image_recipe(tuple(ds.modality("image").shape), 1.0)
     if name in ("av-digits", "soundmnist"):
         from harmonic_nas.data import get_dataset_entry
         from harmonic_nas.data.audio_features import AudioFeatures
