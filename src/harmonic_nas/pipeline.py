@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from harmonic_nas.errors import ConfigError, LUTError
 from harmonic_nas.utils.progress import ProgressFn, no_progress
+from harmonic_nas.utils.threads import thread_policy
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
@@ -124,6 +125,7 @@ def best_model_id(pareto_path: Path) -> str:
     return ParetoRecord.read(pareto_path).best_id()
 
 
+@thread_policy
 def run(
     cfg: ExperimentConfig,
     *,
@@ -195,6 +197,7 @@ def run(
     )
 
 
+@thread_policy
 def run_fusion(
     cfg: ExperimentConfig,
     *,

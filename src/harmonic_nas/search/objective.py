@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import optuna
 from optuna.storages import RDBStorage
@@ -47,6 +49,7 @@ from harmonic_nas.search.storage import (
     worker_identity,
 )
 from harmonic_nas.search.strategies import Strategy
+from harmonic_nas.utils.env import log_level_from_env
 from harmonic_nas.utils.progress import ProgressFn
 from harmonic_nas.utils.seeding import derive_seed
 
@@ -79,6 +82,20 @@ class QuietFailedTrials(logging.Filter):
             return False
         msg = record.getMessage()
         return not (msg.startswith("Trial ") and msg.endswith(" failed with value None."))
+
+
+@contextmanager
+def optuna_log_level() -> Iterator[None]:
+    """Optuna's own logger at harmonic-nas's level (``$HARMONIC_NAS_LOG``, default WARNING) for
+    the block, then the caller's verbosity again: its per-trial INFO lines ("Trial 3 finished
+    with values ...") reach neither a CLI user nor a caller of the Python API (the CLI sets the
+    same level for the whole process). Usable as a decorator."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(log_level_from_env())
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
 
 
 def quiet_failed_trials() -> None:
