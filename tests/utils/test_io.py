@@ -88,9 +88,7 @@ def test_unreadable_json_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
 @pytest.mark.parametrize("writer", ["text", "json", "torch"])
-def test_atomic_writes_follow_the_umask(
-    tmp_path: Path, umask: int, mode: int, writer: str
-) -> None:
+def test_atomic_writes_follow_the_umask(tmp_path: Path, umask: int, mode: int, writer: str) -> None:
     """A file written atomically gets 0666 less the umask, as ``open(path, "w")`` would, not the
     temporary file's 0600 (issue 25, new user item 6)."""
     before = os.umask(umask)

@@ -60,9 +60,10 @@ def _parse_files(pairs: list[str] | None) -> dict[str, Path]:
 
 def _pareto_json(run: Path) -> dict[str, object]:
     """The Pareto table of ``report`` as JSON: one object per member (the Markdown's columns)."""
-    from harmonic_nas.results import load_run
+    from harmonic_nas.results import deploy_summary, load_run
 
     art = load_run(run)
+    rec = art.record.recommendation()
     return {
         "run": str(run),
         "metric": art.metric,
@@ -81,6 +82,8 @@ def _pareto_json(run: Path) -> dict[str, object]:
             }
             for m in art.members
         ],
+        "recommended": None if rec is None else rec.to_json(),
+        "deploy": deploy_summary(art),
     }
 
 
@@ -95,7 +98,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write RUN/report.html (self-contained) and RUN/figures/*.png; print the Pareto table."""
-        from harmonic_nas.results import pareto_markdown, report
+        from harmonic_nas.results import deploy_summary, pareto_markdown, report
 
         with rich_progress(transient=True) as progress:
             path = report(run, progress=progress)
@@ -103,6 +106,8 @@ def register(app: typer.Typer) -> None:
             print_json({**_pareto_json(run), "report": str(path)})
             return
         console.print(pareto_markdown(run), markup=False, highlight=False, soft_wrap=True)
+        for line in deploy_summary(run):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         console.print(f"report: {path}", markup=False, highlight=False, soft_wrap=True)
 
     @app.command("export")

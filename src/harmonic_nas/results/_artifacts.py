@@ -122,6 +122,11 @@ class RunArtifacts:
         return str(self.pareto.get("run") or self.config.name)
 
     @property
+    def record(self) -> ParetoRecord:
+        """``pareto.json`` as its typed record (the recommendation, per-label scores)."""
+        return ParetoRecord.from_json(self.pareto)
+
+    @property
     def device(self) -> str:
         return str(self.pareto.get("device") or self.config.device.name)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harmonic_nas.results import _plots
@@ -38,6 +38,7 @@ from harmonic_nas.results._format import (
 )
 from harmonic_nas.results._tables import Cell, Row, Table, baselines, candidates, cards, num_cell
 from harmonic_nas.results._validation import validation_pairs, validation_summary
+from harmonic_nas.search.recommend import baselines_beating_all, deploy_lines
 from harmonic_nas.utils.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
@@ -280,6 +281,10 @@ class Page:
     cards: list[tuple[str, str, str]]
     sections: list[Section]
     figures_dir: str
+    deploy: list[str] = field(default_factory=list)
+    """what to deploy, most important first (shown above everything else)"""
+    baseline_wins: bool = False
+    """whether the first ``deploy`` line is a baseline beating every member"""
 
 
 def build_page(art: RunArtifacts, figs: Figures, progress: ProgressFn) -> Page:
@@ -334,4 +339,13 @@ def build_page(art: RunArtifacts, figs: Figures, progress: ProgressFn) -> Page:
         Section("candidates", "All candidates", "sections/candidates.html.j2", candidates(art)),
         Section("config", "Configuration", "sections/config.html.j2", config_text),
     ]
-    return Page(art.name, subtitle, cards(art, hv), sections, str(figs.dir))
+    record = art.record
+    return Page(
+        art.name,
+        subtitle,
+        cards(art, hv),
+        sections,
+        str(figs.dir),
+        deploy=deploy_lines(record.members, record.recommendation(), art.baselines),
+        baseline_wins=bool(baselines_beating_all(record.members, art.baselines)),
+    )

@@ -127,6 +127,11 @@ class HarmonicProblem:
         return self._space
 
     @property
+    def val_size(self) -> int:
+        """Samples of the val split (the standard error of a val score)."""
+        return len(self.dataset.split("val"))
+
+    @property
     def task(self) -> str:
         return str(self.dataset.task)
 
@@ -368,6 +373,7 @@ class HarmonicProblem:
                 "best_epoch": r.best_epoch,
                 "fusion_params": r.params,
                 "timings": dict(r.timings),
+                "search_curve": [h["arch_metric"] for h in r.history if h["phase"] == "search"],
                 "val_curve": [h["val_metric"] for h in r.history if h["phase"] == "retrain"],
             },
             modalities_used=[m for m, n in live.features.items() if n > 0],

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from harmonic_nas.search.strategies import Strategy
 from harmonic_nas.search.attrs import ATTR_STRATEGY
 from harmonic_nas.search.pareto_record import PARETO_FILE, ParetoBest, ParetoMember, ParetoRecord
+from harmonic_nas.search.recommend import recommend
 from harmonic_nas.search.records import (
     SCHEMA_VERSION,
     CandidateRecord,
@@ -338,6 +339,8 @@ def finalize_study(
     best = records.best()
     chosen = next((m for m in members if best is not None and m.trial == best.trial), None)
     ideal, ref = study_points(study)
+    size = getattr(problem, "val_size", None)
+    val_size = size if isinstance(size, int) and size > 0 else None
     record = ParetoRecord(
         run=cfg.name,
         device=cfg.device.name,
@@ -353,6 +356,13 @@ def finalize_study(
         ideal_point=ideal,
         best=None if chosen is None else ParetoBest.of(chosen),
         members=members,
+        val_size=val_size,
+        recommended=recommend(
+            members,
+            n_val=val_size,
+            latency_budget_ms=cfg.search.latency_budget_ms,
+            energy_budget_mj=cfg.search.energy_budget_mj,
+        ),
     )
     return record.write(out_dir / PARETO_FILE)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harmonic_nas.errors import HarmonicError
+from harmonic_nas.search.recommend import Recommendation, recommend
 from harmonic_nas.utils.io import atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,10 @@ class ParetoRecord:
     ideal_point: dict[str, float]
     best: ParetoBest | None
     members: list[ParetoMember]
+    val_size: int | None = None
+    """samples of the val split (the recommendation's standard error)"""
+    recommended: Recommendation | None = None
+    """the member to deploy (:mod:`harmonic_nas.search.recommend`)"""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,6 +186,8 @@ class ParetoRecord:
             "reference_point": self.reference_point,
             "ideal_point": self.ideal_point,
             "best": None if self.best is None else self.best.to_json(),
+            "val_size": self.val_size,
+            "recommended": None if self.recommended is None else self.recommended.to_json(),
             "members": [m.to_json() for m in self.members],
         }
 
@@ -221,6 +228,8 @@ class ParetoRecord:
                 ideal_point=dict(data.get("ideal_point") or {}),
                 best=best,
                 members=members,
+                val_size=None if data.get("val_size") is None else int(data["val_size"]),
+                recommended=Recommendation.from_json(data.get("recommended")),
             )
         except (TypeError, ValueError) as exc:
             raise _bad(path, f"is malformed ({exc})") from None
@@ -247,6 +256,20 @@ class ParetoRecord:
         if not self.members:
             raise HarmonicError("the Pareto set is empty; rerun `harmonic-nas search CONFIG`")
         return max(self.members, key=lambda m: (m.val_metric, -m.latency_ms)).id
+
+    def recommendation(self) -> Recommendation | None:
+        """The member to deploy: as recorded, else (a file written before the rule) the rule
+        applied without budgets; None for an empty set."""
+        if self.recommended is not None and any(m.id == self.recommended.id for m in self.members):
+            return self.recommended
+        return recommend(self.members, n_val=self.val_size)
+
+    def recommended_id(self) -> str:
+        """The id of the member to deploy (:meth:`recommendation`)."""
+        rec = self.recommendation()
+        if rec is None:
+            raise HarmonicError("the Pareto set is empty; rerun `harmonic-nas search CONFIG`")
+        return rec.id
 
     def test_scores(self) -> dict[int, float]:
         """Trial -> test score of the members scored on test."""
