@@ -51,3 +51,21 @@ def test_a_baseline_beating_every_member_is_the_first_thing_said(
     obj = json.loads(capsys.readouterr().out)
     assert obj["deploy"][0].startswith("baseline tiny late fusion")
     assert obj["recommended"]["id"] in {m.id for m in members}
+
+
+def test_report_shows_per_label_test_scores(fake_run: Path) -> None:
+    """Per-label scores of every member (issue 25, new user item 4): a weak label is visible."""
+    path = fake_run / "pareto.json"
+    data = read_json(path, schema_version=1)
+    for i, m in enumerate(data["members"]):
+        m["test_per_label"] = [
+            {"label": "digit-0", "score": 0.9 - 0.01 * i, "support": 12},
+            {"label": "needs-both", "score": 0.667, "support": 3},
+        ]
+    path.write_text(json.dumps(data))
+    page = report(fake_run).read_text(encoding="utf-8")
+    pareto = page.split('id="pareto"')[1].split("</section>")[0]
+    assert "Per-label test scores" in pareto and "test recall" in pareto
+    table = pareto.split("Per-label test scores")[1].split("</table>")[0]
+    assert "needs-both" in table and "0.6670" in table
+    assert all(m["id"] in table for m in data["members"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -56,6 +56,25 @@ def _parse_files(pairs: list[str] | None) -> dict[str, Path]:
             raise DataError(f"--file gives modality '{name.strip()}' twice; give one file each")
         out[name.strip()] = Path(path.strip())
     return out
+
+
+def _right(pred: Prediction, score: float) -> str:
+    """``"k/"`` samples predicted right (classification), empty for multilabel (weighted F1
+    counts no samples)."""
+    return "" if pred.task == "multilabel" else f"{round(score * len(pred.samples))}/"
+
+
+def _per_label_table(task: str, rows: list[dict[str, Any]]) -> Table:
+    from harmonic_nas.tasks import PER_LABEL_LABELS
+
+    table = Table(title=f"per-label {PER_LABEL_LABELS.get(task, 'score')}")
+    table.add_column("label")
+    table.add_column(PER_LABEL_LABELS.get(task, "score"), justify="right")
+    table.add_column("support", justify="right")
+    for r in rows:
+        score = r["score"]
+        table.add_row(str(r["label"]), "–" if score is None else f"{score:.4f}", str(r["support"]))
+    return table
 
 
 def _pareto_json(run: Path) -> dict[str, object]:
@@ -174,7 +193,7 @@ def register(app: typer.Typer) -> None:
             "--input",
             "-i",
             help=".npz with one array per modality (N samples or one), e.g. a dataset's "
-            "test.npz (its labels give the accuracy); repeat for more files",
+            "test.npz (its labels give the task metric); repeat for more files",
         ),
         files: list[str] | None = typer.Option(
             None,
@@ -185,8 +204,15 @@ def register(app: typer.Typer) -> None:
         top: int = typer.Option(
             3, min=1, help="classes shown per sample when all of them do not fit the terminal"
         ),
+        as_json: bool = typer.Option(
+            False,
+            "--json",
+            help="print every sample's probabilities, the task metric and the per-label scores "
+            "as JSON",
+        ),
     ) -> None:
-        """Run an exported model on samples and print class probabilities."""
+        """Run an exported model on samples and print class probabilities (and, when the inputs
+        carry labels, the task's metric and its per-label scores)."""
         from harmonic_nas.results import load_exported, predict
 
         exported = load_exported(model)
@@ -198,12 +224,15 @@ def register(app: typer.Typer) -> None:
                 soft_wrap=True,
             )
         pred = predict(exported, list(inputs or []), files=_parse_files(files))
+        if as_json:
+            print_json(pred.to_json())
+            return
         console.print(_prob_table(pred, top, console.width))
-        acc = pred.accuracy
-        if acc is not None:
-            what = "exact-match accuracy" if pred.task == "multilabel" else "accuracy"
-            right = round(acc * len(pred.samples))
+        score, per_label = pred.metric, pred.per_label
+        if score is not None and per_label is not None:
             console.print(
-                f"{what}: {acc:.4f} ({right}/{len(pred.samples)} samples, labels of the input files)",
+                f"{pred.metric_label}: {score:.4f} ({_right(pred, score)}{len(pred.samples)} "
+                "samples, labels of the input files)",
                 highlight=False,
             )
+            console.print(_per_label_table(pred.task, per_label), highlight=False)

@@ -111,6 +111,19 @@ def evaluate(
     select: Sequence[int] | None = None,
 ) -> tuple[float, float]:
     """(loss, metric) of ``net`` on a feature split, in eval mode (mode restored afterwards)."""
+    out = predict_logits(net, split, batch_size=batch_size, select=select)
+    return float(task_loss(out, split.labels, task)), metric(out, split.labels, task, threshold)
+
+
+@torch.no_grad()
+def predict_logits(
+    net: nn.Module,
+    split: FeatureSplit,
+    *,
+    batch_size: int = 512,
+    select: Sequence[int] | None = None,
+) -> Tensor:
+    """The logits of ``net`` on every sample of a feature split, in eval mode (mode restored)."""
     was = net.training
     net.eval()
     n = len(split)
@@ -123,8 +136,7 @@ def evaluate(
             pts = [pts[i] for i in select]
         logits.append(net(pts, split.late_logits(idx)))
     net.train(was)
-    out = torch.cat(logits)
-    return float(task_loss(out, split.labels, task)), metric(out, split.labels, task, threshold)
+    return torch.cat(logits)
 
 
 def _check_finite(loss: Tensor, where: str) -> None:

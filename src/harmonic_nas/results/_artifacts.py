@@ -139,6 +139,14 @@ class RunArtifacts:
         return str(self.pareto.get("task") or "classification")
 
     @property
+    def metric_label(self) -> str:
+        """The task metric's name for people (``accuracy``, ``weighted F1``), from the task
+        vocabulary (:mod:`harmonic_nas.tasks`)."""
+        from harmonic_nas.tasks import METRIC_LABELS
+
+        return METRIC_LABELS.get(self.task, self.metric)
+
+    @property
     def modalities(self) -> list[str]:
         return list(self.config.modalities)
 

@@ -67,7 +67,7 @@ def render_page(page: Page) -> str:
 def pareto_markdown(run: Path | str | RunArtifacts) -> str:
     """The Pareto set as a Markdown table: id, val, test, latency ms, energy mJ, params."""
     art = run if isinstance(run, RunArtifacts) else load_run(run)
-    metric = art.metric
+    metric = art.metric_label
     lines = [
         f"| id | val {metric} | test {metric} | latency ms | energy mJ | params |",
         "|---|---:|---:|---:|---:|---:|",

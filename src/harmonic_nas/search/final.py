@@ -285,6 +285,7 @@ def finalize_study(
                 cached = None
         if cached and cached.get("config_hash") == chash and cached.get("key") == r.key:
             test, std, arch = cached["test_metric"], cached["test_metric_std"], cached["arch"]
+            per_label = cached.get("test_per_label")
         else:
             seed = (
                 r.eval_seed
@@ -299,6 +300,7 @@ def finalize_study(
                 progress=progress,
             )
             test, std, arch = score.test_metric, score.test_metric_std, score.arch
+            per_label = score.test_per_label
             atomic_write_json(
                 score_path,
                 {
@@ -307,6 +309,7 @@ def finalize_study(
                     "test_metric": test,
                     "test_metric_std": std,
                     "arch": arch,
+                    "test_per_label": per_label,
                 },
                 schema_version=SCHEMA_VERSION,
             )
@@ -329,6 +332,7 @@ def finalize_study(
                     if math.isfinite(ev.energy_paper_mj)
                     else None,
                     "params": ev.params,
+                    "test_per_label": per_label,
                     **r.fidelity_fields(),
                     **r.seed_fields(),
                     **_flags(ev, problem),

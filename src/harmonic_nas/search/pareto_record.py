@@ -32,6 +32,22 @@ def _opt_float(v: Any) -> float | None:
     return None if v is None else float(v)
 
 
+def _per_label(rows: Any) -> list[dict[str, Any]] | None:
+    """A member's ``test_per_label`` rows, checked (None when absent)."""
+    if rows is None:
+        return None
+    if not isinstance(rows, list):
+        raise TypeError("test_per_label is not a list")
+    return [
+        {
+            "label": str(r["label"]),
+            "score": _opt_float(r.get("score")),
+            "support": int(r["support"]),
+        }
+        for r in rows
+    ]
+
+
 @dataclass(frozen=True)
 class ParetoMember:
     """One model of the Pareto set: its architecture, val/test scores and device costs."""
@@ -59,6 +75,9 @@ class ParetoMember:
     missing_modalities: list[str] = field(default_factory=list)
     predicted_keys: list[str] = field(default_factory=list)
     uncosted_keys: list[str] = field(default_factory=list)
+    test_per_label: list[dict[str, Any]] | None = None
+    """per class, the saved model's test score (multilabel F1, classification recall) and
+    support: ``{"label", "score", "support"}`` (:func:`harmonic_nas.tasks.per_label_scores`)"""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -86,6 +105,8 @@ class ParetoMember:
         out["missing_modalities"] = list(self.missing_modalities)
         out["predicted_keys"] = list(self.predicted_keys)
         out["uncosted_keys"] = list(self.uncosted_keys)
+        if self.test_per_label is not None:
+            out["test_per_label"] = [dict(r) for r in self.test_per_label]
         return out
 
     @classmethod
@@ -117,6 +138,7 @@ class ParetoMember:
                 missing_modalities=[str(m) for m in data.get("missing_modalities") or []],
                 predicted_keys=[str(k) for k in data.get("predicted_keys") or []],
                 uncosted_keys=[str(k) for k in data.get("uncosted_keys") or []],
+                test_per_label=_per_label(data.get("test_per_label")),
             )
         except KeyError as exc:
             raise _bad(path, f"has a member without '{exc.args[0]}'") from None
