@@ -9,6 +9,9 @@ Where it applies: every library function that trains, searches or evaluates mode
 with :func:`thread_policy` (the pipeline's ``run`` / ``run_fusion``, each stage's entry point, the
 inner tier), so a caller cannot forget it: the CLI, a notebook calling ``harmonic_nas.run`` and a
 benchmark all pass through the same functions. The caller's own thread count is restored after.
+The CLI, whose process is its own, also sets the count once when torch is imported (it validates
+``$HARMONIC_NAS_THREADS`` at start-up and covers the few commands that reach none of these
+functions, e.g. ``predict`` of a TorchScript model); the count itself is :func:`policy_threads`.
 """
 
 from __future__ import annotations
