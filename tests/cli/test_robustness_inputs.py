@@ -372,7 +372,9 @@ LONG = "x" * 300
 case("tracebacks", "name-300-chars-search", "at most 100 characters")(
     lambda c: ["search", str(c.config(name=LONG))]
 )
-case("tracebacks", "name-300-chars-run", "at most 100 characters")(lambda c: ["run", str(c.config(name=LONG))])
+case("tracebacks", "name-300-chars-run", "at most 100 characters")(
+    lambda c: ["run", str(c.config(name=LONG))]
+)
 case("tracebacks", "status-path-too-long", "File name too long; use a shorter name")(
     lambda c: ["status", str(c.root / LONG)]
 )
