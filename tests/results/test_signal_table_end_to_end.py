@@ -130,7 +130,7 @@ def test_text_signal_table_image_search_export_and_raw_predict(
         logits = net.eval()(*(test.inputs[m] for m in arch.modalities))
     want = torch.softmax(logits.double(), dim=1).numpy()
     assert np.abs(got.probabilities - want).max() <= 1e-4
-    assert got.accuracy is not None
+    assert got.metric is not None
 
     # a runtime with only numpy + onnxruntime: README's tokenizer feeds the raw captions
     import onnxruntime as ort
