@@ -226,7 +226,6 @@ def run(epochs: int, per_class: int, seed: int) -> dict[str, Any]:
             "search_seconds": search_s,
             "pareto_size": len(pareto["members"]),
             "exported_model": mid,
-            "fused_test_accuracy": got.metric,
             "search_raw_predict_roundtrip": fused_roundtrip,
             "kinds": kinds,
         }
