@@ -100,6 +100,8 @@ def test_text_signal_table_image_search_export_and_raw_predict(
     assert main(["run", str(cfg)]) == 0
     capsys.readouterr()
     pareto = json.loads((run / "pareto.json").read_text())
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "diagram unavailable" not in page  # every fused network drawn, 1-D / text / MLP too
     lut = json.loads(next((run / "luts").glob("*.json")).read_text())
     keys = json.dumps(lut)
     assert "Conv1dLayer-input:1_3_32-" in keys and "MBConv1dLayer-input:1_" in keys
