@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ import torch
 import yaml
 from torch import nn
 
+from _bench_config import bench_identity  # benchmarks/_bench_config.py
 from _targets import print_targets, target  # benchmarks/_targets.py
 from harmonic_nas.cli import main as cli_main
 from harmonic_nas.config import load_run_config
@@ -57,26 +57,6 @@ from harmonic_nas.utils.threads import torch_threads
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "modalities.json"
 KINDS = {"signal": "mbv3-1d", "text": "text-1d", "table": "mlp"}
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    return {
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
 
 
 class _Logits(nn.Module):
@@ -251,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     result = run(args.epochs, args.per_class, args.seed)
     result["settings"] = {"epochs": args.epochs, "per_class": args.per_class, "seed": args.seed}
-    result["machine"] = machine()
+    result["machine"] = bench_identity()
     result["targets"] = targets_of(result)
     atomic_write_json(args.out, result)
     print_targets(result["targets"])
