@@ -79,3 +79,22 @@ def test_npz_string_array_is_tokenised_with_train_statistics(tmp_path: Path) -> 
 def test_npz_empty_caption_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"text modality 'caption' of split 'val'.*empty caption"):
         build_dataset("npz", path=_npz(tmp_path / "d", ""), use_cache=False)
+
+
+def test_text_preset_on_feature_values_is_one_line(tmp_path: Path) -> None:
+    from harmonic_nas.config import parse_config
+    from harmonic_nas.data import load_dataset
+
+    root = _npz(tmp_path / "d")
+    cfg = parse_config(
+        {
+            "name": "t",
+            "dataset": {"name": "npz", "path": str(root)},
+            "modalities": {
+                "caption": {"preset": "text-1d", "shape": [9]},
+                "table": {"preset": "text-1d", "shape": [4]},
+            },
+        }
+    )
+    with pytest.raises(DataError, match=r"modality 'table' .* holds feature values, not raw text"):
+        load_dataset(cfg)

@@ -354,6 +354,20 @@ def check_modalities(ds: MultimodalDataset, cfg: ExperimentConfig) -> None:
                 f"modality '{mod}' is of kind '{spec.kind}' in dataset '{ds.name}' but "
                 f"'{mc.kind}' in the config; set modalities.{mod}.kind to {spec.kind}"
             )
+        _check_raw_text(ds, mod, mc.preset)
+
+
+def _check_raw_text(ds: MultimodalDataset, mod: str, preset: str) -> None:
+    """A raw-text preset (``text-1d``) reads token ids: only a tokenised modality fits it."""
+    from harmonic_nas.backbones.presets import TextPreset, get_preset
+
+    tokenizers = ds.meta.get("tokenizers") if isinstance(ds.meta, dict) else None
+    tokenised = isinstance(tokenizers, dict) and mod in tokenizers
+    if isinstance(get_preset(preset), TextPreset) and not tokenised:
+        raise DataError(
+            f"modality '{mod}' of dataset '{ds.name}' holds feature values, not raw text, but "
+            f"preset {preset} reads token ids; set modalities.{mod}.preset to mlp or maxout"
+        )
 
 
 def load_dataset(cfg: ExperimentConfig, progress: ProgressFn = no_progress) -> MultimodalDataset:
