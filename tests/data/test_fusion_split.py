@@ -41,7 +41,7 @@ def test_too_little_data_names_the_fix() -> None:
     labels = torch.tensor([0, 0, 1])
     with pytest.raises(DataError, match="class 1 has 1 train sample"):
         fusion_indices(labels, 0.3, seed=0)
-    with pytest.raises(DataError, match="fusion.fusion_split: 0"):
+    with pytest.raises(DataError, match=r"fusion\.fusion_split: 0"):
         fusion_indices(torch.zeros(1, 3), 0.3, seed=0)
     ds = carve_fusion_split(make_dataset(), 0.2, seed=0)
     with pytest.raises(DataError, match="already has a 'fusion' split"):

@@ -70,9 +70,9 @@ def test_the_ladder_takes_the_modes_in_turn() -> None:
 
 
 def test_validation_names_the_problem() -> None:
-    with pytest.raises(GenomeError, match="not one of search.fusion_modes"):
+    with pytest.raises(GenomeError, match=r"not one of search\.fusion_modes"):
         space(("late",)).validate(genome(mode="network"))
-    with pytest.raises(GenomeError, match="set search.fusion_modes"):
+    with pytest.raises(GenomeError, match=r"set search\.fusion_modes"):
         space(None).validate(genome(mode="late"))
     with pytest.raises(GenomeError, match="unknown fusion mode 'early'"):
         genome(mode="early")
