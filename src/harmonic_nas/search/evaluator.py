@@ -428,7 +428,8 @@ class HarmonicProblem:
         offset = late.bayes_offset(prior, len(subs), ds.task)
         return late.LateFusionNet(self.arch_spec(genome), subs, offset, ds.task).eval()
 
-    def _predict(self, model: nn.Module, split: str) -> torch.Tensor:
+    def predict(self, model: nn.Module, split: str) -> torch.Tensor:
+        """``model``'s logits on a whole split of the dataset (modalities in config order)."""
         data = self.dataset.split(split)
         with torch.no_grad():
             out: torch.Tensor = model(
@@ -444,7 +445,7 @@ class HarmonicProblem:
 
         ds, thr = self.dataset, self.cfg.fusion.threshold
         model = self.late_model(genome)
-        logits = self._predict(model, "val")
+        logits = self.predict(model, "val")
         cost = self.cost_model.cost_arch(self.arch_spec(genome))
         return Evaluation(
             val_metric=late.score(logits, ds.split("val").labels, ds.task, thr),
@@ -595,7 +596,7 @@ class HarmonicProblem:
         model = self.late_model(genome)
         arch = self.arch_spec(genome)
         test = late.score(
-            self._predict(model, "test"),
+            self.predict(model, "test"),
             ds.split("test").labels,
             ds.task,
             self.cfg.fusion.threshold,
