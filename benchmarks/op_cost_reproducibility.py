@@ -56,7 +56,9 @@ def profile_once(
     specs = [operator_spec(op, C, L) for op in ops]
     lut = profile_layers(specs, warmup=warmup, repeats=repeats, seed=seed)
     return {
-        "latency_ms": {op: lut.entries[lut_key(s)].latency_ms for op, s in zip(ops, specs)},
+        "latency_ms": {
+            op: lut.entries[lut_key(s)].latency_ms for op, s in zip(ops, specs, strict=True)
+        },
         "call_overhead_ms": lut.meta["call_overhead_ms"],
         "profiling_time_s": lut.meta["profiling_time_s"],
     }
