@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned in the same pip command as the project so a CPU-only machine gets the local CPU build.
 TORCH := torch==2.13.0
 
-.PHONY: demo test install install-dev lint typecheck clean
+.PHONY: demo test install install-dev lint typecheck clean wheels
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ typecheck: install-dev
 
 test: install-dev lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Every dependency but torch as wheels in ./wheels, for a GPU machine without a package registry
+# (benchmarks/gpu_check.sh installs them from there). Run it with the GPU machine's Python version.
+wheels: $(BIN)/python
+	$(BIN)/python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.startswith('torch')))" > requirements-wheels.txt
+	$(BIN)/pip download --quiet --only-binary=:all: --dest wheels -r requirements-wheels.txt
+	mv requirements-wheels.txt wheels/requirements.txt
 
 clean:
 	rm -rf runs .pytest_cache .mypy_cache .ruff_cache

@@ -31,3 +31,10 @@ def repo_relative(path: Path) -> str:
     """``path`` relative to the repository when inside it (no machine paths in saved results)."""
     path = path.resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def bench_identity() -> dict[str, Any]:
+    """The machine a benchmark ran on (CPU, cores, caches, runtime versions; no hostname)."""
+    from harmonic_nas.hardware.identity import machine_identity
+
+    return machine_identity().to_json()

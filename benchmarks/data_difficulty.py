@@ -9,8 +9,9 @@
   (posteriors combined by Bayes' rule), ``late-fusion-linear``, and the fair control (the better
   on val of bayes and linear, ``harmonic_nas.fusion.late.fair_late_fusion``);
 * ``bm-nas-max`` (max subnets + fusion search without the hardware term);
-* the ladder's fused models (the search's first generation, smallest to largest backbones, the
-  config's fusion cells x nodes for all): val of each, and their spread;
+* the ladder's fused models (the first generation of search_quality's population of 16: 8 rungs
+  from the smallest to the largest backbones, the config's fusion cells x nodes for all): val of
+  each, and their spread (max - min);
 * the val split's binomial standard error at late fusion's score.
 
 ``proxy`` (second, labelled column; ``--proxy``): the older measurement with a small fixed CNN
@@ -51,6 +52,8 @@ from harmonic_nas.data.options import parse_cli_options
 from harmonic_nas.utils.io import atomic_write_json
 
 RESULTS = Path(__file__).resolve().parent / "results" / "data_difficulty.json"
+#: the ladder of the search benchmarks' first generation (search_quality's population 16: 8 rungs)
+LADDER_POPULATION = 16
 
 
 class SmallCNN(nn.Module):
@@ -218,7 +221,7 @@ def measure_real(profile: str, seed: int) -> dict[str, Any]:
         flush=True,
     )
     ladder = []
-    for i, g in enumerate(problem.space.ladder(ladder_size(cfg.search.population))):
+    for i, g in enumerate(problem.space.ladder(ladder_size(LADDER_POPULATION))):
         genome = MultimodalGenome(g.backbones, fc.cells, fc.nodes)
         t = time.process_time()
         ev = problem.evaluate(genome, seed=derive_seed(seed, "ladder", i))

@@ -26,6 +26,7 @@ from pydantic import (
 
 from harmonic_nas.errors import ConfigError
 from harmonic_nas.utils.io import atomic_write_text, load_yaml
+from harmonic_nas.utils.limits import MAX_NAME_CHARS
 
 CONFIG_SCHEMA_VERSION = 1
 
@@ -87,6 +88,36 @@ class DeviceConfig(_Strict):
     )
     energy_source: Literal["auto", "rapl", "nvml", "jetson-ina3221", "model"] = "auto"
     fallback_predictor: Bool = False
+    provider: str = Field(
+        "CPUExecutionProvider",
+        pattern=r"^[A-Za-z][A-Za-z0-9]*ExecutionProvider$",
+        description="ONNX Runtime execution provider the onnxruntime backend times with",
+    )
+    calibration_models: Int = Field(
+        20, ge=0, description="whole random models timed at profiling time to calibrate totals"
+    )
+
+
+class ComputeConfig(_Strict):
+    """Where the networks train and run (not the target device): how a run executes, not what it
+    computes, so it is not part of a study's or a supernet's identity."""
+
+    device: str = Field("auto", description="auto (a GPU when visible), cpu, cuda or cuda:N")
+    precision: Literal["fp32", "bf16", "fp16", "fp64"] = Field(
+        "fp32",
+        description="training precision: bf16/fp16 autocast (fp16 with a gradient scaler), or "
+        "fp64 (supernet pretraining in double precision, for exact comparisons)",
+    )
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        index = v.removeprefix("cuda:")
+        if v not in ("auto", "cpu", "cuda") and not (
+            index != v and index.isascii() and index.isdecimal()
+        ):
+            raise ValueError(f"{v!r} is not a compute device; use auto, cpu, cuda or cuda:N")
+        return v
 
 
 class PretrainConfig(_Strict):
@@ -297,12 +328,18 @@ class ExperimentConfig(_Strict):
     pretrain: PretrainConfig = PretrainConfig()
     fusion: FusionConfig = FusionConfig()
     search: SearchConfig = SearchConfig()
+    compute: ComputeConfig = ComputeConfig()
 
     @field_validator("name")
     @classmethod
     def _inside_run_dir(cls, v: str) -> str:
         if set(v) <= {"."}:
             raise ValueError("must name a directory inside run_dir (not '.' or '..'), e.g. 'quick'")
+        if len(v) > MAX_NAME_CHARS:
+            raise ValueError(
+                f"has {len(v)} characters; a run's name (its directory) may have at most "
+                f"{MAX_NAME_CHARS}"
+            )
         return v
 
     @field_validator("modalities")

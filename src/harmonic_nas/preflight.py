@@ -5,7 +5,7 @@ dataset or training a network: the dataset name, its options and path; the modal
 dataset's metadata where it is cheap (av-digits and avmnist from their options, ``npz`` from the
 array headers of ``train.npz``); each modality's backbone preset against its kind and shape; the
 fusion operators; the device (registered or installed, a table for a device that is not profiled
-here, the profiling backend installed). It raises ONE :class:`ConfigError` listing every problem
+here, the profiling backend installed); the compute setting (a CUDA device this machine has). It raises ONE :class:`ConfigError` listing every problem
 (a single problem keeps the usual one-line ``<problem>; <fix>``).
 
 :func:`estimate_search` is the up-front estimate of a search's wall time printed before a long
@@ -14,6 +14,7 @@ run (see its docstring for how it is made).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -23,10 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from harmonic_nas.config import format_problems
 from harmonic_nas.errors import ConfigError, HarmonicError
+from harmonic_nas.utils.device import check_compute
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
@@ -54,6 +54,7 @@ class DataMeta:
 
     modalities: dict[str, tuple[str | None, tuple[int, ...]]]  # name -> (kind, sample shape)
     n_train: int | None = None
+    train_counts: dict[int, int] | None = None  # class -> train samples (classification)
 
 
 # --------------------------------------------------------------------------- dataset metadata
@@ -61,19 +62,9 @@ class DataMeta:
 
 def _npz_header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """Array shapes of an ``.npz`` from the ``.npy`` headers only (no data is read)."""
-    out: dict[str, tuple[int, ...]] = {}
-    with zipfile.ZipFile(path) as zf:
-        for info in zf.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
-            with zf.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, _, _ = np.lib.format.read_array_header_1_0(f)
-                else:
-                    shape, _, _ = np.lib.format.read_array_header_2_0(f)
-            out[info.filename[: -len(".npy")]] = tuple(int(s) for s in shape)
-    return out
+    from harmonic_nas.utils.io import npz_headers
+
+    return {name: shape for name, (shape, _) in npz_headers(path).items()}
 
 
 def _npz_meta(root: Path, opts: Any) -> DataMeta | None:
@@ -94,7 +85,25 @@ def _npz_meta(root: Path, opts: Any) -> DataMeta | None:
         sample = (1, *shape[1:]) if len(shape) == 3 else shape[1:]
         mods[name] = (kinds.get(name) or guess_kind(name, len(sample)), sample)
     n_train = shapes["labels"][0] if shapes.get("labels") else None
-    return DataMeta(mods, n_train)
+    return DataMeta(mods, n_train, _train_counts(train, shapes.get("labels")))
+
+
+def _train_counts(path: Path, shape: tuple[int, ...] | None) -> dict[int, int] | None:
+    """Samples per class of ``labels`` in ``train.npz`` (only that array is read, and only when
+    it is a vector of integer classes of a bounded size); None otherwise."""
+    import numpy as np
+
+    from harmonic_nas.utils.io import array_bytes
+    from harmonic_nas.utils.limits import MAX_ARRAY_BYTES, MAX_LABEL
+
+    if shape is None or len(shape) != 1 or array_bytes(shape, np.int64) > MAX_ARRAY_BYTES:
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        y = np.asarray(z["labels"])
+    if not np.issubdtype(y.dtype, np.integer) or not y.size or y.min() < 0 or y.max() > MAX_LABEL:
+        return None  # the data stage names what is wrong with them
+    classes, counts = np.unique(y, return_counts=True)
+    return {int(c): int(n) for c, n in zip(classes, counts, strict=True)}
 
 
 def dataset_meta(cfg: ExperimentConfig, opts: Any) -> DataMeta | None:
@@ -160,6 +169,13 @@ def _check_dataset(cfg: ExperimentConfig, problems: list[str]) -> DataMeta | Non
                 f"the '{name}' data"
             )
             return None
+    if name == "npz" and cfg.dataset.path is not None:  # sizes from the headers (nothing read)
+        from harmonic_nas.utils.io import check_npz_size
+
+        root = Path(cfg.dataset.path).expanduser()
+        for file in (root / f"{split}.npz" for split in ("train", "val", "test")):
+            if file.is_file():
+                _collect(problems, functools.partial(check_npz_size, file))
     try:
         return dataset_meta(cfg, opts)
     except (OSError, ValueError, zipfile.BadZipFile) as exc:  # the data stage says it properly
@@ -281,6 +297,9 @@ def check_experiment(
 
     ``modalities`` restricts the preset checks (``pretrain -m``); an unknown name is a problem.
     """
+    from harmonic_nas.data.core import train_class_problem
+    from harmonic_nas.data.types import modality_name_problem
+
     problems: list[str] = []
     names = list(cfg.modalities)
     if modalities:
@@ -290,9 +309,17 @@ def check_experiment(
                 f"unknown modality '{m}' for --modality; the config has {sorted(cfg.modalities)}"
             )
         names = [m for m in modalities if m in cfg.modalities]
+    for mod in cfg.modalities:
+        problem = modality_name_problem(mod)
+        if problem is not None:
+            problems.append(f"{problem}; rename modalities.{mod} (and the dataset's array)")
     meta = _check_dataset(cfg, problems)
     if meta is not None:
         _check_modalities(cfg, meta, problems)
+        if meta.train_counts is not None:
+            problem = train_class_problem(cfg.dataset.name, meta.train_counts, [])
+            if problem is not None:
+                problems.append(problem)
     if {"pretrain", "search"} & set(stages):
         _check_presets(cfg, meta, names, problems)
     if {"search"} & set(stages):
@@ -301,6 +328,8 @@ def check_experiment(
         _check_fusion_split(cfg, meta.n_train, problems)
     if {"profile", "search"} & set(stages):
         _check_device(cfg, problems)
+    if {"pretrain", "profile", "search"} & set(stages):
+        problems.extend(check_compute(cfg.compute.device, cfg.compute.precision))
     if problems:
         raise PreflightError(source or f"'{cfg.name}'", list(dict.fromkeys(problems)))
 

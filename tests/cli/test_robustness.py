@@ -758,10 +758,12 @@ def _entry(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return edit
 
 
-lut_case("schema-version-2", "has schema_version 2, expected 1", _set("schema_version", 2))
+lut_case(
+    "schema-version-3", "has schema_version 3, expected one of 1, 2", _set("schema_version", 3)
+)
 lut_case(
     "schema-version-missing",
-    "has schema_version None, expected 1",
+    "has schema_version None, expected one of 1, 2",
     lambda d: d.pop("schema_version"),
 )
 lut_case("device-missing", "'device' must be an object", lambda d: d.update(device=None))

@@ -121,10 +121,10 @@ def test_avmnist_last_val_size_of_train_is_val(avmnist_dir: Path) -> None:
 
 def test_avmnist_audio_pooling_and_limit(avmnist_dir: Path) -> None:
     ds = build_dataset(
-        "avmnist", path=avmnist_dir, options={"val_size": 20, "audio_size": 28, "limit": 10}
-    )
-    assert ds.split("train").inputs["audio"].shape == (10, 1, 28, 28)
-    assert len(ds.split("test")) == 10
+        "avmnist", path=avmnist_dir, options={"val_size": 20, "audio_size": 28, "limit": 20}
+    )  # 2 train samples per class: the fewest a class may have
+    assert ds.split("train").inputs["audio"].shape == (20, 1, 28, 28)
+    assert len(ds.split("test")) == 20
     with pytest.raises(DataError, match=r"audio_size must divide 112"):
         build_dataset("avmnist", path=avmnist_dir, options={"val_size": 20, "audio_size": 30})
 

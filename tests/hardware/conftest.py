@@ -16,7 +16,14 @@ N_CLASSES = 10
 
 def small_config_dict(run_dir: Path, **device: Any) -> dict[str, Any]:
     """avmnist image + audio, a small fusion space, fast torch profiling."""
-    dev = {"backend": "torch", "threads": 1, "warmup": 1, "repeats": 5, **device}
+    dev = {
+        "backend": "torch",
+        "threads": 1,
+        "warmup": 1,
+        "repeats": 5,
+        "calibration_models": 5,
+        **device,
+    }
     return {
         "name": "hw",
         "run_dir": str(run_dir),

@@ -50,7 +50,9 @@ def test_schema_round_trip(tmp_path: Path) -> None:
         "backend": "onnxruntime",
         "threads": 2,
         "batch_size": 1,
+        "identity": None,
     }
+    assert raw["calibration"] is None and raw["predicted"] == []
     assert set(raw["entries"][CONV]["latency"]) == {"mean", "std", "count", "median", "p10"}
     assert set(raw["entries"][CONV]["energy"]) == {"mean", "std", "count"}
     back = LUT.load(path)

@@ -114,3 +114,75 @@ def test_host_lut_is_completed_or_reprofiled(
     other = get_lut(parse_config(data))
     assert other.device.backend == "onnxruntime"
     assert calls[-1].get("only_keys") is None
+
+
+def test_host_lut_of_another_cpu_is_reprofiled(
+    small_cfg: ExperimentConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harmonic_nas.hardware.identity import MachineIdentity
+
+    lut = get_lut(small_cfg)
+    assert lut.device.identity is not None
+    here = lut.device.identity
+    # the same table, recorded on another CPU (the hostname is not part of the identity)
+    foreign = LUT.from_json(lut.to_json())
+    foreign.device = DeviceInfo(
+        "host",
+        "",
+        lut.device.backend,
+        lut.device.threads,
+        identity=MachineIdentity.from_json({**here.to_json(), "cpu": "AMD EPYC 7B13"}),
+    )
+    foreign.save(run_lut_path(small_cfg))
+    calls: list[dict[str, Any]] = []
+    real = profiler.profile_device
+
+    def spy(cfg: ExperimentConfig, **kw: Any) -> LUT:
+        calls.append(kw)
+        return real(cfg, **kw)
+
+    monkeypatch.setattr(profiler, "profile_device", spy)
+    again = get_lut(small_cfg)
+    assert len(calls) == 1 and calls[0].get("only_keys") is None
+    assert again.device.identity == here
+    assert LUT.load(run_lut_path(small_cfg)).device.identity == here
+    # the same machine: reused as it is
+    assert get_lut(small_cfg).to_json() == again.to_json() and len(calls) == 1
+
+
+def test_version_1_host_lut_of_another_cpu_is_reprofiled(
+    small_cfg: ExperimentConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lut = get_lut(small_cfg)
+    old = lut.to_json()
+    old["schema_version"] = 1
+    del old["calibration"], old["predicted"], old["device"]["identity"]
+    old["device"]["description"] = "box-1: AMD EPYC 7B13, torch 2.4.0, 1 thread(s)"
+    import json
+
+    run_lut_path(small_cfg).write_text(json.dumps(old))
+    legacy = LUT.load(run_lut_path(small_cfg))  # version 1 is still read
+    assert legacy.device.identity is None and legacy.calibration is None
+    calls: list[int] = []
+    real = profiler.profile_device
+    monkeypatch.setattr(
+        profiler, "profile_device", lambda cfg, **kw: calls.append(1) or real(cfg, **kw)
+    )
+    assert get_lut(small_cfg).device.identity is not None and calls == [1]
+
+
+def test_installed_host_lut_of_another_machine_is_not_used(small_cfg: ExperimentConfig) -> None:
+    from harmonic_nas.hardware.identity import MachineIdentity, machine_identity
+
+    here = machine_identity("torch", 1)
+    other = MachineIdentity.from_json({**here.to_json(), "cores": here.cores + 64})
+    install_lut(
+        LUT(
+            DeviceInfo("host", "", "torch", 1, identity=other),
+            "model:test",
+            {KEY: LUTEntry.point(9.0, 9.0)},
+        )
+    )
+    with pytest.raises(LUTError, match="harmonic-nas profile CONFIG"):
+        get_lut(small_cfg, profile_if_missing=False)
+    assert get_lut(small_cfg).device.identity == here

@@ -104,3 +104,16 @@ def test_bad_backend_and_repeats() -> None:
         make_runner(module, inputs, "tensorrt", 1)
     with pytest.raises(ConfigError, match="repeats"):
         profile_layers([SPECS[4]], repeats=0)
+
+
+def test_measure_stable_stops_when_the_halves_agree_or_at_the_cap() -> None:
+    from harmonic_nas.hardware.backends import measure_stable
+
+    work = torch.randn(64, 64)
+    timing = measure_stable(lambda: work @ work, 2, 50, tolerance_pct=5.0, max_repeats=400)
+    n = len(timing.samples)
+    assert n % 50 == 0 and 50 <= n <= 400
+    assert n == 400 or timing.split_half_pct <= 5.0
+    assert timing.p10 <= timing.median <= timing.p90
+    never = measure_stable(lambda: None, 0, 50, tolerance_pct=-1.0, max_repeats=150)
+    assert len(never.samples) == 150  # an impossible tolerance stops at the cap

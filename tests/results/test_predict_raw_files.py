@@ -21,10 +21,11 @@ from harmonic_nas.config import load_run_config
 from harmonic_nas.data import load_dataset
 from harmonic_nas.data.audio_features import AudioFeatures
 from harmonic_nas.data.av_digits import AVDigitsOptions
+from harmonic_nas.data.loaders.soundmnist import resample
 from harmonic_nas.errors import DataError
 from harmonic_nas.results import export, load_exported, predict
 from harmonic_nas.results._model import RawInputModel, argument_names
-from harmonic_nas.results._raw import _resample, load_raw_file
+from harmonic_nas.results._raw import load_raw_file
 from harmonic_nas.results._serialise import write_onnx
 
 
@@ -101,8 +102,8 @@ def test_wav_becomes_the_dataset_features(
 
 def test_resample_is_linear_interpolation() -> None:
     ramp = np.arange(10, dtype=np.float64)
-    np.testing.assert_allclose(_resample(ramp, 10, 20)[:19], np.arange(19) / 2)
-    np.testing.assert_allclose(_resample(ramp, 20, 10), ramp[::2])
+    np.testing.assert_allclose(resample(ramp, 10, 20)[:19], np.arange(19) / 2)
+    np.testing.assert_allclose(resample(ramp, 20, 10), ramp[::2])
 
 
 def test_predict_from_png_and_wav(

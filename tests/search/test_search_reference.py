@@ -180,3 +180,26 @@ def test_lower_bound_counts_every_backbone_with_the_late_skip(tmp_path: Path) ->
     assert bounds[True].latency_ms == pytest.approx(2 * 9 + n_ops + 0.5)
     assert bounds[True].energy_mj == pytest.approx(2 * (2 * 9 + n_ops) + 1.0)
     assert bounds[False].latency_ms < bounds[True].latency_ms - 9
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_bounds_hold_with_a_calibrated_table(tmp_path: Path, backend: str) -> None:
+    """Totals through the LUT's calibration (``a·Σ + w·weight bytes + c``, energy modelled as
+    power x latency) stay within the lower bound and the reference point."""
+    from harmonic_nas.hardware.calibration import Calibration
+
+    cfg = _cfg(tmp_path)
+    rng = random.Random(4)
+    lut = _lut(cfg, backend, rng)
+    for key, e in lut.entries.items():
+        lut.entries[key] = LUTEntry.point(e.latency_ms, 15.0 * e.latency_ms)
+    lut.calibration = Calibration("affine+weights", 1.3, 2e-6, -0.2)
+    prob = _problem(cfg, lut)
+    hi = prob.space_upper_bound()
+    raw = prob._raw_upper_bound(prob.cost_model, list(prob.op_costs.values()))
+    assert hi.latency_ms > 1.3 * raw.latency_ms - 0.2  # the weights term counts
+    for genome in [prob.space.max_genome(), *(_random_genome(prob, rng) for _ in range(40))]:
+        lo = prob.lower_bound(genome)
+        lat, en = _total(prob, genome, rng, min(cfg.fusion.multiplier, genome.cells))
+        assert lo.latency_ms <= lat + 1e-9 <= hi.latency_ms + 2e-9, genome.key()
+        assert lo.energy_mj <= en + 1e-9 <= hi.energy_mj + 2e-9, genome.key()

@@ -220,7 +220,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print(INTERRUPTED, highlight=False, soft_wrap=True)
         return 130
+    except OSError as exc:  # disk full, name too long, ... where no reader or writer said it
+        from harmonic_nas.utils.io import os_error
+
+        print_error(os_error(exc))
+        return 2
+    except Exception as exc:
+        if not type(exc).__module__.startswith("sqlalchemy."):
+            raise
+        print_error(storage_failure(exc))  # the study storage failed outside a wrapped call
+        return 2
     return 0
+
+
+def storage_failure(exc: Exception) -> str:
+    """A failure of the study's database (disk full, read-only, server gone) as one line."""
+    text = " ".join(str(exc).split()).split("[SQL:")[0].split("(Background on")[0].strip()
+    return (
+        f"the study storage failed ({exc.__class__.__name__}: {text[:160]}); free disk space "
+        "or fix the storage, then rerun the same command to resume (completed work is kept)"
+    )
 
 
 if __name__ == "__main__":

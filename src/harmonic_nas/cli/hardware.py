@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -10,9 +11,23 @@ from rich.table import Table
 from harmonic_nas.cli._common import console, load_cfg, print_json, rich_progress
 from harmonic_nas.errors import ConfigError
 
+if TYPE_CHECKING:
+    from harmonic_nas.hardware.lut import LUT
+
 
 def _fmt(x: float) -> str:
     return f"{x:.4f}"
+
+
+def _calibration_line(lut: LUT) -> str:
+    c = lut.calibration
+    if c is None:
+        return "calibration: none (the raw LUT sum is the total)"
+    err = "-" if c.heldout_mape_pct is None else f"{c.heldout_mape_pct:.2f} %"
+    return (
+        f"calibration on {c.samples} whole models: {c.form} (a {c.a:.4f}, w {c.w:.3e} ms/byte, "
+        f"c {c.c:+.4f} ms), held-out MAPE {err}"
+    )
 
 
 def spec_name(path: Path) -> str:
@@ -35,25 +50,65 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option(None, help="name of the LUT to write (default: device.name)"),
         backend: str = typer.Option(None, help="onnxruntime or torch (default: device.backend)"),
         threads: int = typer.Option(None, min=1, help="intra-op threads (default: device.threads)"),
+        provider: str = typer.Option(
+            None, help="ONNX Runtime execution provider (default: device.provider)"
+        ),
+        kit: Path = typer.Option(
+            None,
+            "--kit",
+            help="write a device kit into this new folder instead of profiling here "
+            "(ONNX models + a runner needing only numpy and onnxruntime)",
+        ),
+        sample: int = typer.Option(
+            None, "--sample", min=1, help="with --kit: time only K layers spanning the space"
+        ),
     ) -> None:
-        """Measure every distinct layer of the configured search space on this machine."""
+        """Measure every distinct layer of the configured search space on this machine, or write
+        a kit that measures it on a device that cannot run harmonic-nas (--kit)."""
         from harmonic_nas.hardware.lut_source import run_lut_path
         from harmonic_nas.hardware.profiler import profile_device
 
         cfg = load_cfg(config)
         if backend is not None and backend not in ("onnxruntime", "torch"):
             raise ConfigError(f"unknown backend {backend!r}; use onnxruntime or torch")
+        if sample is not None and kit is None:
+            raise ConfigError("--sample only applies to a kit; add --kit DIR")
+        if kit is not None:
+            from harmonic_nas.hardware.kit import RUNNER_NAME, write_kit
+
+            with rich_progress() as progress:
+                done = write_kit(cfg, kit, sample=sample, progress=progress)
+            console.print(
+                f"kit written to {done.folder}: {done.layers} of {done.space_layers} layers, "
+                f"{done.calibration_models} calibration models\non the device: python "
+                f"{RUNNER_NAME} --provider CPUExecutionProvider --out results.json\nthen here: "
+                f"harmonic-nas lut import results.json --device NAME",
+                highlight=False,
+            )
+            return
+        if provider is not None:
+            from harmonic_nas.hardware.backends import check_provider
+
+            check_provider(provider)
         name = device or cfg.device.name
         with rich_progress() as progress:
             lut = profile_device(
-                cfg, device=name, backend=backend, threads=threads, progress=progress
+                cfg,
+                device=name,
+                backend=backend,
+                threads=threads,
+                provider=provider,
+                progress=progress,
             )
         path = lut.save(run_lut_path(cfg, name))
         console.print(
             f"profiled {len(lut)} layers in {lut.meta.get('profiling_time_s', 0):.1f} s "
             f"({lut.device.backend}, {lut.device.threads} thread(s), energy: {lut.energy_source}); "
-            f"per-model overhead {_fmt(lut.overhead.latency_ms if lut.overhead else 0.0)} ms"
+            f"per-model overhead {_fmt(lut.overhead.latency_ms if lut.overhead else 0.0)} ms",
+            highlight=False,
         )
+        if lut.calibration is not None:
+            console.print(_calibration_line(lut), highlight=False)
         console.print(f"LUT written to {path}")
 
     @app.command("cost")
@@ -104,10 +159,12 @@ def register(app: typer.Typer) -> None:
                 rows.append(("per-model overhead", cost.overhead))
             if cost.pruned.latency_ms > 0:
                 rows.append(("layers the model never runs (pruned)", cost.pruned))
-            rows += [
-                ("total", cost.total),
-                ("paper total (backbones + fusion ops)", cost.paper_total),
-            ]
+            if lut.calibration is not None and lut.calibration.form != "identity":
+                rows.append(("raw total (LUT sum)", cost.raw_total))
+                rows.append((f"total (calibrated: {lut.calibration.form})", cost.total))
+            else:
+                rows.append(("total", cost.total))
+            rows.append(("paper total (backbones + fusion ops)", cost.paper_total))
             predicted, uncosted = cost.predicted_keys, cost.uncosted_keys
         table = Table(title=f"{spec_name(arch)} on {lut.device.name}")
         table.add_column("part")
@@ -123,8 +180,9 @@ def register(app: typer.Typer) -> None:
         console.print(f"energy source: {lut.energy_source}", highlight=False)
         if predicted:
             console.print(
-                f"* {len(predicted)} layer(s) absent from the LUT were predicted by the fallback "
-                "predictor: " + ", ".join(predicted),
+                f"* {len(predicted)} layer(s) were not measured on {lut.device.name} but predicted "
+                "(the fallback predictor, or the table's predicted entries): "
+                + ", ".join(predicted),
                 highlight=False,
             )
         if uncosted:
@@ -136,20 +194,55 @@ def register(app: typer.Typer) -> None:
 
     @lut_app.command("import")
     def import_cmd(
-        files: list[Path] = typer.Argument(..., help="published tables (backbone + fusion files)"),
+        files: list[Path] = typer.Argument(
+            ..., help="published tables (backbone + fusion files), or a kit's results file"
+        ),
         device: str = typer.Option(..., help="device name to install the table as"),
         description: str = typer.Option("", help="free-text description of the device"),
+        force: bool = typer.Option(
+            False, "--force", help="replace a table already installed for DEVICE"
+        ),
+        reference: list[Path] = typer.Option(
+            None,
+            "--reference",
+            help="other devices' LUT files a sampled kit's missing layers are predicted from "
+            "(default: every installed table of another device)",
+        ),
     ) -> None:
-        """Convert published tables (lat/enrg) into a LUT and install it for DEVICE."""
-        from harmonic_nas.hardware.lut_source import install_lut
+        """Convert published tables (lat/enrg) or a kit's results into a LUT; install it."""
+        from harmonic_nas.hardware.lut import LUT
+        from harmonic_nas.hardware.lut_source import (
+            check_replace,
+            install_lut,
+            installed_devices,
+            installed_path,
+        )
         from harmonic_nas.hardware.reference import import_reference_lut
 
-        lut = import_reference_lut(files, device, description=description)
+        refs = (
+            [LUT.load(p) for p in reference]
+            if reference
+            else [LUT.load(installed_path(d)) for d in installed_devices() if d != device]
+        )
+        lut = import_reference_lut(files, device, description=description, references=refs)
+        if not force:
+            check_replace(lut)
         path = install_lut(lut)
         console.print(
             f"imported {len(lut)} entries for {device} ({lut.energy_source}); installed at {path}",
             highlight=False,
         )
+        if lut.predicted:
+            console.print(
+                f"{len(lut.predicted)} entries are predicted from {len(lut) - len(lut.predicted)} "
+                f"measured ones and {', '.join(r.device.name for r in refs) or 'no other table'} "
+                "(flagged wherever they are used)",
+                highlight=False,
+            )
+        if lut.device.identity is not None:
+            console.print(f"machine: {lut.device.identity.short()}", highlight=False)
+        if lut.calibration is not None:
+            console.print(_calibration_line(lut), highlight=False)
 
     @lut_app.command("validate")
     def validate_cmd(
@@ -185,6 +278,14 @@ def register(app: typer.Typer) -> None:
             d = s["drift_corrected"]
             table.add_row("machine speed vs profiling", f"x{s['speed_ratio']:.3f}")
             table.add_row("MAPE (drift-corrected)", f"{d['mape_pct']:.2f} %")
+        if "raw_sum" in s:
+            table.add_row("MAPE of the raw LUT sum", f"{s['raw_sum']['mape_pct']:.2f} %")
+        if "retiming" in s:
+            r = s["retiming"]
+            tau = "-" if r["kendall_tau"] is None else f"{r['kendall_tau']:.3f}"
+            table.add_row("re-timing Kendall tau", tau)
+            table.add_row("re-timing MAPE", f"{r['mape_pct']:.2f} %")
+            table.add_row("verdict (tau >= 0.9, MAPE <= 5 %)", str(s["verdict"]))
         console.print(table)
         console.print(f"saved {json_path} and {png}")
 
@@ -210,7 +311,9 @@ def register(app: typer.Typer) -> None:
                 "energy_source": lut.energy_source,
                 "created": lut.created,
                 "n_entries": len(lut),
+                "n_predicted": len(lut.predicted),
                 "overhead": lut.overhead.to_json() if lut.overhead is not None else None,
+                "calibration": None if lut.calibration is None else lut.calibration.to_json(),
             }
             if entries:
                 info["entries"] = {
@@ -222,7 +325,10 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"{path}\ndevice: {d.name} — {d.description}\nbackend: {d.backend}, threads: "
             f"{d.threads}, batch size {d.batch_size}\nenergy source: {lut.energy_source}\n"
-            f"created: {lut.created}\nentries: {len(lut)}",
+            f"created: {lut.created}\nentries: {len(lut)}"
+            + (f" ({len(lut.predicted)} predicted, not measured)" if lut.predicted else "")
+            + (f"\nmachine: {d.identity.short()}" if d.identity is not None else "")
+            + f"\n{_calibration_line(lut)}",
             highlight=False,
         )
         if entries:
@@ -232,7 +338,8 @@ def register(app: typer.Typer) -> None:
             table.add_column("energy (mJ)", justify="right")
             for key in sorted(lut.entries):
                 e = lut.entries[key]
-                table.add_row(key, _fmt(e.latency_ms), _fmt(e.energy_mj))
+                flag = " *" if key in lut.predicted else ""
+                table.add_row(key, _fmt(e.latency_ms) + flag, _fmt(e.energy_mj) + flag)
             console.print(table)
 
     @lut_app.command("list")

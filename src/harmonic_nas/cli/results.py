@@ -143,13 +143,16 @@ def register(app: typer.Typer) -> None:
             f"tolerance {res.tolerance:g})",
         )
         table.add_row(
-            "measured latency",
+            "measured latency (this machine)",
             f"{res.latency_ms:.3f} ms median, {res.latency_p90_ms:.3f} ms p90 "
-            f"(batch 1, {res.repeats} runs, {res.threads} thread(s), this machine)",
+            f"(batch 1, {res.repeats} runs until the halves agree within "
+            f"{res.split_half_pct or 0:.1f} %, {res.threads} thread(s); {res.measured_on})",
         )
         lut = "–" if res.lut_latency_ms is None else f"{res.lut_latency_ms:.3f} ms"
         if res.lut_latency_paper_ms is not None:
             lut += f" (backbones + fusion ops: {res.lut_latency_paper_ms:.3f} ms)"
+        if res.lut_is_other_machine:
+            lut += f" — for device '{res.device}', not this machine: not comparable"
         table.add_row(f"LUT prediction ({res.device})", lut)
         if res.unused_modalities:
             table.add_row(

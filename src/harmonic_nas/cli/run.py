@@ -77,7 +77,8 @@ class _Render(PipelineHooks):
             )
 
     def _profile(self, lut: Any) -> None:
-        console.print(f"{len(lut.entries)} layers, energy source {lut.energy_source}")
+        n = len(lut.entries)
+        console.print(f"{n} layer{'' if n == 1 else 's'}, energy source {lut.energy_source}")
 
     def _search(self, summary: Any) -> None:
         console.print(

@@ -87,7 +87,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "hard": {
         **_BENCH_SPLITS,
         "pca_energy": 0.65,
-        "image_noise": 0.28,
+        "image_noise": 0.25,
         "snr_db_min": -5.0,
         "snr_db_max": 1.0,
     },

@@ -12,7 +12,13 @@ import torch
 
 from harmonic_nas.data.options import options_dict, parse_options
 from harmonic_nas.data.registry import BuildContext, get_dataset_entry
-from harmonic_nas.data.types import SPLITS, ModalitySpec, MultimodalDataset, Split
+from harmonic_nas.data.types import (
+    SPLITS,
+    ModalitySpec,
+    MultimodalDataset,
+    Split,
+    modality_name_problem,
+)
 from harmonic_nas.errors import DataError, HarmonicError
 from harmonic_nas.utils.io import atomic_torch_save, safe_torch_load
 from harmonic_nas.utils.paths import cache_root
@@ -24,6 +30,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CACHE_SCHEMA_VERSION = 1
+
+#: Train samples every class needs: the fusion search holds out a class-stratified part of train
+#: for its architecture steps (``fusion.arch_split``), and both parts need every class.
+MIN_TRAIN_PER_CLASS = 2
+
+#: A modality whose train values spread less than this share of their mean magnitude is
+#: constant to float32 (about 2**-23 relative precision): standardising it amplifies rounding.
+MIN_RELATIVE_STD = 2.0**-20
 
 
 # --------------------------------------------------------------------------- validation
@@ -40,12 +54,42 @@ def check_finite(x: torch.Tensor, modality: str, split: str, dataset: str) -> No
             )
 
 
+def check_sample_shape(spec: ModalitySpec, dataset: str) -> None:
+    """One-line DataError when a modality's samples hold no values (a dimension of size 0)."""
+    if not spec.shape or min(spec.shape) < 1:
+        raise DataError(
+            f"dataset '{dataset}': modality '{spec.name}' has sample shape {list(spec.shape)}, "
+            "which holds no values; give every sample at least one value"
+        )
+
+
+def train_class_problem(dataset: str, counts: dict[int, int], class_names: list[str]) -> str | None:
+    """Why the train split's class counts ``{class: samples}`` cannot be searched, or None."""
+    few = {c: n for c, n in counts.items() if n < MIN_TRAIN_PER_CLASS}
+    if not few:
+        return None
+    c = min(few)
+    label = class_names[c] if 0 <= c < len(class_names) else str(c)
+    return (
+        f"dataset '{dataset}': class {c} ('{label}') has {few[c]} train sample(s) "
+        f"({len(few)} class(es) have fewer than {MIN_TRAIN_PER_CLASS}); every class needs at "
+        f"least {MIN_TRAIN_PER_CLASS} train samples (the fusion search holds out a "
+        "class-stratified part of train): add samples or drop the class"
+    )
+
+
 def validate_dataset(ds: MultimodalDataset) -> None:
     """Check every invariant of a built dataset; raise a one-line DataError naming the problem."""
     name = ds.name
     names = [m.name for m in ds.modalities]
     if len(set(names)) != len(names) or not names:
         raise DataError(f"dataset '{name}' has duplicate or no modality names {names}")
+    for m in names:
+        problem = modality_name_problem(m)
+        if problem is not None:
+            raise DataError(f"dataset '{name}': {problem}; rename the array in the dataset files")
+    for spec in ds.modalities:
+        check_sample_shape(spec, name)
     if ds.task not in ("classification", "multilabel"):
         raise DataError(f"dataset '{name}' has unknown task '{ds.task}'")
     if ds.num_classes < 2 or len(ds.class_names) != ds.num_classes:
@@ -113,6 +157,12 @@ def validate_dataset(ds: MultimodalDataset) -> None:
                     f"dataset '{name}': class {c} ('{ds.class_names[c]}') is missing from split "
                     f"'{split}'; every class needs samples in train, val and test"
                 )
+            if split == "train":
+                problem = train_class_problem(
+                    name, dict(enumerate(counts.tolist())), ds.class_names
+                )
+                if problem is not None:
+                    raise DataError(problem)
         else:
             if y.dim() != 2 or y.shape[1] != ds.num_classes or not y.is_floating_point():
                 raise DataError(
@@ -135,6 +185,8 @@ def normalize_by_train(
     deployed models can apply the same preprocessing).
     """
     stats: dict[str, dict[str, float]] = {}
+    for spec in modalities:
+        check_sample_shape(spec, dataset)
     for split, s in splits.items():
         for spec in modalities:
             if spec.name in s.inputs:
@@ -144,8 +196,15 @@ def normalize_by_train(
         if x.numel() == 0:
             raise DataError(f"dataset '{dataset}': split 'train' is empty; add training samples")
         mean = float(x.mean())
-        std = float(x.std()) if x.numel() > 1 else 1.0
-        std = std if std > 1e-8 else 1.0
+        std = float(x.std()) if x.numel() > 1 else 0.0
+        if not std > MIN_RELATIVE_STD * abs(mean):
+            lo, hi = float(x.min()), float(x.max())
+            what = f"every value is {lo:g}" if lo == hi else f"values span only [{lo:g}, {hi:g}]"
+            raise DataError(
+                f"dataset '{dataset}': modality '{spec.name}' is constant in split 'train' "
+                f"({what}), so it carries no information and cannot be standardised; fix the "
+                "files or drop the modality"
+            )
         stats[spec.name] = {"mean": mean, "std": std}
         for s in splits.values():
             t = s.inputs[spec.name]

@@ -23,7 +23,7 @@ from harmonic_nas.fusion.cache import FeatureCache, compute_feature_cache
 from harmonic_nas.fusion.hardware_term import BaseCost, OpCosts
 from harmonic_nas.fusion.model import MultimodalNet
 from harmonic_nas.fusion.search import FusionResult, search_fusion
-from harmonic_nas.utils.device import default_device
+from harmonic_nas.utils.device import compute_device
 from harmonic_nas.utils.io import atomic_torch_save, atomic_write_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
@@ -140,7 +140,7 @@ def run_inner_tier(
     ``base_cost`` (the candidate's cost outside its fusion operators) scales the hardware term.
     The fusion network trains on the dataset's ``fusion`` split when it has one
     (``fusion.fusion_split``), else on train."""
-    device = device or default_device()
+    device = device or compute_device(cfg)
     check_arch_against_dataset(arch, dataset)
     backbones = extract_backbones(cfg, arch, supernets)
     cache = compute_feature_cache(
@@ -164,6 +164,7 @@ def run_inner_tier(
         seed=cfg.seed if seed is None else seed,
         device=device,
         progress=progress,
+        precision=cfg.compute.precision,
     )
     final = arch.with_genotype(res.genotype)
     model = MultimodalNet(final, backbones, res.net).eval()

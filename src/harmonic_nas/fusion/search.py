@@ -60,7 +60,7 @@ from harmonic_nas.fusion.ops import check_ops
 from harmonic_nas.tasks import Task, task_loss, task_predictions
 from harmonic_nas.tasks import task_metric as metric
 from harmonic_nas.tasks import weighted_f1 as weighted_f1  # re-exported by harmonic_nas.fusion
-from harmonic_nas.utils.device import default_device
+from harmonic_nas.utils.device import autocast, default_device, grad_scaler
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.seeding import derive_seed, numpy_rng, torch_generator
 
@@ -176,15 +176,34 @@ def _weight_optim(
 
 
 def _step(
-    opt: torch.optim.Optimizer, params: list[nn.Parameter], loss: Tensor, clip: float | None
+    opt: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    loss: Tensor,
+    clip: float | None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
-    """Gradients of ``loss`` for ``params`` only (the other group gets none), then one step."""
-    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    """Gradients of ``loss`` for ``params`` only (the other group gets none), then one step
+    (through ``scaler`` when given: fp16 mixed precision)."""
+    if scaler is None:
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+    else:
+        grads = torch.autograd.grad(scaler.scale(loss), params, allow_unused=True)
     for p, g in zip(params, grads, strict=True):
         p.grad = g
+    if scaler is not None:
+        scaler.unscale_(opt)
     if clip is not None:
         nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], clip)
-    opt.step()
+    if scaler is None:
+        opt.step()
+    else:
+        scaler.step(opt)
+        scaler.update()
+
+
+def _scaler(device: torch.device, precision: str) -> torch.amp.GradScaler | None:
+    """The gradient scaler of fp16 training (None otherwise: plain steps)."""
+    return grad_scaler(device, precision) if precision == "fp16" else None
 
 
 def _check_late(split: FeatureSplit, fcfg: FusionConfig) -> None:
@@ -227,8 +246,11 @@ def search_fusion(
     seed: int = 0,
     device: torch.device | None = None,
     progress: ProgressFn = no_progress,
+    precision: str = "fp32",
 ) -> FusionResult:
     """Search the fusion genotype on cached features, retrain it, score it on val.
+
+    ``precision`` (``compute.precision``): bf16/fp16 autocast of the training steps.
 
     ``op_costs`` (op -> (latency_ms, energy_mj) at ``fcfg.C, fcfg.L``) feeds the hardware term;
     it is required when ``fcfg.lambda_lat`` or ``fcfg.lambda_energy`` is positive. ``base_cost``
@@ -288,13 +310,16 @@ def search_fusion(
         steps_per_epoch = len(train_batches)
         total = fcfg.epochs * steps_per_epoch
         step = 0
+        a_scaler, w_scaler = _scaler(device, precision), _scaler(device, precision)
         for epoch in range(fcfg.epochs):
             net.train()
             loss_sum, seen = 0.0, 0
             for idx in train_batches.epoch():
                 # architecture step on a fresh batch of the architecture part
                 aidx = next(arch_iter)
-                a_loss = task_loss(_logits(net, arch_data, aidx), arch_data.labels[aidx], task)
+                with autocast(device, precision):
+                    a_logits = _logits(net, arch_data, aidx)
+                a_loss = task_loss(a_logits.float(), arch_data.labels[aidx], task)
                 if lat_vec is not None or en_vec is not None:
                     w = net.op_weights()
                     if lat_vec is not None:
@@ -302,11 +327,13 @@ def search_fusion(
                     if en_vec is not None:
                         a_loss = a_loss + fcfg.lambda_energy * (w @ en_vec).sum()
                 _check_finite(a_loss, "architecture")
-                _step(a_opt, arch_params, a_loss, None)
+                _step(a_opt, arch_params, a_loss, None, a_scaler)
                 # weight step on the weight part
-                loss = task_loss(_logits(net, weight_data, idx), weight_data.labels[idx], task)
+                with autocast(device, precision):
+                    w_logits = _logits(net, weight_data, idx)
+                loss = task_loss(w_logits.float(), weight_data.labels[idx], task)
                 _check_finite(loss, "fusion search")
-                _step(w_opt, weight_params, loss, GRAD_CLIP)
+                _step(w_opt, weight_params, loss, GRAD_CLIP, w_scaler)
                 loss_sum += float(loss.detach()) * len(idx)
                 seen += len(idx)
                 step += 1
@@ -358,6 +385,7 @@ def search_fusion(
         seed=seed,
         device=device,
         progress=progress,
+        precision=precision,
     )
     t2 = time.perf_counter()
     history.extend(retrain_hist)
@@ -388,6 +416,7 @@ def train_fixed(
     epochs: int | None = None,
     device: torch.device | None = None,
     progress: ProgressFn = no_progress,
+    precision: str = "fp32",
 ) -> tuple[FixedFusionNet, float]:
     """Train the discrete network of ``genotype`` from scratch on train; score it on val.
 
@@ -405,6 +434,7 @@ def train_fixed(
         epochs=epochs,
         device=device,
         progress=progress,
+        precision=precision,
     )
     return net, val_metric
 
@@ -420,6 +450,7 @@ def _train_fixed(
     epochs: int | None = None,
     device: torch.device | None,
     progress: ProgressFn,
+    precision: str = "fp32",
 ) -> tuple[FixedFusionNet, float, list[dict[str, Any]]]:
     device = device or cache.device or default_device()
     task = task or cache.task
@@ -444,6 +475,7 @@ def _train_fixed(
         params = list(net.parameters())
         opt, sched = _weight_optim(params, fcfg)
         batches = Batches(len(train), fcfg.batch_size, torch_generator(seed, "fr"), device)
+        scaler = _scaler(device, precision)
         best_metric, best_state = -math.inf, None
         val_metric = -math.inf
         total = epochs * len(batches)
@@ -453,11 +485,12 @@ def _train_fixed(
             loss_sum, seen = 0.0, 0
             for idx in batches.epoch():
                 pts = train.batch(idx)
-                loss = mix.loss(
-                    net, [pts[i] for i in used], train.late_logits(idx), train.labels[idx], task
-                )
+                with autocast(device, precision):
+                    loss = mix.loss(
+                        net, [pts[i] for i in used], train.late_logits(idx), train.labels[idx], task
+                    ).float()
                 _check_finite(loss, "fusion retraining")
-                _step(opt, params, loss, GRAD_CLIP)
+                _step(opt, params, loss, GRAD_CLIP, scaler)
                 loss_sum += float(loss.detach()) * len(idx)
                 seen += len(idx)
                 step += 1

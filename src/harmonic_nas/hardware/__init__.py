@@ -5,13 +5,18 @@
   architectures from it, with an optional fallback predictor for missing keys;
 - :func:`profile_device` measures the configured search space on this machine (ONNX Runtime or
   torch), with energy from RAPL / NVML / Jetson INA3221 or a constant-power model;
-- :func:`import_reference_lut` converts the published tables; :func:`get_lut` finds a device's
-  table (:mod:`.lut_source`); :func:`validate_lut` measures how wrong the LUT is on random
-  architectures.
+- :func:`import_reference_lut` converts the published tables (and a device kit's results);
+  :func:`get_lut` finds a device's table (:mod:`.lut_source`); :func:`validate_lut` measures how
+  wrong the LUT is on random architectures, against the machine's own re-timing;
+- :class:`MachineIdentity` (:func:`machine_identity`) is what a table was measured on;
+  :class:`Calibration` maps the per-layer sum to whole-model latency;
+- :func:`write_kit` writes a kit that profiles a device with only numpy and onnxruntime;
+  :func:`predict_latencies` fills a sampled kit's table from other devices' tables.
 """
 
 from __future__ import annotations
 
+from harmonic_nas.hardware.calibration import Calibration
 from harmonic_nas.hardware.cost import ArchCost, Cost, CostModel, FallbackPredictor
 from harmonic_nas.hardware.energy import (
     ConstantPowerModel,
@@ -23,8 +28,10 @@ from harmonic_nas.hardware.energy import (
     make_energy_meter,
     register_energy_source,
 )
+from harmonic_nas.hardware.identity import MachineIdentity, machine_identity
 from harmonic_nas.hardware.inventory import space_layer_specs
 from harmonic_nas.hardware.keys import lut_key, parse_key
+from harmonic_nas.hardware.kit import write_kit
 from harmonic_nas.hardware.lut import (
     LUT,
     LUT_SCHEMA_VERSION,
@@ -45,12 +52,14 @@ from harmonic_nas.hardware.lut_source import (
 )
 from harmonic_nas.hardware.profiler import profile_device, profile_layers
 from harmonic_nas.hardware.reference import import_reference_lut
+from harmonic_nas.hardware.transfer import predict_latencies
 from harmonic_nas.hardware.validate import ValidationResult, save_validation, validate_lut
 
 __all__ = [
     "LUT",
     "LUT_SCHEMA_VERSION",
     "ArchCost",
+    "Calibration",
     "ConstantPowerModel",
     "Cost",
     "CostModel",
@@ -62,6 +71,7 @@ __all__ = [
     "Ina3221Meter",
     "LUTEntry",
     "LatencyStats",
+    "MachineIdentity",
     "NvmlMeter",
     "RaplMeter",
     "ValidationResult",
@@ -73,8 +83,10 @@ __all__ = [
     "list_devices",
     "list_energy_sources",
     "lut_key",
+    "machine_identity",
     "make_energy_meter",
     "parse_key",
+    "predict_latencies",
     "profile_device",
     "profile_layers",
     "register_device",
@@ -83,4 +95,5 @@ __all__ = [
     "save_validation",
     "space_layer_specs",
     "validate_lut",
+    "write_kit",
 ]

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import io
 import logging
-import platform
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from harmonic_nas.errors import ConfigError
+from harmonic_nas.hardware.identity import DEFAULT_PROVIDER, machine_identity
 
 logger = logging.getLogger(__name__)
 
@@ -46,21 +48,39 @@ def export_onnx(module: nn.Module, inputs: tuple[Tensor, ...]) -> bytes:
     return buf.getvalue()
 
 
-def ort_session(model: bytes, threads: int) -> Any:
-    """An ONNX Runtime CPU session with pinned threads and full graph optimisation."""
+def check_provider(provider: str) -> None:
+    """A one-line :class:`ConfigError` unless this ONNX Runtime offers ``provider``."""
     import onnxruntime as ort
 
+    available = ort.get_available_providers()
+    if provider not in available:
+        raise ConfigError(
+            f"ONNX Runtime here has no execution provider {provider!r}; choose one of "
+            f"{', '.join(available)} (device.provider or --provider)"
+        )
+
+
+def ort_session(model: bytes, threads: int, provider: str = DEFAULT_PROVIDER) -> Any:
+    """An ONNX Runtime session on ``provider`` with pinned threads and full graph optimisation
+    (the one session builder: the profiler, the validation and export all come through here)."""
+    import onnxruntime as ort
+
+    check_provider(provider)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
-    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, opts, providers=[provider])
 
 
 def make_runner(
-    module: nn.Module, inputs: tuple[Tensor, ...], backend: str, threads: int
+    module: nn.Module,
+    inputs: tuple[Tensor, ...],
+    backend: str,
+    threads: int,
+    provider: str = DEFAULT_PROVIDER,
 ) -> Runner:
     """A zero-argument callable running one inference of ``module`` on ``inputs``."""
     module = module.eval()
@@ -72,7 +92,7 @@ def make_runner(
 
         return run_torch
     if backend == "onnxruntime":
-        sess = ort_session(export_onnx(module, inputs), threads)
+        sess = ort_session(export_onnx(module, inputs), threads, provider)
         # inputs the graph does not use are pruned by the exporter: feed the remaining ones
         feed = {i.name: inputs[int(i.name[1:])].numpy() for i in sess.get_inputs()}
 
@@ -128,21 +148,54 @@ def interleaved_latencies(
     return samples
 
 
-def host_description(backend: str, threads: int) -> str:
-    """A one-line description of this machine and backend."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    if backend == "onnxruntime":
-        import onnxruntime as ort
+def host_description(backend: str, threads: int, provider: str = DEFAULT_PROVIDER) -> str:
+    """A one-line description of this machine and backend (no hostname: see :mod:`.identity`)."""
+    return machine_identity(backend, threads, provider).short()
 
-        version = f"onnxruntime {ort.__version__}"
-    else:
-        version = f"torch {torch.__version__}"
-    return f"{platform.node()}: {cpu}, {version}, {threads} thread(s)"
+
+@dataclass(frozen=True)
+class StableTiming:
+    """Latencies (ms) of one model taken until their median settles (see :func:`measure_stable`)."""
+
+    samples: list[float]
+    split_half_pct: float  # |median of the first half - of the second half| / median, in %
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.samples))
+
+    @property
+    def p10(self) -> float:
+        return float(np.percentile(self.samples, 10))
+
+    @property
+    def p90(self) -> float:
+        return float(np.percentile(self.samples, 90))
+
+
+def measure_stable(
+    run: Runner,
+    warmup: int,
+    repeats: int,
+    *,
+    tolerance_pct: float = 2.0,
+    max_repeats: int = 2000,
+    max_seconds: float = 20.0,
+) -> StableTiming:
+    """The profiler's protocol for one whole model: ``warmup`` untimed runs, then bursts of
+    ``repeats`` timed runs (:func:`interleaved_latencies`, ``ROUNDS`` bursts each) until the
+    medians of the first and second half of all samples agree within ``tolerance_pct`` (the
+    figure is then within this machine's noise floor), or ``max_repeats`` / ``max_seconds``."""
+    samples = interleaved_latencies([run], warmup, repeats)[0]
+    started = time.perf_counter()
+    while True:
+        half = len(samples) // 2
+        a, b = float(np.median(samples[:half])), float(np.median(samples[half:]))
+        split = 100.0 * abs(a - b) / max(float(np.median(samples)), 1e-12)
+        if (
+            split <= tolerance_pct
+            or len(samples) >= max_repeats
+            or time.perf_counter() - started > max_seconds
+        ):
+            return StableTiming(samples, split)
+        samples += interleaved_latencies([run], 0, repeats)[0]

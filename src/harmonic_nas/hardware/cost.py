@@ -3,7 +3,12 @@
 Cost of a multimodal model = Σ backbone layers (``layer_configs`` of each modality's subnet)
 + Σ fusion operators + fusion reshape and classifier layers ("fusion extra", left out by the paper)
 + the LUT's per-model overhead (one inference call; zero for imported tables).
-``paper_total`` = backbones + fusion operators, comparable with the published numbers.
+``raw_total`` is that sum (minus the layers an exported graph never runs); ``total`` is the
+calibrated total, ``raw_total`` mapped to whole-model latency by the LUT's
+:class:`~harmonic_nas.hardware.calibration.Calibration` (fitted on whole models timed at
+profiling time; the identity when the table has none); ``paper_total`` = backbones + fusion
+operators, comparable with the published numbers. Entries the table marks as predicted (not
+measured on the device) are flagged in ``predicted_keys`` like the fallback's predictions.
 
 A key missing from the LUT is a :class:`LUTError` naming it, unless the fallback predictor is on:
 then the layer is predicted from a non-negative least-squares fit on (MACs, bytes, 1) of the LUT's
@@ -26,7 +31,8 @@ from scipy.optimize import nnls
 
 from harmonic_nas.backbones.layers import LayerSpec
 from harmonic_nas.errors import GenomeError, LUTError
-from harmonic_nas.hardware.features import feature_vector
+from harmonic_nas.hardware.calibration import Calibration, fit_calibration
+from harmonic_nas.hardware.features import feature_vector, params
 from harmonic_nas.hardware.keys import lut_key, parse_key
 from harmonic_nas.hardware.lut import LUT
 
@@ -96,6 +102,9 @@ class ArchCost:
     fusion_extra: Cost
     overhead: Cost = field(default_factory=Cost)
     pruned: Cost = field(default_factory=Cost)
+    weight_bytes: float = 0.0
+    calibration: Calibration | None = None
+    energy_modelled: bool = False
 
     @property
     def backbones(self) -> Cost:
@@ -107,11 +116,17 @@ class ArchCost:
         return self.backbones + self.fusion_ops
 
     @property
-    def total(self) -> Cost:
-        """What one inference costs: backbones, fusion operators, reshape + head layers and the
-        per-model overhead, minus the backbone layers the deployed model never runs (``pruned``,
-        only for backends whose graph drops dead code)."""
+    def raw_total(self) -> Cost:
+        """The LUT sum: backbones, fusion operators, reshape + head layers and the per-model
+        overhead, minus the backbone layers the deployed model never runs (``pruned``, only for
+        backends whose graph drops dead code)."""
         return self.paper_total + self.fusion_extra + self.overhead - self.pruned
+
+    @property
+    def total(self) -> Cost:
+        """What one inference costs: :attr:`raw_total` through the LUT's calibration
+        (:func:`calibrated`; ``weight_bytes`` are the live layers' weights)."""
+        return calibrated(self.raw_total, self.weight_bytes, self.calibration, self.energy_modelled)
 
     @property
     def predicted_keys(self) -> tuple[str, ...]:
@@ -128,9 +143,31 @@ class ArchCost:
             "fusion_extra": self.fusion_extra.to_json(),
             "overhead": self.overhead.to_json(),
             "pruned": self.pruned.to_json(),
+            "raw_total": self.raw_total.to_json(),
+            "weight_bytes": self.weight_bytes,
+            "calibration": None if self.calibration is None else self.calibration.to_json(),
             "total": self.total.to_json(),
             "paper_total": self.paper_total.to_json(),
         }
+
+
+def calibrated(
+    raw: Cost, weight_bytes: float, calibration: Calibration | None, energy_modelled: bool
+) -> Cost:
+    """``raw`` with its latency mapped by ``calibration``; energy follows the latency when it is
+    modelled (constant power x latency), a measured energy is left as it is."""
+    if calibration is None or calibration.form == "identity":
+        return raw
+    lat = calibration.apply(raw.latency_ms, weight_bytes)
+    energy = raw.energy_mj
+    if energy_modelled and raw.latency_ms > 0:
+        energy *= lat / raw.latency_ms
+    return Cost(lat, energy, raw.predicted_keys, raw.uncosted_keys)
+
+
+def weight_bytes(specs: Iterable[LayerSpec]) -> float:
+    """Bytes of float32 weights of ``specs`` (the calibration's second regressor)."""
+    return float(sum(4.0 * params(s) for s in specs))
 
 
 class _Fit:
@@ -204,6 +241,18 @@ class FallbackPredictor:
         return max(lat, 0.0), max(en, 0.0)
 
 
+class WeightBytes:
+    """Shaped like :class:`CostModel` for the search's bounds: a layer "costs" its weight bytes
+    (both figures), so the bound code that sums per-slot maxima bounds the weights too."""
+
+    def layer_cost(self, spec: LayerSpec) -> Cost:
+        b = weight_bytes([spec])
+        return Cost(b, b)
+
+    def overhead(self) -> Cost:
+        return Cost()
+
+
 class CostModel:
     """Costs layers and architectures from one LUT (``fallback`` predicts missing keys)."""
 
@@ -223,7 +272,8 @@ class CostModel:
         key = lut_key(spec)
         entry = self.lut.get(key)
         if entry is not None:
-            return Cost(entry.latency_ms, entry.energy_mj)
+            flagged = (key,) if key in self.lut.predicted else ()
+            return Cost(entry.latency_ms, entry.energy_mj, flagged)
         if not self.fallback:
             self.lut.entry(key)  # raises the one-line LUTError naming the key
         if not self.predictor.can_predict(spec):
@@ -313,17 +363,44 @@ class CostModel:
         ops = [x.spec for x in fusion if x.role == "node"]
         extra = [x.spec for x in fusion if x.role != "node"]
         pruned = Cost()
+        dead: list[LayerSpec] = []
         if self.prunes_dead_layers:
             live = live_graph(arch, shapes)
-            dead: list[LayerSpec] = []
             for m, layers in specs.items():
                 dead += layers[live_prefix(layers, live.features[m], live.heads) :]
             dead += [x.spec for x in fusion if not live.is_live(x)]
             pruned = self.cost_layers(dead)
+        every = [s for layers in specs.values() for s in layers] + [x.spec for x in fusion]
         return ArchCost(
             per_modality={m: self.cost_layers(s) for m, s in specs.items()},
             fusion_ops=self.cost_layers(ops),
             fusion_extra=self.cost_layers(extra),
             overhead=self.overhead(),
             pruned=pruned,
+            weight_bytes=max(weight_bytes(every) - weight_bytes(dead), 0.0),
+            calibration=self.lut.calibration,
+            energy_modelled=self.lut.energy_modelled,
         )
+
+    def calibrated(self, raw: Cost, weight_bytes: float) -> Cost:
+        """A raw sum (layers + overhead) through the LUT's calibration (for bounds: the
+        calibration is monotone in both arguments)."""
+        return calibrated(raw, weight_bytes, self.lut.calibration, self.lut.energy_modelled)
+
+
+def calibrate_lut(lut: LUT, archs: Sequence[ArchSpec], measured_ms: Sequence[float]) -> None:
+    """Fit ``lut.calibration`` on whole models ``archs`` measured at ``measured_ms``
+    (:func:`~harmonic_nas.hardware.calibration.fit_calibration`; the raw totals use the table
+    itself without calibration)."""
+    lut.calibration = None
+    model = CostModel(lut, fallback=True)
+    costs = [model.cost_arch(a) for a in archs]
+    lut.calibration = fit_calibration(
+        [c.raw_total.latency_ms for c in costs], [c.weight_bytes for c in costs], measured_ms
+    )
+    logger.info(
+        "calibration on %d models: %s (held-out MAPE %s %%)",
+        len(archs),
+        lut.calibration.form,
+        lut.calibration.heldout_mape_pct,
+    )

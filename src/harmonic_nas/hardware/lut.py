@@ -1,20 +1,30 @@
 """The device lookup table (LUT): per-layer latency (ms) and energy (mJ) at batch size 1.
 
-File format (JSON, ``schema_version`` 1)::
+File format (JSON, ``schema_version`` 2)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "device": {"name": "host", "description": "...", "backend": "onnxruntime", "threads": 1,
-                 "batch_size": 1},
+                 "batch_size": 1, "identity": {"cpu", "cores", "caches", "runtime",
+                 "runtime_version", "provider", "threads", ...} | null},
       "units": {"latency": "ms", "energy": "mJ"},
       "energy_source": "rapl" | "nvml" | "jetson-ina3221" | "model:<description>"
                        | "imported:<provenance>",
       "created": "2024-01-01T00:00:00+00:00",
       "overhead": {"latency": {...}, "energy": {...}} | null,
       "meta": {...},
+      "calibration": {"form", "a", "w_per_byte", "c_ms", "heldout_mape_pct", "samples", ...}
+                     | null,
+      "predicted": ["<key>", ...],
       "entries": {"<key>": {"latency": {"mean", "std", "count", "median"[, "p10"]},
                             "energy": {"mean", "std", "count"}}}
     }
+
+``device.identity`` is the machine the table was measured on (:mod:`.identity`);
+``calibration`` maps the per-layer sum to whole-model latency (:mod:`.calibration`);
+``predicted`` lists entries that were not measured but predicted from other devices' tables
+(``lut import --sample``), flagged wherever they are used. Version 1 files (no identity,
+calibration or predicted entries) are still read.
 
 ``overhead`` is a per-model constant (one inference call of a whole model: input feed, output
 fetch, session dispatch) that is added once per costed model; per-layer entries of a profiled LUT
@@ -36,10 +46,15 @@ from typing import Any
 
 from harmonic_nas.backbones.layers import LayerSpec
 from harmonic_nas.errors import LUTError
+from harmonic_nas.hardware.calibration import Calibration
+from harmonic_nas.hardware.identity import MachineIdentity
 from harmonic_nas.hardware.keys import lut_key, parse_key
 from harmonic_nas.utils.io import atomic_write_json, is_schema_version
+from harmonic_nas.utils.limits import MAX_LAYER_COST
 
-LUT_SCHEMA_VERSION = 1
+LUT_SCHEMA_VERSION = 2
+#: older versions this code still reads
+READABLE_VERSIONS = (1, 2)
 UNITS = {"latency": "ms", "energy": "mJ"}
 BACKENDS = ("onnxruntime", "torch", "unknown")
 _ENERGY_SOURCE = re.compile(r"^(rapl|nvml|jetson-ina3221|model:.+|imported:.+)$")
@@ -52,13 +67,15 @@ def now_iso() -> str:
 
 @dataclass(frozen=True)
 class DeviceInfo:
-    """What was measured: device name, a description, backend and threads, batch size 1."""
+    """What was measured: device name, a description, backend and threads, batch size 1, and
+    the identity of the machine (None for imported published tables and version-1 files)."""
 
     name: str
     description: str = ""
     backend: str = "unknown"
     threads: int = 0
     batch_size: int = 1
+    identity: MachineIdentity | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,6 +84,7 @@ class DeviceInfo:
             "backend": self.backend,
             "threads": self.threads,
             "batch_size": self.batch_size,
+            "identity": None if self.identity is None else self.identity.to_json(),
         }
 
 
@@ -152,6 +170,11 @@ def _num(obj: Any, name: str, where: str, *, integer: bool = False) -> float:
         raise LUTError(f"{where}: '{name}' is {value}; costs must be finite, re-profile or fix it")
     if value < 0:
         raise LUTError(f"{where}: '{name}' is negative ({value}); costs must be >= 0")
+    if value > MAX_LAYER_COST and not integer:
+        raise LUTError(
+            f"{where}: '{name}' is {value:g}, above the limit of {MAX_LAYER_COST:g} for one "
+            "layer (sums of such costs overflow); re-profile or fix it"
+        )
     if integer and value != int(value):
         raise LUTError(f"{where}: '{name}' must be an integer, got {value}")
     return value
@@ -197,6 +220,8 @@ class LUT:
     created: str = field(default_factory=now_iso)
     overhead: LUTEntry | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None
+    predicted: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not _ENERGY_SOURCE.match(self.energy_source):
@@ -249,10 +274,17 @@ class LUT:
         return out
 
     def merge(self, other: LUT, *, overwrite: bool = True) -> None:
-        """Add ``other``'s entries (replacing ours when ``overwrite``)."""
+        """Add ``other``'s entries (replacing ours when ``overwrite``); an entry keeps the
+        predicted flag of the table it comes from."""
+        predicted = set(self.predicted)
         for key, value in other.entries.items():
             if overwrite or key not in self.entries:
                 self.entries[key] = value
+                if key in other.predicted:
+                    predicted.add(key)
+                else:
+                    predicted.discard(key)
+        self.predicted = frozenset(predicted)
 
     # -- IO ----------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -264,6 +296,8 @@ class LUT:
             "created": self.created,
             "overhead": None if self.overhead is None else self.overhead.to_json(),
             "meta": self.meta,
+            "calibration": None if self.calibration is None else self.calibration.to_json(),
+            "predicted": sorted(self.predicted),
             "entries": {k: self.entries[k].to_json() for k in sorted(self.entries)},
         }
 
@@ -273,9 +307,10 @@ class LUT:
         if not isinstance(obj, dict):
             raise LUTError(f"LUT {source} must be a JSON object")
         version = obj.get("schema_version")
-        if not is_schema_version(version, LUT_SCHEMA_VERSION):
+        if not any(is_schema_version(version, v) for v in READABLE_VERSIONS):
             raise LUTError(
-                f"LUT {source} has schema_version {version!r}, expected {LUT_SCHEMA_VERSION}; "
+                f"LUT {source} has schema_version {version!r}, expected one of "
+                f"{', '.join(map(str, READABLE_VERSIONS))}; "
                 "re-profile or re-import it with this version of harmonic-nas"
             )
         dev = obj.get("device")
@@ -289,11 +324,15 @@ class LUT:
         threads = dev.get("threads", 0)
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
             raise LUTError(f"LUT {source}: 'threads' must be a non-negative integer")
+        identity_raw = dev.get("identity")
         device = DeviceInfo(
             name=dev["name"],
             description=str(dev.get("description", "")),
             backend=backend,
             threads=threads,
+            identity=None
+            if identity_raw is None
+            else MachineIdentity.from_json(identity_raw, f"LUT {source} device.identity"),
         )
         units = obj.get("units", UNITS)
         if units != UNITS:
@@ -320,6 +359,13 @@ class LUT:
         meta = obj.get("meta", {})
         if not isinstance(meta, dict):
             raise LUTError(f"LUT {source}: 'meta' must be an object")
+        cal_raw = obj.get("calibration")
+        calibration = (
+            None if cal_raw is None else Calibration.from_json(cal_raw, f"LUT {source} calibration")
+        )
+        predicted = obj.get("predicted", [])
+        if not isinstance(predicted, list) or not set(predicted) <= set(entries):
+            raise LUTError(f"LUT {source}: 'predicted' must list keys of the table's entries")
         return cls(
             device=device,
             energy_source=source_field,
@@ -327,6 +373,8 @@ class LUT:
             created=str(obj.get("created", "")),
             overhead=overhead,
             meta=meta,
+            calibration=calibration,
+            predicted=frozenset(predicted),
         )
 
     def save(self, path: Path | str) -> Path:

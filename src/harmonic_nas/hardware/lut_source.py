@@ -96,6 +96,25 @@ def install_lut(lut: LUT) -> Path:
     return lut.save(installed_path(lut.device.name))
 
 
+def check_replace(lut: LUT) -> None:
+    """Refuse to replace a different table installed for ``lut.device.name`` (the same entries
+    again are no change); ``lut import --force`` skips this check."""
+    path = installed_path(lut.device.name)
+    if not path.is_file():
+        return
+    try:
+        old = LUT.load(path)
+    except LUTError:
+        old = None
+    if old is not None and old.entries == lut.entries and old.energy_source == lut.energy_source:
+        return
+    what = f"{len(old.entries)} entries, {old.energy_source}" if old is not None else "unreadable"
+    raise LUTError(
+        f"a table is already installed for device '{lut.device.name}' at {path} ({what}); "
+        f"pass --force to replace it, or import under another --device name"
+    )
+
+
 def import_command(device: str) -> str:
     """The exact command that installs ``device``'s table."""
     entry = _DEVICES.find(device)
@@ -117,13 +136,35 @@ def _missing_message(device: str) -> str:
     )
 
 
+def foreign_table(lut: LUT, backend: str, threads: int, provider: str) -> str | None:
+    """Why ``lut`` does not describe this machine with ``backend``/``threads``/``provider``
+    (None when it does). A table with a machine identity is compared field by field
+    (:mod:`.identity`); a version-1 table only recorded a description, whose CPU is compared."""
+    from harmonic_nas.hardware.identity import cpu_model, foreign_reason, machine_identity
+
+    if lut.device.backend != backend or lut.device.threads != threads:
+        return f"backend/threads {lut.device.backend}/{lut.device.threads} != {backend}/{threads}"
+    here = machine_identity(backend, threads, provider)
+    if lut.device.identity is not None:
+        return foreign_reason(lut.device.identity, here)
+    cpu = legacy_cpu(lut.device.description)
+    if cpu is not None and cpu != cpu_model():
+        return f"measured on CPU {cpu!r}, this machine has {cpu_model()!r}"
+    return None
+
+
+def legacy_cpu(description: str) -> str | None:
+    """The CPU model in a version-1 description (``"<host>: <cpu>, <runtime>, N thread(s)"``)."""
+    _, sep, rest = description.partition(": ")
+    parts = rest.rsplit(", ", 2)
+    if not sep or len(parts) != 3 or not parts[2].endswith("thread(s)"):
+        return None
+    return parts[0]
+
+
 def _stale_host(lut: LUT, cfg: ExperimentConfig) -> str | None:
     d = cfg.device
-    if lut.device.backend != d.backend or lut.device.threads != d.threads:
-        return (
-            f"backend/threads {lut.device.backend}/{lut.device.threads} != {d.backend}/{d.threads}"
-        )
-    return None
+    return foreign_table(lut, d.backend, d.threads, d.provider)
 
 
 def get_lut(
@@ -138,7 +179,8 @@ def get_lut(
     Order: the run's copy; else the installed table (copied into the run); else, for a device
     profiled here (``host``), profile the configured search space and cache it in the run.
     A host table that lacks layers of the space (the config changed) is completed by profiling
-    only those; one made with another backend or thread count is re-profiled.
+    only those; one made with another backend, thread count or execution provider, or on
+    another machine (its recorded identity differs from this one's), is re-profiled.
     """
     name = device or cfg.device.name
     run_path = run_lut_path(cfg, name)
@@ -159,10 +201,13 @@ def get_lut(
         if stale is None:
             return _complete(cfg, lut, run_path, profile_if_missing, progress)
         logger.warning("cached %s LUT is stale (%s); re-profiling", name, stale)
-    elif installed.is_file():
+    elif installed.is_file():  # a table installed for this machine: completed like the run's
         lut = LUT.load(installed)
-        lut.save(run_path)
-        return lut
+        stale = _stale_host(lut, cfg)
+        if stale is None:
+            lut.save(run_path)
+            return _complete(cfg, lut, run_path, profile_if_missing, progress)
+        logger.warning("installed %s LUT is stale (%s); profiling this machine", name, stale)
     if not profile_if_missing:
         raise LUTError(
             f"no LUT for '{name}' in {run_path.parent}; run `harmonic-nas profile CONFIG`"

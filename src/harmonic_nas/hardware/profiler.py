@@ -42,10 +42,11 @@ from harmonic_nas.hardware.backends import (
     Runner,
     host_description,
     interleaved_latencies,
-    make_runner,
     time_runner,
 )
+from harmonic_nas.hardware.cuda_timing import timed_on, timing_device, timing_runner
 from harmonic_nas.hardware.energy import ConstantPowerModel, EnergyMeter, make_energy_meter
+from harmonic_nas.hardware.identity import DEFAULT_PROVIDER, machine_identity
 from harmonic_nas.hardware.keys import lut_key
 from harmonic_nas.hardware.lut import (
     LUT,
@@ -61,6 +62,7 @@ from harmonic_nas.utils.threads import torch_threads
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
+    from harmonic_nas.fusion import ArchSpec
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ ENERGY_WINDOW_S = 0.05
 ENERGY_WINDOWS = 3
 #: layers built and timed together
 CHUNK = 64
+_CPU = torch.device("cpu")
 
 
 # --- modules to time ----------------------------------------------------------------------------
@@ -100,14 +103,21 @@ class _Reference(nn.Module):
         return self.fc(self.blocks(x).mean(dim=(2, 3)))
 
 
-def reference_runner(backend: str, threads: int) -> Runner:
-    """The drift reference (:class:`_Reference`, fixed weights) as a runner."""
+def reference_module() -> tuple[nn.Module, tuple[Tensor, ...]]:
+    """The drift reference (:class:`_Reference`, fixed weights) and its input."""
     gen = torch_generator("reference")
     module = _Reference().eval()
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
-    return make_runner(module, (torch.randn((1, 16, 14, 14), generator=gen),), backend, threads)
+    return module, (torch.randn((1, 16, 14, 14), generator=gen),)
+
+
+def reference_runner(
+    backend: str, threads: int, device: torch.device = _CPU, provider: str = DEFAULT_PROVIDER
+) -> Runner:
+    """The drift reference as a runner."""
+    return timing_runner(*reference_module(), backend, threads, device, provider)
 
 
 def build_module(spec: LayerSpec, *, seed: int = 0) -> tuple[nn.Module, tuple[Tensor, ...]]:
@@ -184,9 +194,15 @@ def _net(m: Measurement, overhead: Measurement) -> LUTEntry:
     )
 
 
-def trivial_runner(backend: str, threads: int) -> Runner:
-    """A trivial one-op model: what one call costs besides a layer's compute."""
-    return make_runner(_Trivial(), (torch.zeros(1),), backend, threads)
+def trivial_module() -> tuple[nn.Module, tuple[Tensor, ...]]:
+    """A trivial one-op model and its input: what one call costs besides a layer's compute."""
+    return _Trivial(), (torch.zeros(1),)
+
+
+def trivial_runner(
+    backend: str, threads: int, device: torch.device = _CPU, provider: str = DEFAULT_PROVIDER
+) -> Runner:
+    return timing_runner(*trivial_module(), backend, threads, device, provider)
 
 
 def profile_layers(
@@ -201,13 +217,19 @@ def profile_layers(
     progress: ProgressFn = no_progress,
     seed: int = 0,
     chunk: int = CHUNK,
+    compute: torch.device = _CPU,
+    provider: str = DEFAULT_PROVIDER,
+    models: Sequence[tuple[nn.Module, tuple[Tensor, ...]]] = (),
 ) -> LUT:
     """Measure ``specs`` (distinct keys) on this machine and return a LUT for ``device``.
 
     Layers are built (and exported, for ONNX Runtime) in chunks of ``chunk``; within a chunk
     they are timed round-robin together with the trivial overhead model
     (:func:`interleaved_latencies`). Entries are stored net of the per-call overhead, which
-    becomes the LUT's per-model ``overhead``.
+    becomes the LUT's per-model ``overhead``. ``compute`` (a GPU: eager torch on CUDA,
+    :mod:`.cuda_timing`) is where layers run; ``meta.timed_on`` records it. Whole ``models`` (the
+    calibration models) are spread over the chunks and timed in the same round-robin; their
+    latencies (the statistic the table keeps) land in ``meta["calibration_measured_ms"]``.
     """
     if repeats < 1:
         raise ConfigError("repeats must be >= 1")
@@ -224,24 +246,30 @@ def profile_layers(
     total = len(keys)
     progress(task, 0, total)
     done = 0
+    starts = list(range(0, len(keys), chunk)) or [0]
+    model_latency: dict[int, float] = {}
     with torch_threads(threads):
-        trivial = trivial_runner(backend, threads)
-        reference = reference_runner(backend, threads)
-        for lo in range(0, len(keys), chunk):
+        trivial = trivial_runner(backend, threads, compute, provider)
+        reference = reference_runner(backend, threads, compute, provider)
+        for c, lo in enumerate(starts):
             part = keys[lo : lo + chunk]
             runners = []
             for key in part:
                 module, inputs = build_module(uniq[key], seed=seed)
-                runners.append(make_runner(module, inputs, backend, threads))
-            lat = interleaved_latencies([trivial, reference, *runners], warmup, repeats)
+                runners.append(timing_runner(module, inputs, backend, threads, compute, provider))
+            mine = [i for i in range(len(models)) if i % len(starts) == c]
+            whole = [timing_runner(*models[i], backend, threads, compute, provider) for i in mine]
+            lat = interleaved_latencies([trivial, reference, *whole, *runners], warmup, repeats)
             overhead_samples += lat[0]
             reference_samples += lat[1]
-            for key, run, samples in zip(part, runners, lat[2:], strict=True):
+            for i, samples in zip(mine, lat[2 : 2 + len(mine)], strict=True):
+                model_latency[i] = latency_stats(samples).value
+            for key, run, samples in zip(part, runners, lat[2 + len(mine) :], strict=True):
                 stats = latency_stats(samples)
                 raw[key] = Measurement(stats, measure_energy(run, meter, stats, repeats))
                 done += 1
                 progress(task, done, total)
-            del runners
+            del runners, whole
         if not overhead_samples:
             overhead_samples = time_runner(trivial, warmup, repeats)
         o_lat = latency_stats(overhead_samples)
@@ -252,9 +280,11 @@ def profile_layers(
     return LUT(
         device=DeviceInfo(
             name=device,
-            description=host_description(backend, threads),
+            description=host_description(backend, threads, provider)
+            + ("" if compute.type == "cpu" else f", timed on {timed_on(compute)}"),
             backend=backend,
             threads=threads,
+            identity=machine_identity(backend, threads, provider),
         ),
         energy_source=meter.label,
         entries=entries,
@@ -268,6 +298,8 @@ def profile_layers(
             "entries_net_of_call_overhead": True,
             "latency_statistic": "p10",
             "reference_ms": latency_stats(reference_samples).value if reference_samples else None,
+            "timed_on": timed_on(compute),
+            "calibration_measured_ms": [model_latency[i] for i in range(len(models))],
         },
     )
 
@@ -281,18 +313,28 @@ def profile_device(
     only_keys: set[str] | None = None,
     n_classes: int | None = None,
     progress: ProgressFn = no_progress,
+    provider: str | None = None,
 ) -> LUT:
     """Profile every distinct layer of ``cfg``'s search space on this machine.
 
-    ``backend`` / ``threads`` override ``cfg.device``; ``only_keys`` restricts to those keys
-    (completing an existing table).
+    ``backend`` / ``threads`` / ``provider`` override ``cfg.device``; ``only_keys`` restricts to
+    those keys (completing an existing table: no calibration). Otherwise
+    ``device.calibration_models`` whole random models of the space are timed with the layers and
+    the table's :class:`~harmonic_nas.hardware.calibration.Calibration` is fitted on them.
     """
-    from harmonic_nas.hardware.inventory import space_layer_specs
+    from harmonic_nas.hardware.cost import calibrate_lut
+    from harmonic_nas.hardware.inventory import config_n_classes, space_layer_specs
 
     d = cfg.device
-    specs = space_layer_specs(cfg, n_classes)
+    n = config_n_classes(cfg) if n_classes is None else n_classes
+    specs = space_layer_specs(cfg, n)
+    archs: list[ArchSpec] = []
+    models: list[tuple[nn.Module, tuple[Tensor, ...]]] = []
     if only_keys is not None:
         specs = [s for s in specs if lut_key(s) in only_keys]
+    elif d.calibration_models > 0:
+        with torch_threads(threads or d.threads):  # building on every core is 7x slower here
+            archs, models = calibration_models(cfg, d.calibration_models, n)
     meter = make_energy_meter(d.energy_source, power_w=d.power_w)
     lut = profile_layers(
         specs,
@@ -304,6 +346,30 @@ def profile_device(
         meter=meter,
         progress=progress,
         seed=cfg.seed,
+        compute=timing_device(cfg, backend or d.backend),
+        provider=provider or d.provider,
+        models=models,
     )
     lut.meta["config"] = cfg.name
+    if archs:
+        calibrate_lut(lut, archs, lut.meta.pop("calibration_measured_ms"))
     return lut
+
+
+def calibration_models(
+    cfg: ExperimentConfig, count: int, n_classes: int
+) -> tuple[list[ArchSpec], list[tuple[nn.Module, tuple[Tensor, ...]]]]:
+    """``count`` random whole models of ``cfg``'s space with their inputs (seed stream
+    ``lut-calibrate``: never the models ``lut validate`` scores, which use ``lut-validate``)."""
+    from harmonic_nas.hardware.validate import ModelBuilder, random_arch
+    from harmonic_nas.utils.seeding import numpy_rng
+
+    rng = numpy_rng(cfg.seed, "lut-calibrate")
+    builder = ModelBuilder()
+    archs = [random_arch(cfg, rng, n_classes) for _ in range(count)]
+    models: list[tuple[nn.Module, tuple[Tensor, ...]]] = []
+    for i, arch in enumerate(archs):
+        gen = torch_generator("calibrate", cfg.seed, i)
+        inputs = tuple(torch.randn((1, *m.shape), generator=gen) for m in arch.modalities.values())
+        models.append((builder(arch), inputs))
+    return archs, models

@@ -1,4 +1,5 @@
-"""Import of lookup tables: the published Harmonic-NAS format, or our own from another machine.
+"""Import of lookup tables: the published Harmonic-NAS format, our own from another machine, or
+the results file of a device kit (:mod:`harmonic_nas.hardware.kit`).
 
 Published format (one JSON object per file; a device's table is split into backbone and fusion
 files, import them together)::
@@ -23,6 +24,8 @@ from typing import Any
 from harmonic_nas.errors import LUTError
 from harmonic_nas.hardware.keys import parse_key
 from harmonic_nas.hardware.lut import LUT, DeviceInfo, LUTEntry, now_iso
+from harmonic_nas.hardware.lut_source import get_device
+from harmonic_nas.utils.limits import MAX_LAYER_COST
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,11 @@ def _number(value: Any, field: str, where: str) -> float:
         raise LUTError(f"{where}: '{field}' is {out}; costs must be finite")
     if out < 0:
         raise LUTError(f"{where}: '{field}' is negative ({out}); costs must be >= 0")
+    if out > MAX_LAYER_COST:
+        raise LUTError(
+            f"{where}: '{field}' is {out:g}, above the limit of {MAX_LAYER_COST:g} for one layer "
+            "(sums of such costs overflow); fix the table"
+        )
     return out
 
 
@@ -74,15 +82,39 @@ def _load_json(path: Path) -> tuple[Any, bytes]:
         raise LUTError(f"{path} is not valid JSON (line {line}); check the file") from None
 
 
-def import_reference_lut(files: Sequence[Path | str], device: str, *, description: str = "") -> LUT:
-    """Merge published (or our own) tables into one validated :class:`LUT` for ``device``.
+def import_reference_lut(
+    files: Sequence[Path | str],
+    device: str,
+    *,
+    description: str = "",
+    references: Sequence[LUT] = (),
+) -> LUT:
+    """Merge published (or our own) tables into one validated :class:`LUT` for ``device``, or
+    turn a kit's results file (given alone) into one.
 
     The same key in two files must have the same value, else a :class:`LUTError` names it.
+    ``references`` are other devices' tables a sampled kit's missing layers are predicted from.
     """
+    from harmonic_nas.hardware.kit import is_kit_results, lut_from_kit_results
+
     if not files:
         raise LUTError("no LUT files given; pass the published backbone and fusion tables")
     if not device or "/" in device or device.startswith("."):
         raise LUTError(f"invalid device name {device!r}; use a plain name such as jetson-tx2")
+    known = get_device(device)
+    if known is not None and known.profile_here:
+        raise LUTError(
+            f"device '{device}' is this machine, whose table `harmonic-nas profile` measures; "
+            "import the table under the name of the device it was measured on (e.g. --device "
+            "jetson-tx2)"
+        )
+    parsed = [_load_json(Path(f))[0] for f in files]
+    if any(is_kit_results(obj) for obj in parsed):
+        if len(files) != 1:
+            raise LUTError("import a kit's results file on its own (one file per device)")
+        return lut_from_kit_results(
+            parsed[0], str(files[0]), device, description=description, references=references
+        )
     entries: dict[str, LUTEntry] = {}
     origins: dict[str, str] = {}
     records: list[dict[str, Any]] = []

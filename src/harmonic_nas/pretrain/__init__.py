@@ -3,8 +3,9 @@
 Modules: :mod:`.trainer` (the resumable loop), :mod:`.losses` (LR schedule, distillation,
 optimizer), :mod:`.evaluation` (scoring one subnet), :mod:`.standalone` (one network alone),
 :mod:`.checkpoint` (the artifact and its identity hash), :mod:`.loading` (reading it back),
-:mod:`.bn` (BN recalibration), :mod:`.rng`, :mod:`.parallel` (modalities side by side). The task
-loss and metric are :mod:`harmonic_nas.tasks`.
+:mod:`.bn` (BN recalibration), :mod:`.rng`, :mod:`.parallel` (modalities side by side),
+:mod:`.distributed` (one supernet across torchrun ranks). The task loss and metric are
+:mod:`harmonic_nas.tasks`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from harmonic_nas.pretrain.checkpoint import (
     read_checkpoint,
     supernet_paths,
 )
-from harmonic_nas.utils.device import default_device
+from harmonic_nas.utils.device import compute_device
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
@@ -79,5 +79,5 @@ def load_supernet(
             f"checkpoint {pt_path} does not fit the {mcfg.preset} supernet ({first[:120]}); "
             "rerun `harmonic-nas pretrain CONFIG --force`"
         ) from None
-    device = default_device() if device is None else device
+    device = compute_device(cfg) if device is None else device
     return model.to(device).eval()

@@ -41,7 +41,13 @@ from harmonic_nas.pretrain.evaluation import evaluate_subnet, extract_calibrated
 from harmonic_nas.pretrain.losses import child_loss, lr_at, make_optimizer
 from harmonic_nas.pretrain.rng import isolated_rng, next_seed
 from harmonic_nas.tasks import Task, metric_name, task_loss
-from harmonic_nas.utils.device import default_device
+from harmonic_nas.utils.device import (
+    autocast,
+    compute_device,
+    grad_scaler,
+    param_dtype,
+    to_device,
+)
 from harmonic_nas.utils.io import atomic_write_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.seeding import derive_seed, torch_generator
@@ -50,6 +56,7 @@ from harmonic_nas.utils.threads import torch_threads
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig, PretrainConfig
     from harmonic_nas.data import MultimodalDataset
+    from harmonic_nas.pretrain.distributed import DistContext
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +112,14 @@ def _train_epoch(
     full_phase: bool,
     progress: ProgressFn,
     task_name: str,
+    precision: str = "fp32",
+    dist_ctx: DistContext | None = None,
+    net: nn.Module | None = None,
 ) -> tuple[float, float]:
-    """One epoch over the shuffled training set; returns (mean max-subnet loss, last lr)."""
+    """One epoch over the shuffled training set; returns (mean max-subnet loss, last lr).
+
+    With ``dist_ctx`` (a data-parallel run) ``net`` is the DDP-wrapped ``model`` and this rank
+    trains on its share of each global batch (:mod:`harmonic_nas.pretrain.distributed`)."""
     n = x.shape[0]
     bs = min(pcfg.batch_size, n)
     steps = max(n // bs, 1)  # drop the last partial batch (BN needs >1 sample)
@@ -114,33 +127,44 @@ def _train_epoch(
     warmup_steps = steps * pcfg.warmup_epochs
     perm = torch.randperm(n, generator=g)
     sample_rng = np.random.default_rng(next_seed(g))
+    net = model if net is None else net  # what runs the batches (DDP in a data-parallel run)
     elastic = model.num_subnets() > 1
     max_g, min_g = model.max_genome(), model.min_genome()
-    model.train()
+    scaler = grad_scaler(device, precision)
+    net.train()
     losses = []
     lr = pcfg.lr
     with isolated_rng(next_seed(g), device):
         for step in range(steps):
-            idx = perm[step * bs : (step + 1) * bs]
-            xb, yb = x[idx].to(device), y[idx].to(device)
+            if dist_ctx is None:
+                idx = perm[step * bs : (step + 1) * bs]
+            else:
+                idx = dist_ctx.rank_batch(perm, step, bs)
+            dtype = param_dtype(precision)
+            xb, yb = to_device(x[idx], device, dtype), to_device(y[idx], device, dtype)
             lr = lr_at(epoch * steps + step, total_steps, warmup_steps, pcfg.lr)
             for group in opt.param_groups:
                 group["lr"] = lr
             opt.zero_grad(set_to_none=True)
             model.set_active(max_g)
-            logits = model(xb)[1]
-            loss = task_loss(logits, yb, task, pcfg.label_smoothing)
-            loss.backward()
+            with autocast(device, precision):
+                logits = net(xb)[1]
+                loss = task_loss(logits, yb, task, pcfg.label_smoothing)
+            scaler.scale(loss).backward()
             losses.append(float(loss.item()))
             if elastic and not full_phase:
                 teacher = logits.detach()
                 children = [min_g] + [model.sample(sample_rng) for _ in range(pcfg.n_random)]
                 for genome in children:
                     model.set_active(genome)
-                    out = model(xb)[1]
-                    child_loss(out, teacher, yb, task, pcfg).backward()
+                    with autocast(device, precision):
+                        out = net(xb)[1]
+                        child = child_loss(out, teacher, yb, task, pcfg)
+                    scaler.scale(child).backward()
+            scaler.unscale_(opt)
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             progress(task_name, epoch * steps + step + 1, total_steps)
     model.set_active(max_g)
     return float(np.mean(losses)), lr
@@ -200,8 +224,12 @@ def pretrain_supernet(
     force: bool = False,
     progress: ProgressFn = no_progress,
     device: torch.device | None = None,
+    dist_ctx: DistContext | None = None,
 ) -> PretrainResult:
     """Train (or resume, or skip) the supernet of ``modality``; writes ``<run>/supernets/<m>.pt|json``.
+
+    ``device`` defaults to ``compute.device``; ``dist_ctx`` makes this process one rank of a
+    data-parallel run (:mod:`harmonic_nas.pretrain.distributed`; rank 0 writes).
 
     Skips when a complete checkpoint with the same config hash exists (``force`` retrains).
     Raises :class:`CheckpointError` for a corrupt checkpoint or one of another preset/modality
@@ -215,7 +243,7 @@ def pretrain_supernet(
     pcfg = cfg.pretrain
     dataset.modality(modality)  # DataError if the dataset lacks it
     metric = metric_name(dataset.task)
-    device = default_device() if device is None else device
+    device = compute_device(cfg) if device is None else device
     pt_path, json_path = supernet_paths(cfg, modality)
     chash = pretrain_hash(cfg, modality)
     epochs = pcfg.epochs
@@ -248,7 +276,9 @@ def pretrain_supernet(
             logger.info("config changed since %s was trained; retraining from scratch", pt_path)
 
     with torch_threads(pcfg.threads):  # None: the policy (one thread by default)
-        return _train(cfg, dataset, modality, resume, device=device, progress=progress)
+        return _train(
+            cfg, dataset, modality, resume, device=device, progress=progress, dist_ctx=dist_ctx
+        )
 
 
 def _train(
@@ -259,6 +289,7 @@ def _train(
     *,
     device: torch.device,
     progress: ProgressFn,
+    dist_ctx: DistContext | None = None,
 ) -> PretrainResult:
     """The training loop of :func:`pretrain_supernet` (fresh or resumed from ``resume``)."""
     mcfg, pcfg = cfg.modalities[modality], cfg.pretrain
@@ -276,7 +307,7 @@ def _train(
 
     with isolated_rng(derive_seed(cfg.seed, "pretrain-init", modality), torch.device("cpu")):
         model = build_supernet(spec, mcfg.preset, dataset.num_classes, modality)  # seeded init
-    model = model.to(device)
+    model = model.to(device=device, dtype=param_dtype(cfg.compute.precision))
     opt = make_optimizer(model, pcfg)
     g = torch_generator(cfg.seed, "pretrain", modality)
     state = _TrainState(epoch=0, history=[])
@@ -291,6 +322,8 @@ def _train(
                 f"({exc.__class__.__name__}); delete it or pass --force"
             ) from None
         state = _TrainState(epoch=int(resume["epoch"]), history=list(resume["history"]))
+    net: nn.Module = model if dist_ctx is None else dist_ctx.wrap(model)
+    writer = dist_ctx is None or dist_ctx.is_main  # rank 0 evaluates and writes
 
     full_epochs = min(pcfg.warmup_epochs if pcfg.full_epochs is None else pcfg.full_epochs, epochs)
     meta = {
@@ -324,17 +357,26 @@ def _train(
             full_phase=epoch < full_epochs,
             progress=progress,
             task_name=task_name,
+            precision=cfg.compute.precision,
+            dist_ctx=dist_ctx,
+            net=net,
         )
-        max_acc, min_acc = _evaluate_ends(
-            model,
-            train_x,
-            train_y,
-            val_x,
-            val_y,
-            pcfg=pcfg,
-            task=task,
-            seed=derive_seed(cfg.seed, "pretrain-bn", modality, epoch),
-        )
+        ends = None
+        if writer:
+            ends = _evaluate_ends(
+                model,
+                train_x,
+                train_y,
+                val_x,
+                val_y,
+                pcfg=pcfg,
+                task=task,
+                seed=derive_seed(cfg.seed, "pretrain-bn", modality, epoch),
+            )
+        if dist_ctx is not None:  # the global batch's loss; rank 0's scores on every rank
+            loss, ends = dist_ctx.mean(loss), dist_ctx.broadcast(ends)
+        assert ends is not None
+        max_acc, min_acc = ends
         state.history.append(
             {
                 "epoch": epoch + 1,
@@ -348,6 +390,11 @@ def _train(
         )
         state.epoch = epoch + 1
         complete = state.epoch == epochs
+        if not writer:
+            assert dist_ctx is not None
+            dist_ctx.barrier()  # wait for rank 0's checkpoint of this epoch
+            progress(f"{task_name} epochs", state.epoch, epochs)
+            continue
         save_checkpoint(
             pt_path,
             {
@@ -391,6 +438,8 @@ def _train(
             max_acc,
             min_acc,
         )
+        if dist_ctx is not None:
+            dist_ctx.barrier()
         progress(f"{task_name} epochs", state.epoch, epochs)
 
     last = state.history[-1]

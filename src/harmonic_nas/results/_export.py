@@ -28,6 +28,8 @@ import torch
 
 from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.errors import DataError, HarmonicError
+from harmonic_nas.hardware.backends import measure_stable
+from harmonic_nas.hardware.identity import machine_identity
 from harmonic_nas.results._artifacts import SCHEMA_VERSION, model_dir, require_run_config
 from harmonic_nas.results._model import (
     RawInputModel,
@@ -46,7 +48,7 @@ from harmonic_nas.results._predict import (
     load_exported,
 )
 from harmonic_nas.results._raw import raw_recipes
-from harmonic_nas.results._serialise import ONNX_OPSET, measure, write_onnx, write_torchscript
+from harmonic_nas.results._serialise import ONNX_OPSET, write_onnx, write_torchscript
 from harmonic_nas.utils.io import atomic_write_json, check_writable_dir, read_json, writing
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.threads import torch_threads
@@ -100,6 +102,10 @@ class ExportResult:
     lut_energy_mj: float | None
     device: str
     unused_modalities: tuple[str, ...] = ()  # read by no fusion cell (still graph inputs)
+    latency_p10_ms: float | None = None  # the statistic the LUT keeps
+    split_half_pct: float | None = None  # how far the two halves' medians differ (noise floor)
+    measured_on: str = ""  # this machine (identity), where latency_ms was measured
+    lut_is_other_machine: bool | None = None  # the LUT describes another device or machine
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -261,7 +267,9 @@ def export(
 
     Writes ``run/models/<id>/model.pt`` or ``model.onnx`` and ``preprocess.json``; checks the file
     against the PyTorch model on up to ``samples`` test inputs (ExportError above ``tolerance``);
-    measures its latency at batch size 1 (``warmup`` runs, then ``max(repeats, 50)`` timed runs).
+    measures its latency at batch size 1 with the profiler's protocol (``warmup`` runs, then bursts
+    of ``max(repeats, 50)`` timed runs until the median settles within the noise floor:
+    :func:`~harmonic_nas.hardware.backends.measure_stable`).
     Every input is validated first: a bad one leaves the model directory as it was.
     """
     if fmt not in FORMATS:
@@ -292,9 +300,9 @@ def export(
         )
         progress("export", 3, total)
         one = [x[:1].numpy() for x in raw]
-        n_rep = max(50, int(repeats))
         with torch_threads(threads):
-            med, p90 = measure(lambda: exported.run(one), warmup, n_rep)
+            timing = measure_stable(lambda: exported.run(one), warmup, max(50, int(repeats)))
+        med, p90, n_rep = timing.median, timing.p90, len(timing.samples)
         progress("export", 4, total)
         with writing(out):
             os.replace(tmp, out)
@@ -320,6 +328,10 @@ def export(
         lut_energy_mj=_f(member.get("energy_mj")),
         device=str(cfg.device.name),
         unused_modalities=unused,
+        latency_p10_ms=timing.p10,
+        split_half_pct=timing.split_half_pct,
+        measured_on=machine_identity("onnxruntime" if fmt == "onnx" else "torch", threads).short(),
+        lut_is_other_machine=_lut_is_other_machine(cfg, threads),
     )
     _record(d, result)
     progress("export", total, total)
@@ -381,6 +393,23 @@ def _check_parity(
             "the file was not written"
         )
     return diff, exported
+
+
+def _lut_is_other_machine(cfg: ExperimentConfig, threads: int) -> bool | None:
+    """Whether the run's table of ``cfg.device.name`` describes another device or machine than
+    this one (None when the run has no readable table)."""
+    from harmonic_nas.errors import LUTError
+    from harmonic_nas.hardware.lut import LUT
+    from harmonic_nas.hardware.lut_source import foreign_table, run_lut_path
+
+    try:
+        lut = LUT.load(run_lut_path(cfg))
+    except LUTError:
+        return None
+    if lut.device.backend not in ("onnxruntime", "torch"):
+        return True  # an imported table: measured on its own device
+    provider = lut.device.identity.provider if lut.device.identity else cfg.device.provider
+    return foreign_table(lut, lut.device.backend, lut.device.threads, provider) is not None
 
 
 def _f(v: Any) -> float | None:

@@ -21,8 +21,17 @@ from typing import Any
 import numpy as np
 
 from harmonic_nas.errors import DataError, HarmonicError, StageMissingError
-from harmonic_nas.utils.io import is_schema_version
+from harmonic_nas.results._raw import recipe_problem
+from harmonic_nas.utils.io import (
+    SIZE_FIX,
+    array_bytes,
+    check_bytes,
+    check_float32_range,
+    check_npz_size,
+    is_schema_version,
+)
 from harmonic_nas.utils.io import read_npz as read_npz_arrays
+from harmonic_nas.utils.limits import MAX_ARRAY_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -249,6 +258,15 @@ def _check_input_meta(inputs: list[Any], source: Path) -> None:
                 f"{source}: input '{name}' has shape {shape!r}, not a list of positive integers; "
                 "export the model again"
             )
+        if array_bytes(shape, np.float32) > MAX_ARRAY_BYTES:
+            raise ModelFileError(
+                f"{source}: input '{name}' has shape {shape!r:.80}, more values per sample than "
+                "any input can hold; export the model again"
+            )
+        raw = i.get("raw")
+        problem = recipe_problem(raw, tuple(shape)) if isinstance(raw, dict) else None
+        if problem is not None:
+            raise ModelFileError(f"{source}: input '{name}': {problem}; export the model again")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -295,6 +313,8 @@ def check_inputs(
             )
         if not np.all(np.isfinite(a)):
             raise DataError(f"{source}: modality '{spec.name}' contains NaN or infinite values")
+        if np.dtype(spec.dtype) == np.float32:
+            check_float32_range(a, f"{source}: modality '{spec.name}'")
         out[spec.name] = a.astype(spec.dtype, copy=False)
         counts[spec.name] = int(a.shape[0])
     if len(set(counts.values())) > 1:
@@ -431,6 +451,8 @@ def predict(
             raise DataError(
                 "no input given; pass --input FILE.npz or --file MODALITY=FILE per modality"
             )
+        total = sum(check_npz_size(Path(f)) for f in paths)  # from the headers: none is read
+        check_bytes(total, f"the {len(paths)} input files together", SIZE_FIX)
         for f in paths:
             arrays, y = read_npz_with_labels(f, specs)
             batches.append(arrays)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-import statistics
-import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,17 +92,3 @@ def keep_every_input(proto: Any, names: Sequence[str], shapes: Sequence[tuple[in
     extra = [i for i in proto.graph.input if i.name not in set(names)]
     del proto.graph.input[:]
     proto.graph.input.extend([*inputs, *extra])
-
-
-def measure(fn: Callable[[], Any], warmup: int, repeats: int) -> tuple[float, float]:
-    """Median and 90th percentile wall time (ms) of ``fn``."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    times.sort()
-    p90 = times[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
-    return statistics.median(times), p90

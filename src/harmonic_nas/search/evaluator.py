@@ -47,7 +47,7 @@ from harmonic_nas.search.problem import (
     TestScore,
     fidelity_epochs,
 )
-from harmonic_nas.utils.device import default_device
+from harmonic_nas.utils.device import compute_device
 from harmonic_nas.utils.io import atomic_torch_save
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from harmonic_nas.data.types import MultimodalDataset
     from harmonic_nas.fusion import ArchSpec, FusionGenotype
     from harmonic_nas.hardware import Cost, CostModel
+    from harmonic_nas.hardware.cost import WeightBytes
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class HarmonicProblem:
 
     def __init__(self, cfg: ExperimentConfig, *, device: torch.device | None = None) -> None:
         self.cfg = cfg
-        self.device = device or default_device()
+        self.device = device or compute_device(cfg)
         self._space = space_from_config(cfg)
 
     # -- lazily loaded stage artifacts -------------------------------------------------------
@@ -219,9 +220,7 @@ class HarmonicProblem:
         n_ops = genome.cells * genome.nodes
         backbones = Cost()
         if genome.is_late:  # exact: every backbone layer and classifier, no fusion layer
-            for specs in layers.values():
-                backbones = backbones + cm.cost_layers(specs)
-            return backbones + cm.overhead()
+            return cm.cost_arch(self.arch_spec(genome)).total
         if not cm.prunes_dead_layers or genome_config(self.cfg, genome).fusion.late_skip:
             for specs in layers.values():
                 backbones = backbones + cm.cost_layers(specs)
@@ -235,7 +234,7 @@ class HarmonicProblem:
         total = backbones + cm.overhead()
         for _ in range(n_ops):
             total = total + op
-        return total
+        return cm.calibrated(total, 0.0)  # the calibration is monotone; weights >= 0
 
     def lower_bound(self, genome: MultimodalGenome) -> CostBound:
         c = self._bound(genome)
@@ -259,6 +258,28 @@ class HarmonicProblem:
 
         Layers the backend prunes only lower a candidate's cost, so the bound holds for both.
         """
+        from harmonic_nas.fusion import operator_spec
+        from harmonic_nas.hardware import Cost
+        from harmonic_nas.hardware.cost import WeightBytes
+
+        cm = self.cost_model
+        raw = self._raw_upper_bound(cm, list(self.op_costs.values()))
+        cal = cm.lut.calibration
+        wbytes = 0.0
+        if cal is not None and cal.w > 0:
+            wb = WeightBytes()
+            fc = self.cfg.fusion
+            ops = [wb.layer_cost(operator_spec(op, fc.C, fc.L)) for op in fc.ops]
+            wbytes = self._raw_upper_bound(
+                wb, [(c.latency_ms, c.energy_mj) for c in ops]
+            ).latency_ms
+        hi = cm.calibrated(Cost(raw.latency_ms, raw.energy_mj), wbytes)
+        return CostBound(hi.latency_ms, hi.energy_mj)
+
+    def _raw_upper_bound(
+        self, cm: CostModel | WeightBytes, ops: list[tuple[float, float]]
+    ) -> CostBound:
+        """:meth:`space_upper_bound` before calibration, for ``cm`` (the LUT, or weight bytes)."""
         from harmonic_nas.fusion import (
             ArchSpec,
             ModalityArch,
@@ -272,7 +293,6 @@ class HarmonicProblem:
             backbone_specs,
         )
 
-        cm = self.cost_model
         fc = self.cfg.fusion
         n = self.n_classes
         max_cells, max_nodes = max(self.space.cells), max(self.space.nodes)
@@ -321,7 +341,6 @@ class HarmonicProblem:
         lat += sum(sorted(ranked_lat, reverse=True)[:n_read])
         en += sum(sorted(ranked_en, reverse=True)[:n_read])
         # operators, cell norms, head, overhead
-        ops = list(self.op_costs.values())
         lat += max_cells * max_nodes * max(c[0] for c in ops)
         en += max_cells * max_nodes * max(c[1] for c in ops)
         norm = cm.layer_cost(cell_norm_spec(fc.C, fc.L))
@@ -571,7 +590,13 @@ class HarmonicProblem:
         scores = []
         for i, seed in enumerate(seeds):
             net, _ = train_fixed(
-                cache, arch.genotype, fc, seed=seed, device=self.device, progress=progress
+                cache,
+                arch.genotype,
+                fc,
+                seed=seed,
+                device=self.device,
+                progress=progress,
+                precision=self.cfg.compute.precision,
             )
             _, test = evaluate(
                 net, cache.split("test"), cache.task, threshold=fc.threshold, select=net.used_points

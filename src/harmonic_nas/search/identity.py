@@ -39,8 +39,13 @@ _NEUTRAL_FUSION = {"late_skip": False, "mixup": 0.0, "fusion_split": 0.0}
 BUDGET_KEYS = ("search.generations", "search.population")
 
 
+#: Where and in which precision the networks run (``compute``): not part of any identity (a run
+#: started on a CPU continues on a GPU; its numbers differ by float rounding, not by experiment).
+COMPUTE_KEYS = ("compute.device", "compute.precision")
+
+
 #: Keys of the resolved config that may differ between two invocations of one run directory.
-RUN_MUTABLE_KEYS = (*BUDGET_KEYS, "search.workers", "search.rescore_seeds")
+RUN_MUTABLE_KEYS = (*BUDGET_KEYS, "search.workers", "search.rescore_seeds", *COMPUTE_KEYS)
 
 
 _IDENTITY_SECTIONS = ("seed", "dataset", "modalities", "device", "pretrain", "fusion")

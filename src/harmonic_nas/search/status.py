@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.samplers import RandomSampler
@@ -13,8 +13,20 @@ from optuna.trial import TrialState
 
 from harmonic_nas.config import load_run_config
 from harmonic_nas.errors import HarmonicError, StageMissingError
-from harmonic_nas.search.attrs import ATTR_RESCORE_SEEDS, ATTR_WRITE_OUT, FIDELITY_LOW
+from harmonic_nas.search.attrs import (
+    ATTR_CONFIG_HASH,
+    ATTR_CONFIG_IDENTITY,
+    ATTR_RESCORE_SEEDS,
+    ATTR_WRITE_OUT,
+    FIDELITY_LOW,
+)
 from harmonic_nas.search.final import read_search_index, study_points
+from harmonic_nas.search.identity import (
+    config_identity,
+    differing_keys,
+    legacy_config_hash,
+    search_config_hash,
+)
 from harmonic_nas.search.pareto_record import ParetoRecord
 from harmonic_nas.search.records import CandidateRecord, SearchRecords
 from harmonic_nas.search.storage import (
@@ -24,6 +36,9 @@ from harmonic_nas.search.storage import (
     redact,
     resolve_url,
 )
+
+if TYPE_CHECKING:
+    from harmonic_nas.config import ExperimentConfig
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +133,34 @@ def _stage(done: int, budget: int, write_out: Any, legacy_done: bool) -> tuple[s
     return "evaluated", "the results (candidates, hypervolume, Pareto set) were not written"
 
 
+def _check_own_study(
+    cfg: ExperimentConfig,
+    attrs: dict[str, Any],
+    study_name: str,
+    url: str,
+    run: Path,
+    strategy: Any,
+) -> None:
+    """The identity check ``run`` and ``search`` make: refuse to show a study that the run's
+    config did not make (a ``--storage`` or index pointing at another run's database)."""
+    name = str(attrs.get("strategy") or strategy or cfg.search.strategy)
+    found = attrs.get(ATTR_CONFIG_HASH)
+    if found is None or found in (
+        search_config_hash(cfg, name),
+        legacy_config_hash(cfg, name),
+    ):
+        return
+    before = attrs.get(ATTR_CONFIG_IDENTITY)
+    keys = differing_keys(before, config_identity(cfg, name)) if isinstance(before, dict) else []
+    what = (
+        f"differs in {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}" if keys else "differs"
+    )
+    raise StorageError(
+        f"study '{study_name}' in {redact(url)} was not made by the run {run} (its config {what}); "
+        "show the run that made it, or pass --storage with this run's own study"
+    )
+
+
 def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[str, Any]]:
     """One summary per study of the run (every strategy searched), with its candidates and front."""
     run = Path(run)
@@ -150,6 +193,7 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
                 "`harmonic-nas search CONFIG`"
             ) from None
         attrs = study.user_attrs
+        _check_own_study(cfg, attrs, study_name, url, run, entry.get("strategy"))
         population = int(attrs.get("population", cfg.search.population))
         budget = int(attrs.get("budget", cfg.search.budget))
         records = SearchRecords.from_study(study, population=population)

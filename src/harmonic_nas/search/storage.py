@@ -38,6 +38,7 @@ from harmonic_nas.search.attrs import (
     SYS_RETRY_HISTORY,
 )
 from harmonic_nas.search.identity import differing_keys
+from harmonic_nas.utils.io import write_error
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +121,9 @@ def open_storage(url: str, *, heartbeat_s: int = 30) -> RDBStorage:
         if scheme.startswith("sqlite"):
             _tune_sqlite(storage)
         return storage
+    except OSError as exc:  # the folder of a SQLite file cannot be made (disk full, ...)
+        cause = write_error(exc.filename or shown, exc)
+        raise StorageError(f"cannot open study storage {shown}: {cause}") from None
     except Exception as exc:  # sqlalchemy ArgumentError / OperationalError, missing driver, ...
         reason = " ".join(str(exc).split())
         first = reason.split("[SQL:")[0].split("(Background on")[0].strip()

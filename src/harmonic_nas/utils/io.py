@@ -28,7 +28,17 @@ _WRITE_FIXES = {
     errno.ENOTDIR: "a parent of it is a file, not a directory: move that file away",
     errno.EEXIST: "a parent of it is a file, not a directory: move that file away",
     errno.EISDIR: "it is a directory: move it away",
+    errno.ENAMETOOLONG: "use a shorter name (a file system allows 255 bytes per path part)",
 }
+
+
+def os_error(exc: OSError) -> HarmonicError:
+    """Any :class:`OSError` as one line: the path (when the OS names one), what the OS said, and
+    the fix; the CLI's last resort for a file operation no reader or writer wrapped."""
+    reason = exc.strerror or " ".join(str(exc).split()) or exc.__class__.__name__
+    fix = _WRITE_FIXES.get(exc.errno or 0, "check the path and its permissions")
+    where = f" {exc.filename}" if exc.filename is not None else ""
+    return HarmonicError(f"cannot access{where}: {reason}; {fix}, then rerun the same command")
 
 
 def write_error(path: Path | str, exc: OSError) -> WriteError:
@@ -218,7 +228,9 @@ def load_yaml(text: str) -> Any:
 
 def read_npz(path: Path, *, fix: str) -> dict[str, Any]:
     """The arrays of an ``.npz`` archive (never pickles), with one-line :class:`DataError`s for a
-    lone ``.npy`` array or an unreadable file; ``fix`` says how to write a good one."""
+    lone ``.npy`` array, an unreadable file, or arrays whose headers claim more memory than
+    :data:`~harmonic_nas.utils.limits.MAX_ARRAY_BYTES` (checked before any is read);
+    ``fix`` says how to write a good one."""
     import zipfile
 
     import numpy as np
@@ -226,7 +238,8 @@ def read_npz(path: Path, *, fix: str) -> dict[str, Any]:
     from harmonic_nas.errors import DataError
 
     try:
-        loaded = np.load(path, allow_pickle=False)
+        check_npz_size(path)
+        loaded = np.load(path, mmap_mode="r", allow_pickle=False)  # (a lone .npy is not read)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
             raise DataError(f"{path} holds a single .npy array, not an .npz archive; {fix}")
         with loaded as z:
@@ -267,3 +280,95 @@ def check_npz_dtype(arr: Any, what: str, fix: str) -> None:
         f"{what} has {names.get(kind, 'unsupported')} dtype {arr.dtype} (only real numbers, "
         f"bools or strings are read); {fix}"
     )
+
+
+def npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], Any]]:
+    """``{array name: (shape, dtype)}`` of an ``.npz`` from its ``.npy`` headers only (no data is
+    read or decompressed beyond the headers). Raises ``OSError``, ``ValueError`` or
+    ``zipfile.BadZipFile`` for a file that is not such an archive."""
+    import zipfile
+
+    import numpy as np
+
+    out: dict[str, tuple[tuple[int, ...], Any]] = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            out[info.filename[: -len(".npy")]] = (tuple(int(s) for s in shape), dtype)
+    return out
+
+
+def array_bytes(shape: Any, dtype: Any) -> int:
+    """Bytes an array of ``shape`` and ``dtype`` takes in memory once read, each value counted at
+    least as a float32 (what the data becomes for training and inference)."""
+    import math
+
+    import numpy as np
+
+    return math.prod(int(s) for s in shape) * max(np.dtype(dtype).itemsize, 4)
+
+
+def check_array_size(shape: Any, dtype: Any, what: str, fix: str) -> None:
+    """One-line :class:`DataError` when an array of ``shape`` and ``dtype`` (as a file's header
+    claims it) would take more than :data:`~harmonic_nas.utils.limits.MAX_ARRAY_BYTES`."""
+    check_bytes(array_bytes(shape, dtype), f"{what} (shape {list(shape)})", fix)
+
+
+def check_bytes(n: int, what: str, fix: str) -> None:
+    """One-line :class:`DataError` when ``what`` needs more than
+    :data:`~harmonic_nas.utils.limits.MAX_ARRAY_BYTES` bytes of memory."""
+    from harmonic_nas.errors import DataError
+    from harmonic_nas.utils.limits import MAX_ARRAY_BYTES, human_bytes
+
+    if n > MAX_ARRAY_BYTES:
+        raise DataError(
+            f"{what} would take {human_bytes(n)} of memory, more than the limit of "
+            f"{human_bytes(MAX_ARRAY_BYTES)} per file; {fix}"
+        )
+
+
+#: The fix of a file over the size limit.
+SIZE_FIX = "keep fewer samples or smaller arrays (float32) in one file, or check its header"
+
+
+def check_npz_size(path: Path, fix: str = SIZE_FIX) -> int:
+    """Bytes the arrays of the ``.npz`` at ``path`` take once read, from their headers only;
+    one-line :class:`DataError` above :data:`~harmonic_nas.utils.limits.MAX_ARRAY_BYTES` (a
+    compressed archive of a few kilobytes can expand to gigabytes). A file that is no zip
+    archive passes (``numpy.load`` then says what it is)."""
+    import zipfile
+
+    try:
+        headers = npz_headers(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return 0
+    total = sum(array_bytes(shape, dtype) for shape, dtype in headers.values())
+    check_bytes(total, f"{path} ({len(headers)} arrays)", fix)
+    return total
+
+
+def check_float32_range(arr: Any, what: str) -> None:
+    """One-line :class:`DataError` when finite values of a wider float array lie beyond float32's
+    range (they would become infinite once converted, and be reported as NaN/Inf)."""
+    import numpy as np
+
+    from harmonic_nas.errors import DataError
+
+    if not (np.issubdtype(arr.dtype, np.floating) and arr.dtype.itemsize > 4 and arr.size):
+        return
+    if not np.isfinite(arr).all():
+        return  # the NaN/Inf check names those
+    hi = max(abs(float(np.max(arr))), abs(float(np.min(arr))))
+    top = float(np.finfo(np.float32).max)
+    if hi > top:
+        raise DataError(
+            f"{what} holds finite values up to {hi:.3g} in magnitude, beyond float32's range "
+            f"(magnitude {top:.3g}) in which models compute; rescale the values"
+        )

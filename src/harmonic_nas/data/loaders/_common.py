@@ -13,6 +13,8 @@ import torch
 from harmonic_nas.data.core import check_finite, normalize_by_train
 from harmonic_nas.data.types import ModalitySpec, MultimodalDataset, Split
 from harmonic_nas.errors import DataError
+from harmonic_nas.utils.io import check_float32_range
+from harmonic_nas.utils.limits import MAX_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ def to_float(arr: np.ndarray, dataset: str, modality: str, split: str) -> torch.
             f"dataset '{dataset}': modality '{modality}' of split '{split}' has non-numeric dtype "
             f"{arr.dtype}; store numbers"
         )
+    check_float32_range(arr, f"dataset '{dataset}': modality '{modality}' of split '{split}'")
     t = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
     check_finite(t, modality, split, dataset)
     return t
@@ -92,10 +95,6 @@ def to_labels(
             f"dataset '{dataset}': labels of split '{split}' contain NaN/Inf values; store 0/1"
         )
     return torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-
-
-#: The largest class index a label may hold (before the check against the number of rows).
-MAX_LABEL = 2**31 - 1
 
 
 def _num(x: object) -> str:

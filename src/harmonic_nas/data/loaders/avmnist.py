@@ -35,7 +35,7 @@ from harmonic_nas.data.options import option
 from harmonic_nas.data.registry import BuildContext, register_dataset
 from harmonic_nas.data.types import ModalitySpec, MultimodalDataset, Split
 from harmonic_nas.errors import DataError
-from harmonic_nas.utils.io import check_npz_dtype
+from harmonic_nas.utils.io import SIZE_FIX, check_array_size, check_npz_dtype
 from harmonic_nas.utils.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ def _load(path: Path, what: str) -> np.ndarray:
     if not isinstance(arr, np.ndarray):  # an .npz archive where a .npy array is expected
         raise DataError(f"{path} is an .npz archive, not a .npy array; save it with numpy.save")
     check_npz_dtype(arr, str(path), "save it with numpy.save as float32 or integers")
+    check_array_size(arr.shape, arr.dtype, str(path), SIZE_FIX)  # before any of it is read
     return arr
 
 

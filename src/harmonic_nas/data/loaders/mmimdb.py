@@ -29,6 +29,8 @@ from harmonic_nas.data.options import option
 from harmonic_nas.data.registry import BuildContext, register_dataset
 from harmonic_nas.data.types import ModalitySpec, MultimodalDataset, Split
 from harmonic_nas.errors import DataError
+from harmonic_nas.utils.io import SIZE_FIX, check_array_size
+from harmonic_nas.utils.limits import MAX_IMAGE_PIXELS
 from harmonic_nas.utils.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,12 @@ def _images(ds: Any, lo: int, hi: int, size: int, split: str) -> torch.Tensor:
             f"dataset '{NAME}': 'images' has shape {list(shape)}; expected N x 3 x H x W (or N x H x W x 3)"
         )
     channels_last = shape[1] not in (1, 3) and shape[-1] in (1, 3)
+    height, width = (shape[1], shape[2]) if channels_last else (shape[2], shape[3])
+    if height * width > MAX_IMAGE_PIXELS:  # before a chunk of such images is read
+        raise DataError(
+            f"dataset '{NAME}': 'images' are {width}x{height} pixels, more than the limit of "
+            f"{MAX_IMAGE_PIXELS} pixels per image; use the original {FILE_NAME}"
+        )
     out = []
     for start in range(lo, hi, 256):
         arr = np.asarray(ds[start : min(hi, start + 256)])
@@ -134,6 +142,8 @@ def build_mmimdb(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
                 f"({opts.train_size}/{opts.val_size}/{opts.test_size}); "
                 "set the options train_size, val_size and test_size"
             )
+        for name, arr in (("features", feats), ("genres", genres)):  # the rows read, from
+            check_array_size((need, *arr.shape[1:]), arr.dtype, f"{path} '{name}'", SIZE_FIX)
         bounds = {
             "train": (0, opts.train_size),
             "val": (opts.train_size, opts.train_size + opts.val_size),

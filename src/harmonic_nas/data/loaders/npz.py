@@ -29,7 +29,13 @@ from harmonic_nas.data.loaders._common import (
 )
 from harmonic_nas.data.options import option
 from harmonic_nas.data.registry import BuildContext, register_dataset
-from harmonic_nas.data.types import ModalityKind, ModalitySpec, MultimodalDataset, Split
+from harmonic_nas.data.types import (
+    ModalityKind,
+    ModalitySpec,
+    MultimodalDataset,
+    Split,
+    modality_name_problem,
+)
 from harmonic_nas.errors import DataError
 from harmonic_nas.utils.io import read_npz
 from harmonic_nas.utils.progress import ProgressFn
@@ -105,6 +111,10 @@ def build_npz(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
         progress("reading npz", k + 1, 3)
 
     names = [k for k in data["train"] if k not in RESERVED]
+    for m in names:
+        problem = modality_name_problem(m)
+        if problem is not None:
+            raise DataError(f"dataset '{NAME}': {problem}; rename the array in every split file")
     if len(names) < 2:
         raise DataError(
             f"dataset '{NAME}': train.npz has {len(names)} modality array(s) {names}; "

@@ -13,11 +13,14 @@ first ``train_per_class`` pairs of the train folders are taken (105 by default, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -28,6 +31,12 @@ from harmonic_nas.data.options import option
 from harmonic_nas.data.registry import BuildContext, register_dataset
 from harmonic_nas.data.types import ModalitySpec, MultimodalDataset, Split
 from harmonic_nas.errors import DataError
+from harmonic_nas.utils.limits import (
+    MAX_CLIP_SAMPLES,
+    MAX_IMAGE_PIXELS,
+    MAX_SAMPLE_RATE,
+    MIN_SAMPLE_RATE,
+)
 from harmonic_nas.utils.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
@@ -53,12 +62,22 @@ class SoundMNISTOptions:
     )
 
 
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """Mono float samples in [-1, 1] and the sample rate of a PCM wav file (stdlib ``wave``)."""
+def read_wav(path: Path, max_frames: int | None = None) -> tuple[np.ndarray, int]:
+    """Mono float samples in [-1, 1] and the sample rate of a PCM wav file (stdlib ``wave``):
+    the first ``max_frames`` frames (default all). A rate outside :func:`check_sample_rate`'s
+    range, or more frames than
+    :data:`~harmonic_nas.utils.limits.MAX_CLIP_SAMPLES` to read, is a one-line DataError."""
     try:
         with wave.open(str(path), "rb") as w:
             rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
-            raw = w.readframes(w.getnframes())
+            check_sample_rate(rate, f"{path} (its header)", "replace the file")
+            n = w.getnframes() if max_frames is None else min(w.getnframes(), max_frames)
+            if n > MAX_CLIP_SAMPLES:
+                raise DataError(
+                    f"{path} holds {n} frames, more than the {MAX_CLIP_SAMPLES} read from one "
+                    "file; cut the recording"
+                )
+            raw = w.readframes(n)
     except (wave.Error, EOFError, OSError) as exc:
         raise DataError(
             f"cannot read {path} as PCM wav ({exc}); replace or delete the file"
@@ -76,21 +95,111 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     else:  # pragma: no cover - wave rejects other widths
         raise DataError(f"{path} has an unsupported sample width of {width} bytes; use 16-bit PCM")
     if channels > 1:
-        x = x.reshape(-1, channels).mean(axis=1)
+        x = x[: x.size - x.size % channels].reshape(-1, channels).mean(axis=1)
     return x, rate
+
+
+def check_sample_rate(rate: object, what: str, fix: str) -> int:
+    """A sample rate in :data:`~harmonic_nas.utils.limits.MIN_SAMPLE_RATE` ..
+    :data:`~harmonic_nas.utils.limits.MAX_SAMPLE_RATE` Hz (an integer), else a one-line
+    DataError naming ``what``."""
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, int)
+        or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE
+    ):
+        raise DataError(
+            f"{what} gives the sample rate {rate!r:.40}; a rate must be an integer in "
+            f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz: {fix}"
+        )
+    return rate
+
+
+def clip_samples(clip_seconds: float, rate: int, what: str) -> int:
+    """Samples of a clip of ``clip_seconds`` at ``rate`` (1 ..
+    :data:`~harmonic_nas.utils.limits.MAX_CLIP_SAMPLES`), else a one-line DataError."""
+    clip = round(clip_seconds * rate) if math.isfinite(clip_seconds) else 0
+    if not 0 < clip <= MAX_CLIP_SAMPLES:
+        raise DataError(
+            f"{what}: a clip of {clip_seconds!r} s at {rate} Hz is {clip} samples; a clip must "
+            f"hold 1..{MAX_CLIP_SAMPLES} samples, set a shorter (positive) clip_seconds"
+        )
+    return clip
+
+
+def resample(x: np.ndarray, rate: int, target: int, max_samples: int | None = None) -> np.ndarray:
+    """``x`` sampled at ``rate`` Hz, linearly interpolated to ``target`` Hz (at most the first
+    ``max_samples`` samples of the result are computed)."""
+    n = max(1, round(x.size * target / rate))
+    if max_samples is not None:
+        n = min(n, max_samples)
+    t_new = np.arange(n, dtype=np.float64) * (rate / target)
+    return np.asarray(np.interp(t_new, np.arange(x.size, dtype=np.float64), x))
+
+
+def read_clip(path: Path, clip_seconds: float, rate: int | None = None) -> tuple[np.ndarray, int]:
+    """The first ``clip_seconds`` of a wav file as float32 samples at ``rate`` (default: the
+    file's own; linear interpolation otherwise), zero-padded at the end, and that rate. Only the
+    frames the clip needs are read, so that a header's rate or length sizes nothing else."""
+    file_rate = wav_rate(path)
+    target = file_rate if rate is None else rate
+    clip = clip_samples(clip_seconds, target, str(path))
+    need = min(math.ceil(clip_seconds * file_rate) + 2, MAX_CLIP_SAMPLES)
+    x, file_rate = read_wav(path, max_frames=need)
+    if target != file_rate:
+        logger.info("resampling %s from %d Hz to %d Hz", path, file_rate, target)
+        x = resample(x, file_rate, target, max_samples=clip)
+    buf = np.zeros(clip, dtype=np.float32)
+    buf[: min(clip, x.size)] = x[:clip]
+    return buf, target
+
+
+def wav_rate(path: Path) -> int:
+    """The checked sample rate of a wav file's header (no samples are read)."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            rate = w.getframerate()
+    except (wave.Error, EOFError, OSError) as exc:
+        raise DataError(
+            f"cannot read {path} as PCM wav ({exc}); replace or delete the file"
+        ) from None
+    return check_sample_rate(rate, f"{path} (its header)", "replace the file")
+
+
+@contextlib.contextmanager
+def open_image(path: Path) -> Iterator[Any]:
+    """A Pillow image opened lazily, its size checked against
+    :data:`~harmonic_nas.utils.limits.MAX_IMAGE_PIXELS` before any pixel is decoded (Pillow's
+    own decompression-bomb guard and warning become the same one-line DataError)."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise DataError(
+                        f"image {path} is {width}x{height} pixels, more than the limit of "
+                        f"{MAX_IMAGE_PIXELS} pixels; resize it"
+                    )
+                yield im
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(
+            f"image {path} is too large to decode ({exc.__class__.__name__}); resize it"
+        ) from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(
+            f"cannot read image {path} ({exc.__class__.__name__}); replace it with a .png or .jpg"
+        ) from None
 
 
 def read_png(path: Path) -> np.ndarray:
     """A grey image as uint8 ``(H, W)`` (Pillow)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise DataError(
-            f"cannot read image {path} ({exc.__class__.__name__}); replace or delete it"
-        ) from None
+    with open_image(path) as im:
+        return np.asarray(im.convert("L"), dtype=np.uint8)
 
 
 def _class_files(root: Path, split: str, digit: int, pattern: str, what: str) -> list[Path]:
@@ -135,10 +244,7 @@ def _load_split(
                 raise DataError(
                     f"image {png} is {img.shape[1]}x{img.shape[0]} pixels; SoundMNIST images must be 28x28"
                 )
-            x, rate = read_wav(wav)
-            clip = round(clip_seconds * rate)
-            buf = np.zeros(clip, dtype=np.float32)
-            buf[: min(clip, x.size)] = x[:clip]
+            buf, rate = read_clip(wav, clip_seconds)
             f = AudioFeatures(rate, feats.kind, feats.n_coeffs, feats.n_mels, feats.n_frames)
             audio.append(f(torch.from_numpy(buf))[0])
             images.append(img)
