@@ -4,7 +4,6 @@ the same decide-first checks as ``harmonic-nas run``, every stage in order, the 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from harmonic_nas.config import ExperimentConfig, parse_config, save_resolved
 from harmonic_nas.errors import ConfigError
 from harmonic_nas.preflight import PreflightError
 from harmonic_nas.utils.progress import ProgressFn, no_progress
+from tests.tree import tree
 
 TINY = {
     "train_per_class": 4,
@@ -84,14 +84,6 @@ class Recorder(pipeline.PipelineHooks):
         self.values[name] = value
 
 
-def _tree(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 def test_the_package_names_are_the_pipeline_functions_and_load_lazily() -> None:
     assert harmonic_nas.run is pipeline.run
     assert harmonic_nas.run_fusion is pipeline.run_fusion
@@ -106,12 +98,12 @@ def test_the_package_names_are_the_pipeline_functions_and_load_lazily() -> None:
 def test_run_refuses_a_changed_config_before_any_stage_or_write(tmp_path: Path) -> None:
     first = _cfg(tmp_path)
     save_resolved(first)
-    before = _tree(first.run_path)
+    before = tree(first.run_path)
     hooks = Recorder()
     with pytest.raises(ConfigError, match=r"another config \(it differs in seed\)"):
         pipeline.run(first.model_copy(update={"seed": 1}), hooks=hooks)
     assert hooks.events == []  # not even the estimate
-    assert _tree(first.run_path) == before
+    assert tree(first.run_path) == before
 
 
 def test_run_refuses_a_bad_experiment_before_the_run_directory_exists(tmp_path: Path) -> None:

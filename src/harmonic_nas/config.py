@@ -25,8 +25,9 @@ from pydantic import (
 )
 
 from harmonic_nas.errors import ConfigError
-from harmonic_nas.utils.io import atomic_write_text, load_yaml
-from harmonic_nas.utils.limits import MAX_NAME_CHARS
+from harmonic_nas.utils.credentials import redact
+from harmonic_nas.utils.io import DuplicateKeyError, atomic_write_text, load_yaml
+from harmonic_nas.utils.names import NAME_RULE, name_problem
 
 CONFIG_SCHEMA_VERSION = 1
 
@@ -97,6 +98,11 @@ class DeviceConfig(_Strict):
         20, ge=0, description="whole random models timed at profiling time to calibrate totals"
     )
 
+    @field_validator("name")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        return _path_name(v)
+
 
 class ComputeConfig(_Strict):
     """Where the networks train and run (not the target device): how a run executes, not what it
@@ -111,7 +117,7 @@ class ComputeConfig(_Strict):
 
     @field_validator("device")
     @classmethod
-    def _device_name(cls, v: str) -> str:
+    def _compute_device(cls, v: str) -> str:
         index = v.removeprefix("cuda:")
         if v not in ("auto", "cpu", "cuda") and not (
             index != v and index.isascii() and index.isdecimal()
@@ -243,6 +249,12 @@ class SearchConfig(_Strict):
     latency_budget_ms: Float | None = Field(None, gt=0)
     energy_budget_mj: Float | None = Field(None, gt=0)
     storage: str | None = None
+    storage_password_env: str | None = Field(
+        None,
+        description="environment variable holding the storage's password (never written to "
+        "the run); without it, a password in `storage` is used but masked in every saved copy, "
+        "and libpq's PGPASSWORD / ~/.pgpass apply",
+    )
     study_name: str | None = None
     workers: Int = Field(1, ge=1)
     test_seeds: Int = Field(1, ge=1)
@@ -295,6 +307,11 @@ class SearchConfig(_Strict):
             )
         return v
 
+    @field_validator("study_name")
+    @classmethod
+    def _study_name(cls, v: str | None) -> str | None:
+        return None if v is None else _path_name(v)
+
     @field_validator("population")
     @classmethod
     def _population(cls, v: int) -> int:
@@ -319,7 +336,7 @@ class SearchConfig(_Strict):
 class ExperimentConfig(_Strict):
     """The whole experiment file."""
 
-    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
     run_dir: Path = Path("runs")
     seed: Int = 0
     dataset: DatasetConfig = DatasetConfig()
@@ -333,18 +350,20 @@ class ExperimentConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _inside_run_dir(cls, v: str) -> str:
-        if set(v) <= {"."}:
-            raise ValueError("must name a directory inside run_dir (not '.' or '..'), e.g. 'quick'")
-        if len(v) > MAX_NAME_CHARS:
+        problem = name_problem(v)
+        if problem is not None:
             raise ValueError(
-                f"has {len(v)} characters; a run's name (its directory) may have at most "
-                f"{MAX_NAME_CHARS}"
+                f"must name a directory inside run_dir, e.g. 'quick' (it {problem}; {NAME_RULE})"
             )
         return v
 
     @field_validator("modalities")
     @classmethod
     def _two_or_more(cls, v: dict[str, ModalityConfig]) -> dict[str, ModalityConfig]:
+        for m in v:
+            problem = name_problem(m)
+            if problem is not None:
+                raise ValueError(f"modality name {m[:40]!r} {problem}; {NAME_RULE}")
         if len(v) < 2:
             raise ValueError("a multimodal search needs at least two modalities")
         return v
@@ -362,6 +381,14 @@ class ExperimentConfig(_Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _path_name(v: str) -> str:
+    """A name that becomes a path part (:mod:`harmonic_nas.utils.names`), for a validator."""
+    problem = name_problem(v)
+    if problem is not None:
+        raise ValueError(f"it {problem}; {NAME_RULE}")
+    return v
+
+
 def _problem(err: Any, overridden: Mapping[str, str]) -> str:
     """One pydantic error as ``'<key>': <problem>[; <fix>]``, naming the ``-o`` pair it came from."""
     loc = ".".join(str(p) for p in err["loc"]) or "<root>"
@@ -377,6 +404,8 @@ def _problem(err: Any, overridden: Mapping[str, str]) -> str:
         return f"missing required key '{loc}'{via}"
     given = err.get("input")
     shown = repr(given) if not isinstance(given, dict | list) else type(given).__name__
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
     return f"'{loc}': {err['msg']} (got {shown}){via}"
 
 
@@ -430,6 +459,8 @@ def parse_override(pair: str) -> tuple[tuple[str, ...], Any]:
         )
     try:
         value = load_yaml(raw) if raw.strip() else ""
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"override '{pair}' has a {exc}") from None
     except yaml.YAMLError:
         value = raw
     return parts, value
@@ -469,6 +500,8 @@ def _read_yaml(path: Path, what: str, fix: str) -> Any:
         ) from None
     try:
         return load_yaml(text)
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{what} {path} has a {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -502,9 +535,18 @@ def load_config(
     return parse_config(data, str(path), overridden)
 
 
-def dump_config(cfg: ExperimentConfig) -> str:
-    """The resolved config as YAML (every default spelled out)."""
+def config_data(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The resolved config as plain data, as it is saved: every default spelled out, and the
+    storage URL's password masked (no credential is ever written)."""
     data = cfg.model_dump(mode="json")
+    if data["search"].get("storage"):
+        data["search"]["storage"] = redact(data["search"]["storage"])
+    return data
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The resolved config as YAML (:func:`config_data`)."""
+    data = config_data(cfg)
     return yaml.safe_dump({"schema_version": CONFIG_SCHEMA_VERSION, **data}, sort_keys=False)
 
 

@@ -94,7 +94,7 @@ def check_run_dir(cfg: ExperimentConfig) -> None:
     a run made with another config (naming the differing keys). Only the budget keys and the
     worker count may change: raising ``search.generations`` / ``search.population`` extends the
     run's study."""
-    from harmonic_nas.config import load_run_config
+    from harmonic_nas.config import config_data, load_run_config
     from harmonic_nas.search.identity import RUN_MUTABLE_KEYS, differing_keys, flatten
     from harmonic_nas.utils.io import check_writable_dir
 
@@ -103,8 +103,8 @@ def check_run_dir(cfg: ExperimentConfig) -> None:
     if existing.is_file():
         old = load_run_config(run)
         keys = differing_keys(
-            flatten(old.model_dump(mode="json")),
-            flatten(cfg.model_dump(mode="json")),
+            flatten(config_data(old)),
+            flatten(config_data(cfg)),
             ignore=(*RUN_MUTABLE_KEYS, *LOCATION_KEYS),
         )
         if keys:
@@ -155,7 +155,8 @@ def run(
     check_experiment(cfg, source=str(source or cfg.name), stages=CHECKED_STAGES)
     check_run_dir(cfg)
     hooks.done("estimate", estimate_for(cfg))
-    save_resolved(cfg)
+    if not (cfg.run_path / "config.yaml").is_file():
+        save_resolved(cfg)  # a new run; an extension's config is saved once the search accepts it
 
     with hooks.stage("data") as progress:
         ds = load_dataset(cfg, progress=progress)

@@ -21,6 +21,7 @@ import math
 import zipfile
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -270,8 +271,12 @@ def _check_device(cfg: ExperimentConfig, problems: list[str]) -> None:
     """The device is known and, unless it is profiled here, has a table (installed or in the
     run); a device profiled here needs its timing backend installed."""
     from harmonic_nas.hardware import lut_source as registry
+    from harmonic_nas.hardware.lut import LUT
 
     name = cfg.device.name
+    for table in (registry.run_lut_path(cfg, name), registry.installed_path(name)):
+        if table.is_file():  # a table a later stage would read must be readable now
+            _collect(problems, partial(LUT.load, table))
     entry = registry.get_device(name)
     if entry is not None and entry.profile_here:
         if cfg.device.backend == "onnxruntime" and importlib.util.find_spec("onnxruntime") is None:
@@ -283,6 +288,18 @@ def _check_device(cfg: ExperimentConfig, problems: list[str]) -> None:
     if registry.installed_path(name).is_file() or registry.run_lut_path(cfg, name).is_file():
         return
     problems.append(registry._missing_message(name))
+
+
+def _check_budget(cfg: ExperimentConfig, problems: list[str]) -> None:
+    """The search budget (population x generations) fits the space's distinct candidates."""
+    from harmonic_nas.search.evaluator import space_from_config
+
+    size = _collect(problems, lambda: space_from_config(cfg).size())
+    if size is not None and size < cfg.search.budget:
+        problems.append(
+            f"the search space has only {size} distinct candidates but the budget "
+            f"(search.population x search.generations) is {cfg.search.budget}; lower them"
+        )
 
 
 def check_experiment(
@@ -324,6 +341,8 @@ def check_experiment(
         _check_presets(cfg, meta, names, problems)
     if {"search"} & set(stages):
         _check_fusion(cfg, problems)
+        if not any(p.startswith("modalities.") for p in problems):
+            _check_budget(cfg, problems)
     if meta is not None and meta.n_train is not None and cfg.fusion.fusion_split > 0:
         _check_fusion_split(cfg, meta.n_train, problems)
     if {"profile", "search"} & set(stages):

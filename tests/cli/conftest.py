@@ -3,7 +3,6 @@ made once per session through the real CLI and copied per test."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -13,6 +12,9 @@ import pytest
 import yaml
 
 from harmonic_nas.cli import main
+from tests.tree import tree
+
+__all__ = ["experiment", "tree"]
 
 SYNTHETIC = "harmonic_nas.testing.synthetic_problem:from_env"
 
@@ -28,21 +30,6 @@ def experiment(run_dir: Path, name: str = "syn") -> dict[str, object]:
             "audio": {"preset": "avmnist", "shape": [1, 20, 20]},
         },
         "search": {"population": 4, "generations": 2, "heartbeat_s": 5},
-    }
-
-
-def tree(root: Path) -> dict[str, str]:
-    """``{relative path: sha256}`` of every file under ``root`` (empty when it does not exist).
-
-    SQLite's ``*-shm`` file is left out: it is the shared-memory index of the write-ahead log
-    that every reader of a study rewrites, never content (the ``study.db`` and its ``-wal``
-    are hashed)."""
-    if not root.exists():
-        return {}
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.endswith("-shm")
     }
 
 

@@ -2,7 +2,8 @@
 through the real entry point (:func:`harmonic_nas.cli.main`, what the ``harmonic-nas`` script
 calls), grouped by kind. For each: exit code 2, exactly one line on stderr starting with
 ``error:`` (plain progress lines aside), no traceback anywhere, and every file under the test's
-directory (the finished run, the inputs) byte-identical before and after.
+directory (the finished run, the inputs) unchanged before and after (an SQLite database by its
+content, :mod:`tests.tree`), and nothing written beside that directory or in the cache.
 
 A finished run (synthetic search problem, no training) is made once per session by the CLI
 fixture and copied for the cases that need one. No case may reach a dataset build: the data
@@ -12,8 +13,10 @@ stage raises if it is reached (an accepted bad input then fails the case with a 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +28,7 @@ import yaml
 
 from harmonic_nas.cli import main
 
-from .conftest import experiment, tree
+from .conftest import SYNTHETIC, experiment, tree
 
 #: Progress lines (printed when the output is not a terminal) are not error lines.
 PROGRESS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
@@ -952,6 +955,420 @@ case("options", "status-extra-argument", "unexpected extra argument")(
 )
 
 
+# --------------------------------------------------------------------------- names (issue 25, 1)
+# Every name that becomes a path part (run, modality, device and study names) is checked where it
+# enters: nothing may be written outside the run directory, or in a folder a name made up.
+
+_MOD = {"preset": "avmnist", "shape": [1, 28, 28]}
+_AUD = {"preset": "avmnist", "shape": [1, 20, 20]}
+
+
+def name_cfg_case(id: str, expect: str, cmd: str = "search", **patch: Any) -> None:
+    case("names", id, expect)(lambda c: [cmd, str(c.config(**patch))])
+
+
+for _bad, _why in (
+    ("../../../outside/evil", "not-a-plain-name"),
+    ("a/b", "slash"),
+    (".hidden", "leading-dot"),
+    ("-x", "leading-dash"),
+    ("bild_\u00fc", "non-ascii"),
+    ("x" * 300, "too-long"),
+    ("", "empty"),
+    ("a b", "space"),
+):
+    name_cfg_case(
+        f"modality-{_why}",
+        "modality name",
+        modalities={_bad: _MOD, "audio": _AUD},
+    )
+for _cmd in ("search", "run", "pretrain"):
+    name_cfg_case(
+        f"modality-escapes-{_cmd}", "modality name", _cmd, modalities={"../x": _MOD, "audio": _AUD}
+    )
+name_cfg_case("device-escapes", "'device.name'", device__name="../../evil")
+name_cfg_case("device-slash", "'device.name'", device__name="a/b")
+name_cfg_case("device-dotdot", "'device.name'", device__name="..")
+name_cfg_case("study-name-escapes", "'search.study_name'", search__study_name="../../evil")
+name_cfg_case("study-name-slash", "'search.study_name'", search__study_name="s/t")
+name_cfg_case("run-name-too-long", "is 300 characters long", name="r" * 300)
+name_cfg_case("run-name-leading-dash", "must name a directory inside run_dir", name="-r")
+name_cfg_case("run-name-non-ascii", "must name a directory inside run_dir", name="l\u00e4uft")
+case("names", "study-name-option-escapes", "study name '../../evil'")(
+    lambda c: ["search", str(c.config()), "--study-name", "../../evil"]
+)
+case("names", "study-name-option-absolute", "study name '/tmp/evil'")(
+    lambda c: ["search", str(c.config()), "--study-name", "/tmp/evil"]
+)
+for _dev in ("../../evil", "a/b", "..", ".x", "x" * 200):
+    case("names", f"lut-import-device-{_dev[:8]}", "device name")(
+        lambda c, d=_dev: [
+            "lut",
+            "import",
+            str(c.text("t.json", json.dumps({LUT_KEY: {"lat": 0.1, "enrg": 1.0}}))),
+            "--device",
+            d,
+        ]
+    )
+case("names", "lut-show-device-escapes", "device name '../../evil'")(
+    lambda c: ["lut", "show", "../../evil"]
+)
+case("names", "cost-device-escapes", "device name '../evil'")(
+    lambda c: ["cost", str(c.config()), "--arch", str(c.arch()), "--device", "../evil"]
+)
+for _member in ("../../x", "..", "."):
+    case("names", f"export-model-{_member}", "")(
+        lambda c, m=_member: ["export", str(c.run), "-m", m]
+    )
+case("names", "profile-device-escapes", "device name '../evil'")(
+    lambda c: ["profile", str(c.config()), "--device", "../evil"]
+)
+
+
+def npz_name_case(id: str, bad: str) -> None:
+    """An ``.npz`` dataset whose modality array has a name that cannot be a file name."""
+    arrays = {
+        split: {"image": None, bad: np.zeros((n, 1, 6, 6), np.float32)}
+        for split, n in (("train", 12), ("val", 6), ("test", 6))
+    }
+    case("names", id, "cannot name a modality")(
+        lambda c: ["data", "info", "npz", "--path", str(c.npz(**arrays))]
+    )
+
+
+npz_name_case("npz-array-escapes", "../../../outside/evil")
+npz_name_case("npz-array-slash", "a/b")
+npz_name_case("npz-array-leading-dot", ".hidden")
+npz_name_case("npz-array-non-ascii", "bild_\u00fc")
+npz_name_case("npz-array-space", "my image")
+
+# --------------------------------------------------------------------------- read-only (issue 25, 2)
+# ``status`` reads: it never creates, migrates or writes a storage, its own or a foreign one.
+
+
+def _foreign_sqlite(path: Path, *, tables: bool = True) -> Path:
+    """A SQLite database of another program (one table, one row), or with no table at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path)
+    try:
+        if tables:
+            con.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+            con.execute("INSERT INTO notes (text) VALUES ('keep me')")
+        else:
+            con.execute("PRAGMA user_version = 7")
+        con.commit()
+    finally:
+        con.close()
+    return path
+
+
+def _index_to(c: Ctx, url: str) -> None:
+    """Point the run's ``search.json`` at another storage."""
+
+    def edit(d: dict[str, Any]) -> None:
+        for study in d["studies"].values():
+            study["storage"] = url
+
+    c.edit_json(c.run / "search.json", edit)
+
+
+def _sql(c: Ctx, *statements: str) -> None:
+    con = sqlite3.connect(c.run / "study.db")
+    try:
+        for st in statements:
+            con.execute(st)
+        con.commit()
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+
+
+case("read-only", "index-names-foreign-db", "is not a study database")(
+    lambda c: (
+        _index_to(c, f"sqlite:///{_foreign_sqlite(c.root / 'other' / 'notes.db')}"),
+        ["status", str(c.run)],
+    )[1]
+)
+case("read-only", "index-names-tableless-db", "is not a study database")(
+    lambda c: (
+        _index_to(c, f"sqlite:///{_foreign_sqlite(c.root / 'other' / 'e.db', tables=False)}"),
+        ["status", str(c.run)],
+    )[1]
+)
+case("read-only", "index-names-missing-db", "no study database at")(
+    lambda c: (_index_to(c, f"sqlite:///{c.root / 'none' / 'x.db'}"), ["status", str(c.run)])[1]
+)
+case("read-only", "storage-option-foreign-db", "is not a study database")(
+    lambda c: [
+        "status",
+        str(c.run),
+        "--storage",
+        f"sqlite:///{_foreign_sqlite(c.root / 'other' / 'notes.db')}",
+    ]
+)
+case("read-only", "storage-option-empty-file", "is not a study database")(
+    lambda c: ["status", str(c.run), "--storage", f"sqlite:///{c.text('empty.db', b'')}"]
+)
+case("read-only", "study-db-empty-file", "is not a study database")(
+    lambda c: ((c.run / "study.db").write_bytes(b""), ["status", str(c.run)])[1]
+)
+case("read-only", "study-db-tableless", "is not a study database")(
+    lambda c: (
+        (c.run / "study.db").unlink(),
+        _foreign_sqlite(c.run / "study.db", tables=False),
+        ["status", str(c.run)],
+    )[2]
+)
+case("read-only", "study-db-version-rows-gone", "version_info (empty)")(
+    lambda c: (_sql(c, "DELETE FROM version_info"), ["status", str(c.run)])[1]
+)
+case("read-only", "study-db-alembic-rows-gone", "alembic_version (empty)")(
+    lambda c: (_sql(c, "DELETE FROM alembic_version"), ["status", str(c.run)])[1]
+)
+case("read-only", "study-db-trials-table-dropped", "trials")(
+    lambda c: (
+        _sql(c, "PRAGMA foreign_keys=OFF", "DROP TABLE trials"),
+        ["status", str(c.run)],
+    )[1]
+)
+case("read-only", "study-missing-from-db", "not found in")(
+    lambda c: (
+        c.edit_json(
+            c.run / "search.json",
+            lambda d: d.update(studies={"nope": next(iter(d["studies"].values()))}),
+        ),
+        ["status", str(c.run)],
+    )[1]
+)
+case("read-only", "storage-option-directory", "no study database at")(
+    lambda c: ["status", str(c.run), "--storage", f"sqlite:///{c.run}"]
+)
+
+# --------------------------------------------------------------------------- refused (issue 25, 5)
+# A refused command changes nothing: the study's budget, its trials, config.yaml and the index
+# are decided on first and written after.
+
+_SYN = {"HARMONIC_NAS_SEARCH_PROBLEM": SYNTHETIC}
+
+
+def _run_config(c: Ctx, edit: Callable[[dict[str, Any]], Any]) -> Path:
+    """The finished run's own config (as a user's experiment file), edited."""
+    path = Path(shutil.copy(c.run / "config.yaml", c.root / "in.yaml"))
+    return c.edit_yaml(path, lambda d: (d.pop("schema_version"), edit(d)))
+
+
+def refused_case(
+    id: str,
+    expect: str,
+    edit: Callable[[dict[str, Any]], Any],
+    *extra: str,
+    cmd: str = "search",
+    env: dict[str, str] | None = None,
+) -> None:
+    case("refused", id, expect, _SYN if env is None else env)(
+        lambda c: [cmd, str(_run_config(c, edit)), *extra]
+    )
+
+
+def _search(**values: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda d: d["search"].update(values)
+
+
+for _cmd in ("search", "run"):
+    refused_case(
+        f"{_cmd}-generations-beyond-the-space",
+        "distinct candidates",
+        _search(generations=10**30),
+        cmd=_cmd,
+    )
+    refused_case(
+        f"{_cmd}-population-beyond-the-space",
+        "distinct candidates",
+        _search(population=10**12),
+        cmd=_cmd,
+    )
+refused_case(
+    "extension-with-another-problem",
+    "was made with search problem",
+    _search(population=6),
+    env={},
+)
+refused_case(
+    "extension-with-a-missing-problem",
+    "",
+    _search(population=6),
+    env={"HARMONIC_NAS_SEARCH_PROBLEM": "no_such_module:factory"},
+)
+refused_case(
+    "extension-with-an-unknown-strategy",
+    "unknown",
+    _search(population=6),
+    "--strategy",
+    "anneal",
+)
+refused_case(
+    "extension-with-a-bad-study-name",
+    "study name",
+    _search(population=6),
+    "--study-name",
+    "../x",
+)
+refused_case(
+    "extension-and-another-config",
+    "another config",
+    lambda d: (d["search"].update(population=6), d["fusion"].update(C=16)),
+)
+case("refused", "extension-into-a-foreign-db", "is not a study database", _SYN)(
+    lambda c: [
+        "search",
+        str(
+            _run_config(
+                c,
+                _search(
+                    population=6,
+                    storage=f"sqlite:///{_foreign_sqlite(c.root / 'other' / 'notes.db')}",
+                ),
+            )
+        ),
+    ]
+)
+case("refused", "extension-storage-option-foreign-db", "is not a study database", _SYN)(
+    lambda c: [
+        "search",
+        str(_run_config(c, _search(population=6))),
+        "--storage",
+        f"sqlite:///{_foreign_sqlite(c.root / 'other' / 'notes.db')}",
+    ]
+)
+case("refused", "extension-against-a-corrupt-lut", "is not valid JSON", _SYN)(
+    lambda c: (
+        (c.run / "luts").mkdir(exist_ok=True),
+        (c.run / "luts" / "host.json").write_text("{"),
+        ["run", str(_run_config(c, _search(generations=3)))],
+    )[2]
+)
+case("refused", "extension-against-a-lut-of-another-schema", "schema_version", _SYN)(
+    lambda c: (
+        (c.run / "luts").mkdir(exist_ok=True),
+        (c.run / "luts" / "host.json").write_text(json.dumps({"schema_version": 9})),
+        ["run", str(_run_config(c, _search(generations=3)))],
+    )[2]
+)
+
+# --------------------------------------------------------------------------- duplicate keys (25, 6)
+# A key given twice is refused with both lines, wherever a user's YAML or JSON mapping is read.
+
+_BASE = (
+    "name: bad\n"
+    "modalities:\n"
+    "  image: {preset: avmnist, shape: [1, 28, 28]}\n"
+    "  audio: {preset: avmnist, shape: [1, 20, 20]}\n"
+)
+
+
+def dup_case(id: str, text: str, expect: str, cmd: str = "search") -> None:
+    case("duplicate-keys", id, expect)(lambda c: [cmd, str(c.text("exp.yaml", text))])
+
+
+dup_case(
+    "search-section-twice",
+    _BASE + "search: {population: 4}\nseed: 1\nsearch: {population: 16}\n",
+    "duplicate key 'search' (lines 5 and 7)",
+)
+dup_case("seed-twice", "seed: 1\n" + _BASE + "seed: 2\n", "duplicate key 'seed' (lines 1 and 6)")
+dup_case(
+    "nested-key-twice",
+    _BASE + "search:\n  population: 4\n  generations: 2\n  population: 16\n",
+    "duplicate key 'population' (lines 6 and 8)",
+)
+dup_case(
+    "modality-twice",
+    _BASE + "  image: {preset: avmnist, shape: [1, 20, 20]}\n",
+    "duplicate key 'image' (lines 3 and 5)",
+)
+dup_case("name-twice", _BASE + "name: other\n", "duplicate key 'name' (lines 1 and 5)", "run")
+dup_case(
+    "flow-mapping-twice",
+    _BASE + "pretrain: {epochs: 1, epochs: 50}\n",
+    "duplicate key 'epochs' (lines 5 and 5)",
+    "pretrain",
+)
+case("duplicate-keys", "override-value-twice", "duplicate key 'population'")(
+    lambda c: ["search", str(c.config()), "-o", "search={population: 4, population: 8}"]
+)
+case("duplicate-keys", "data-option-twice", "duplicate key 'a'")(
+    lambda c: ["data", "info", "npz", "--path", str(c.npz()), "--option", "kinds={a: 1, a: 2}"]
+)
+case("duplicate-keys", "run-config-twice", "duplicate key 'seed'")(
+    lambda c: (
+        (c.run / "config.yaml").write_text(
+            (c.run / "config.yaml").read_text(encoding="utf-8") + "seed: 99\n", encoding="utf-8"
+        ),
+        ["status", str(c.run)],
+    )[1]
+)
+_PUBLISHED = f'{{\n  "{LUT_KEY}": {{"lat": 0.1, "enrg": 1.0}},\n  "{LUT_KEY}": {{"lat": 9.0, "enrg": 9.0}}\n}}\n'
+case("duplicate-keys", "lut-import-published-key-twice", "(lines 2 and 3)")(
+    lambda c: ["lut", "import", str(c.text("t.json", _PUBLISHED)), "--device", "dev"]
+)
+case("duplicate-keys", "lut-import-entry-field-twice", "duplicate key 'lat'")(
+    lambda c: [
+        "lut",
+        "import",
+        str(c.text("t.json", '{"' + LUT_KEY + '": {"lat": 0.1, "lat": 5, "enrg": 1.0}}')),
+        "--device",
+        "dev",
+    ]
+)
+case("duplicate-keys", "lut-import-ours-entries-twice", "duplicate key 'entries'")(
+    lambda c: [
+        "lut",
+        "import",
+        str(c.text("t.json", c.lut().read_text()[:-1] + ', "entries": {}}')),
+        "--device",
+        "dev",
+    ]
+)
+case("duplicate-keys", "lut-show-device-twice", "duplicate key 'device'")(
+    lambda c: [
+        "lut",
+        "show",
+        str(c.text("t.json", c.lut().read_text()[:-1] + ', "device": {"name": "x"}}')),
+    ]
+)
+case("duplicate-keys", "arch-cells-twice", "duplicate key 'cells'")(
+    lambda c: [
+        "cost",
+        str(c.config()),
+        "--arch",
+        str(c.text("arch.json", c.arch().read_text()[:-1] + ', "cells": 4}')),
+    ]
+)
+case("duplicate-keys", "preprocess-twice", "duplicate key 'schema_version'")(
+    lambda c: [
+        "predict",
+        str(
+            (
+                (c.model / "preprocess.json").write_text(
+                    (c.model / "preprocess.json").read_text()[:-2] + ', "schema_version": 1}'
+                ),
+                c.model,
+            )[1]
+        ),
+        "-i",
+        str(c.inputs()),
+    ]
+)
+case("duplicate-keys", "search-index-twice", "duplicate key 'studies'")(
+    lambda c: (
+        (c.run / "search.json").write_text(
+            (c.run / "search.json").read_text()[:-2] + ', "studies": {}}'
+        ),
+        ["status", str(c.run)],
+    )[1]
+)
+
+
 ALL = [(kind, c) for kind, cases in CASES.items() for c in cases]
 
 
@@ -966,6 +1383,10 @@ def test_the_table_is_large_and_covers_every_kind() -> None:
         "predict",
         "env",
         "options",
+        "names",
+        "read-only",
+        "refused",
+        "duplicate-keys",
     }
     assert len({f"{k}/{c.id}" for k, c in ALL}) == len(ALL)
 
@@ -996,6 +1417,8 @@ def test_bad_input(
     for key, value in bad.env.items():
         monkeypatch.setenv(key, value)
     before = tree(tmp_path)
+    cache = Path(os.environ["HARMONIC_NAS_CACHE"])
+    outside = (tree(cache), sorted(p.name for p in tmp_path.parent.iterdir()))
     code = main(argv)
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err, err
@@ -1004,3 +1427,5 @@ def test_bad_input(
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert bad.expect in lines[0], lines[0]
     assert tree(tmp_path) == before, "an artifact or input changed"
+    after = (tree(cache), sorted(p.name for p in tmp_path.parent.iterdir()))
+    assert after == outside, "something was written outside the test's directory"

@@ -5,7 +5,6 @@ written are refused in one line, with nothing written."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import re
 import tempfile
 from pathlib import Path
@@ -16,6 +15,7 @@ import yaml
 
 from harmonic_nas.cli import main
 from harmonic_nas.config import load_config, save_resolved
+from tests.tree import tree
 
 #: Progress lines (printed when the output is not a terminal) are not error lines.
 PROGRESS = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
@@ -43,16 +43,6 @@ def _write(tmp_path: Path, file: str = "exp.yaml", **patch: Any) -> Path:
     return path
 
 
-def _tree(root: Path) -> dict[str, str]:
-    if not root.exists():
-        return {}
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 @pytest.fixture(autouse=True)
 def _no_stage(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reaching the first stage means the guard let the run through (no dataset is built)."""
@@ -78,7 +68,7 @@ def test_changed_config_is_refused_before_anything_is_written(
     first = load_config(_write(tmp_path))
     save_resolved(first)
     (first.run_path / "study.db").write_bytes(b"stand-in for a finished study")
-    before = _tree(tmp_path / "runs")
+    before = tree(tmp_path / "runs")
     changed = _write(tmp_path, "changed.yaml", device__threads=2, pretrain__epochs=3)
     line = _one_line(
         main(["run", str(changed)]),
@@ -90,7 +80,7 @@ def test_changed_config_is_refused_before_anything_is_written(
         "search.generations",
     )
     assert "search.population" not in line.split("differs in")[1].split(")")[0]
-    assert _tree(tmp_path / "runs") == before
+    assert tree(tmp_path / "runs") == before
 
 
 def test_budget_and_workers_may_change(tmp_path: Path) -> None:
@@ -122,7 +112,7 @@ def test_name_that_escapes_run_dir_is_refused(
 ) -> None:
     cfg = _write(tmp_path, name=name)
     _one_line(main(["run", str(cfg)]), capsys.readouterr().err, "'name'", "inside run_dir")
-    assert _tree(tmp_path / "runs") == {} and not (tmp_path / "config.yaml").exists()
+    assert tree(tmp_path / "runs") == {} and not (tmp_path / "config.yaml").exists()
 
 
 def test_run_directory_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,9 @@ study file or directory, not database servers and credentials."""
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,53 @@ def test_status_of_the_finished_run_works(
 ) -> None:
     assert main(["status", str(finished_run)]) == 0
     assert "finished" in capsys.readouterr().out
+
+
+def _rollback_journal(db: Path) -> None:
+    """Take a study database out of WAL mode (as a copy made with ``sqlite3 .backup`` is)."""
+    con = sqlite3.connect(db)
+    try:
+        con.execute("PRAGMA journal_mode=DELETE")
+    finally:
+        con.close()
+
+
+def test_status_writes_not_one_byte(finished_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 25 (red-team class 2): ``status`` opens the study read-only: a database in
+    rollback-journal mode keeps every byte (not even switched to WAL), and no file appears."""
+    db = finished_run / "study.db"
+    _rollback_journal(db)
+    raw = db.read_bytes()
+    names = sorted(p.name for p in finished_run.iterdir())
+    assert main(["status", str(finished_run)]) == 0
+    assert "finished" in capsys.readouterr().out
+    assert db.read_bytes() == raw
+    assert sorted(p.name for p in finished_run.iterdir()) == names
+
+
+@pytest.mark.parametrize("empty", [True, False])
+def test_status_never_creates_tables_in_a_foreign_database(
+    finished_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], empty: bool
+) -> None:
+    foreign = tmp_path / "elsewhere" / "app.db"
+    foreign.parent.mkdir()
+    if empty:
+        foreign.write_bytes(b"")
+    else:
+        con = sqlite3.connect(foreign)
+        con.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT)")
+        con.execute("INSERT INTO accounts (name) VALUES ('ada')")
+        con.commit()
+        con.close()
+    raw = foreign.read_bytes()
+    index = finished_run / "search.json"
+    data = json.loads(index.read_text(encoding="utf-8"))
+    for study in data["studies"].values():
+        study["storage"] = f"sqlite:///{foreign}"
+    index.write_text(json.dumps(data), encoding="utf-8")
+    assert main(["status", str(finished_run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "is not a study database" in err
+    assert "nothing was changed" in err and len(err.splitlines()) == 1
+    assert foreign.read_bytes() == raw
+    assert sorted(p.name for p in foreign.parent.iterdir()) == ["app.db"]

@@ -146,3 +146,24 @@ def test_baselines(tiny_run: tuple[Path, Path], capsys: pytest.CaptureFixture[st
     mtime = (run / "baselines.json").stat().st_mtime_ns
     assert main(["baselines", str(path)]) == 0
     assert (run / "baselines.json").stat().st_mtime_ns == mtime
+
+
+def test_a_search_refused_for_a_missing_supernet_changes_nothing(
+    tiny_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 25 (red-team class 5): with ``supernets/audio.pt`` gone, ``search`` with another
+    population is refused before the study's budget is raised or a trial fails."""
+    from tests.tree import tree
+
+    path, run = tiny_run
+    kept = run.parent / "audio.pt.kept"
+    (run / "supernets" / "audio.pt").rename(kept)
+    try:
+        before = tree(run)
+        code = main(["search", str(path), "-o", "search.population=4"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith("error: no pretrained supernet for modality 'audio'")
+        assert tree(run) == before
+    finally:
+        kept.rename(run / "supernets" / "audio.pt")

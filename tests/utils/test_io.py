@@ -84,3 +84,35 @@ def test_unreadable_json_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(Path, "read_text", denied)
     with pytest.raises(HarmonicError, match=r"cannot read thing .*Permission denied"):
         read_json(path, what="thing")
+
+
+# --------------------------------------------------------------------------- duplicate keys
+
+
+def test_yaml_refuses_a_key_given_twice_with_both_lines() -> None:
+    from harmonic_nas.utils.io import DuplicateKeyError, load_yaml
+
+    with pytest.raises(DuplicateKeyError) as info:
+        load_yaml("name: x\nsearch:\n  population: 4\nseed: 1\nsearch:\n  population: 16\n")
+    assert info.value.key == "search" and info.value.lines == (2, 5)
+    assert "duplicate key 'search' (lines 2 and 5)" in str(info.value)
+    with pytest.raises(DuplicateKeyError, match=r"'population' \(lines 2 and 3\)"):
+        load_yaml("a:\n  population: 4\n  population: 5\n")
+    # the same key in two mappings, and a merge key overridden, are no duplicates
+    assert load_yaml("a: {k: 1}\nb: {k: 2}\n") == {"a": {"k": 1}, "b": {"k": 2}}
+    assert load_yaml("x: &x {k: 1}\ny:\n  <<: *x\n  k: 2\n")["y"] == {"k": 2}
+
+
+def test_json_refuses_a_key_given_twice_with_its_lines(tmp_path: Path) -> None:
+    from harmonic_nas.utils.io import DuplicateKeyError, load_json
+
+    with pytest.raises(DuplicateKeyError) as info:
+        load_json('{\n  "a": 1,\n  "b": {"a": 2},\n  "a": 3\n}')
+    assert info.value.key == "a" and info.value.lines == (2, 4)  # not line 3: another object
+    with pytest.raises(DuplicateKeyError) as info:
+        load_json('[{"k": "a\\"b"}, {"k": 1,\n"s": "x\\\\", "k": 2}]')
+    assert info.value.key == "k" and info.value.lines == (1, 2)
+    path = tmp_path / "x.json"
+    path.write_text('{"schema_version": 1, "schema_version": 2}', encoding="utf-8")
+    with pytest.raises(HarmonicError, match=r"^lut .*x.json has a duplicate key 'schema_version'"):
+        read_json(path, schema_version=1, what="lut")

@@ -91,6 +91,7 @@ def register(app: typer.Typer) -> None:
 
             check_provider(provider)
         name = device or cfg.device.name
+        target = run_lut_path(cfg, name)  # a bad device name is refused before profiling
         with rich_progress() as progress:
             lut = profile_device(
                 cfg,
@@ -100,7 +101,7 @@ def register(app: typer.Typer) -> None:
                 provider=provider,
                 progress=progress,
             )
-        path = lut.save(run_lut_path(cfg, name))
+        path = lut.save(target)
         console.print(
             f"profiled {len(lut)} layers in {lut.meta.get('profiling_time_s', 0):.1f} s "
             f"({lut.device.backend}, {lut.device.threads} thread(s), energy: {lut.energy_source}); "

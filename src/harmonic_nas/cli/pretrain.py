@@ -62,6 +62,7 @@ def register(app: typer.Typer) -> None:
         save_resolved(cfg)
         with rich_progress(transient=True) as progress:
             dataset = load_dataset(cfg, progress=progress)
+            save_resolved(cfg)  # once the dataset is accepted: a refusal leaves the run alone
             results = pretrain_all(cfg, dataset, names, force=force, progress=progress)
         _print_results(results)
 

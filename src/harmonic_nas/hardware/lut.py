@@ -49,7 +49,12 @@ from harmonic_nas.errors import LUTError
 from harmonic_nas.hardware.calibration import Calibration
 from harmonic_nas.hardware.identity import MachineIdentity
 from harmonic_nas.hardware.keys import lut_key, parse_key
-from harmonic_nas.utils.io import atomic_write_json, is_schema_version
+from harmonic_nas.utils.io import (
+    DuplicateKeyError,
+    atomic_write_json,
+    is_schema_version,
+    load_json,
+)
 from harmonic_nas.utils.limits import MAX_LAYER_COST
 
 LUT_SCHEMA_VERSION = 2
@@ -388,7 +393,9 @@ class LUT:
         if not path.is_file():
             raise LUTError(f"LUT file not found: {path}")
         try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
+            obj = load_json(path.read_text(encoding="utf-8"))
+        except DuplicateKeyError as exc:
+            raise LUTError(f"LUT {path} has a {exc}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             line = getattr(exc, "lineno", "?")
             raise LUTError(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from harmonic_nas.errors import LUTError
 from harmonic_nas.hardware.lut import LUT
+from harmonic_nas.utils.names import check_name
 from harmonic_nas.utils.paths import cache_root
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.registry import Registry
@@ -74,11 +75,13 @@ def installed_luts_dir() -> Path:
 
 
 def installed_path(device: str) -> Path:
-    return installed_luts_dir() / f"{device}.json"
+    """``<cache>/luts/<device>.json``; a device name that is no plain file name is refused."""
+    return installed_luts_dir() / f"{check_name(device, 'device name')}.json"
 
 
 def run_lut_path(cfg: ExperimentConfig, device: str | None = None) -> Path:
-    return cfg.run_path / "luts" / f"{device or cfg.device.name}.json"
+    """``<run>/luts/<device>.json`` (default: the config's device)."""
+    return cfg.run_path / "luts" / f"{check_name(device or cfg.device.name, 'device name')}.json"
 
 
 def installed_devices() -> list[str]:

@@ -25,7 +25,9 @@ from harmonic_nas.errors import LUTError
 from harmonic_nas.hardware.keys import parse_key
 from harmonic_nas.hardware.lut import LUT, DeviceInfo, LUTEntry, now_iso
 from harmonic_nas.hardware.lut_source import get_device
+from harmonic_nas.utils.io import DuplicateKeyError, load_json
 from harmonic_nas.utils.limits import MAX_LAYER_COST
+from harmonic_nas.utils.names import check_name
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +78,9 @@ def _load_json(path: Path) -> tuple[Any, bytes]:
         raise LUTError(f"LUT file not found: {path}")
     raw = path.read_bytes()
     try:
-        return json.loads(raw.decode("utf-8")), raw
+        return load_json(raw.decode("utf-8")), raw
+    except DuplicateKeyError as exc:
+        raise LUTError(f"{path} has a {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         line = getattr(exc, "lineno", "?")
         raise LUTError(f"{path} is not valid JSON (line {line}); check the file") from None
@@ -99,8 +103,7 @@ def import_reference_lut(
 
     if not files:
         raise LUTError("no LUT files given; pass the published backbone and fusion tables")
-    if not device or "/" in device or device.startswith("."):
-        raise LUTError(f"invalid device name {device!r}; use a plain name such as jetson-tx2")
+    check_name(device, "device name")
     known = get_device(device)
     if known is not None and known.profile_here:
         raise LUTError(

@@ -19,7 +19,7 @@ from harmonic_nas.pretrain.checkpoint import (
     supernet_paths,
 )
 from harmonic_nas.pretrain.evaluation import evaluate_subnet, extract_calibrated
-from harmonic_nas.pretrain.loading import load_supernet
+from harmonic_nas.pretrain.loading import check_supernet, load_supernet
 from harmonic_nas.pretrain.losses import child_loss, distill_loss, lr_at, make_optimizer
 from harmonic_nas.pretrain.parallel import pretrain_all, pretrain_workers
 from harmonic_nas.pretrain.standalone import train_standalone
@@ -30,6 +30,7 @@ __all__ = [
     "PretrainResult",
     "bn_recalibrate",
     "calibration_generator",
+    "check_supernet",
     "child_loss",
     "distill_loss",
     "evaluate_subnet",

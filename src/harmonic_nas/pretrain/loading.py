@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -23,20 +23,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def load_supernet(
-    cfg: ExperimentConfig,
-    modality: str,
-    n_classes: int | None = None,
-    *,
-    strict: bool = True,
-    device: torch.device | None = None,
-) -> Supernet:
-    """The trained supernet of ``modality`` (eval mode, max subnet active).
-
-    Errors (one line): no checkpoint or an unfinished one -> StageMissingError; corrupt, of
-    another preset/modality/class count, or (``strict``) trained with another config ->
-    CheckpointError.
-    """
+def check_supernet(cfg: ExperimentConfig, modality: str, *, strict: bool = True) -> dict[str, Any]:
+    """The checkpoint of ``modality``'s supernet after every check that needs no dataset (it
+    exists, is finished, of this preset and modality and, ``strict``, of this config), so that
+    a search refuses before it starts; one-line errors as :func:`load_supernet`'s."""
     if modality not in cfg.modalities:
         raise ConfigError(
             f"modality '{modality}' is not in the config; choose one of {sorted(cfg.modalities)}"
@@ -60,6 +50,26 @@ def load_supernet(
             f"checkpoint {pt_path} was trained with another config (pretrain/dataset/modality "
             "settings or seed changed); rerun `harmonic-nas pretrain CONFIG`"
         )
+    return ckpt
+
+
+def load_supernet(
+    cfg: ExperimentConfig,
+    modality: str,
+    n_classes: int | None = None,
+    *,
+    strict: bool = True,
+    device: torch.device | None = None,
+) -> Supernet:
+    """The trained supernet of ``modality`` (eval mode, max subnet active).
+
+    Errors (one line): no checkpoint or an unfinished one -> StageMissingError; corrupt, of
+    another preset/modality/class count, or (``strict``) trained with another config ->
+    CheckpointError.
+    """
+    ckpt = check_supernet(cfg, modality, strict=strict)
+    mcfg = cfg.modalities[modality]
+    pt_path, _ = supernet_paths(cfg, modality)
     if n_classes is not None and ckpt["n_classes"] != n_classes:
         raise CheckpointError(
             f"checkpoint {pt_path} has {ckpt['n_classes']} classes but {n_classes} were "

@@ -3,7 +3,9 @@
 The supernets of a run are independent (their own data, generator and checkpoint file), so on a
 machine with several cores they train side by side; results are the same as one after the other
 (each modality's generators are derived from the run seed and its name, each process runs torch on
-the thread policy's count). Workers are spawned and reload the dataset from its cache.
+the thread policy's count). Workers are spawned and reload the dataset from its cache; they die
+with the process that started them (:func:`~harmonic_nas.utils.processes.die_with_parent`), so a
+killed ``run`` leaves no orphan training or writing checkpoints.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
 
+from harmonic_nas.utils.processes import die_with_parent
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.threads import policy_threads, torch_threads
 
@@ -74,7 +77,9 @@ def pretrain_all(
     results: dict[str, PretrainResult] = {}
     progress("pretrain supernets (parallel)", 0, len(names))
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(
+        max_workers=n, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         futures = {pool.submit(_train_one, data, m, force, threads): m for m in names}
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()  # a worker's error is raised here, as is

@@ -24,11 +24,13 @@ from harmonic_nas.errors import DataError, HarmonicError, StageMissingError
 from harmonic_nas.results._raw import recipe_problem
 from harmonic_nas.utils.io import (
     SIZE_FIX,
+    DuplicateKeyError,
     array_bytes,
     check_bytes,
     check_float32_range,
     check_npz_size,
     is_schema_version,
+    load_json,
 )
 from harmonic_nas.utils.io import read_npz as read_npz_arrays
 from harmonic_nas.utils.limits import MAX_ARRAY_BYTES
@@ -210,7 +212,9 @@ def load_exported(path: Path | str, *, threads: int = 0) -> ExportedModel:
     beside = p.parent / PREPROCESS_NAME
     if beside.is_file():
         try:
-            meta = json.loads(beside.read_text(encoding="utf-8"))
+            meta = load_json(beside.read_text(encoding="utf-8"))
+        except DuplicateKeyError as exc:
+            raise ModelFileError(f"{beside} has a {exc}") from None
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ModelFileError(
                 f"{beside} is not valid UTF-8 JSON; export the model again"

@@ -75,6 +75,7 @@ from harmonic_nas.search.problem import (
 )
 from harmonic_nas.search.records import load_records
 from harmonic_nas.search.storage import (
+    NotAStudyError,
     check_study_identity,
     default_storage_url,
     fail_stale,
@@ -87,7 +88,9 @@ from harmonic_nas.search.storage import (
 )
 from harmonic_nas.search.strategies import get_strategy, make_sampler
 from harmonic_nas.search.workers import _run_workers, _storage_failed, _worker_loop, report_progress
+from harmonic_nas.utils.credentials import with_password
 from harmonic_nas.utils.io import atomic_write_text
+from harmonic_nas.utils.names import check_name
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
@@ -99,27 +102,39 @@ def check_study_config(
     storage: str | None = None,
     strategy: str | None = None,
     study_name: str | None = None,
-) -> None:
+) -> dict[str, Any] | None:
     """Decide before any work: refuse (:class:`StorageError`, nothing written) when the study this
-    search would resume was made with another config. A SQLite study that does not exist yet is
-    not created; :func:`prepare` repeats the check on the storage it opens."""
+    search would resume was made with another config. The storage is opened read-only: a study
+    that does not exist yet is not created. Returns the existing study's user attributes (None
+    when there is no such study yet), for the checks that need the problem."""
     name = strategy or cfg.search.strategy
     get_strategy(name, cfg.search)  # an unknown name fails before anything is opened
-    url = storage or cfg.search.storage or default_storage_url(cfg)
+    if study_name is not None:
+        check_name(study_name, "study name")  # it names the folder studies/<study name>/
+    url = with_password(
+        storage or cfg.search.storage or default_storage_url(cfg), cfg.search.storage_password_env
+    )
     if url.lower().startswith("sqlite"):
         path = url.split(":///", 1)[-1]
         if path in ("", ":memory:", url) or not Path(path).expanduser().is_file():
-            return  # no study to resume (or a bad URL, which prepare reports)
-    rdb = open_storage(url, heartbeat_s=cfg.search.heartbeat_s)
+            return None  # no study to resume (or a bad URL, which prepare reports)
     try:
-        _check_identity(cfg, rdb, url, study_name or default_study_name(cfg, name), name)
+        rdb = open_storage(url, heartbeat_s=cfg.search.heartbeat_s, read_only=True)
+    except NotAStudyError as exc:
+        if exc.empty or exc.partial or not url.lower().startswith("sqlite"):
+            # an empty database (a new PostgreSQL one), or one another search is creating the
+            # tables of this instant: the search creates (or completes) the study
+            return None
+        raise  # a foreign SQLite database: Optuna's tables are never added to it
+    try:
+        return _check_identity(cfg, rdb, url, study_name or default_study_name(cfg, name), name)
     finally:
         rdb.engine.dispose()
 
 
 def _check_identity(
     cfg: ExperimentConfig, rdb: RDBStorage, url: str, study_name: str, strategy: str
-) -> None:
+) -> dict[str, Any] | None:
     try:
         check_study_identity(
             rdb,
@@ -128,6 +143,10 @@ def _check_identity(
             identity=config_identity(cfg, strategy),
             legacy_hash=legacy_config_hash(cfg, strategy),
         )
+        try:
+            return dict(rdb.get_study_user_attrs(rdb.get_study_id_from_name(study_name)))
+        except KeyError:
+            return None
     except sqlalchemy.exc.SQLAlchemyError as exc:  # disk full, read-only, server gone, ...
         raise _storage_failed(url, exc) from None
 
@@ -140,7 +159,10 @@ def prepare(
     study_name: str | None = None,
     problem: str | ProblemFactory | None = None,
 ) -> tuple[SearchContext, SearchProblem, optuna.Study, RDBStorage]:
-    """Validate, run the cheap pass on the smallest genome, and create or load the study."""
+    """Decide everything, then create or load the study: the identity of an existing study
+    (read-only), the problem's inputs (supernets, device table), the budget against the space
+    and the cheap pass on the smallest genome are checked before the storage is opened for
+    writing, so a refused search changes neither the study (budget, trials) nor the run."""
     scfg = cfg.search
     if scfg.population < 2:
         raise ConfigError(
@@ -148,8 +170,12 @@ def prepare(
         )
     name = strategy or scfg.strategy
     get_strategy(name, scfg)  # an unknown name fails before anything is opened
+    if study_name is not None:
+        check_name(study_name, "study name")  # it names the folder studies/<study name>/
     ref = problem if problem is not None else DEFAULT_PROBLEM
-    url = storage or scfg.storage or default_storage_url(cfg)
+    url = with_password(
+        storage or scfg.storage or default_storage_url(cfg), scfg.storage_password_env
+    )
     study_name = study_name or default_study_name(cfg, name)
     ctx = SearchContext(
         cfg=cfg,
@@ -160,9 +186,11 @@ def prepare(
         problem=ref,
         optuna_verbosity=optuna.logging.get_verbosity(),
     )
-    rdb = open_storage(url, heartbeat_s=scfg.heartbeat_s)
-    _check_identity(cfg, rdb, url, study_name, name)  # decide before the problem is built
+    # decide before the problem is built: a study of another config is refused read-only
+    existing = check_study_config(cfg, storage=url, strategy=name, study_name=study_name)
     prob = ctx.build_problem()
+    if existing is not None:
+        check_study_problem(existing, problem_name(prob), study_name)
     strat = get_strategy(name, scfg, energy_objective=not prob.energy_modelled)
     space = prob.space
     if space.size() < scfg.budget:
@@ -170,6 +198,9 @@ def prepare(
             f"the search space has only {space.size()} distinct candidates but the budget is "
             f"{scfg.budget}; lower search.population x search.generations"
         )
+    ready = getattr(prob, "check_ready", None)
+    if callable(ready):
+        ready()  # the problem's inputs (e.g. every supernet) exist before a trial can fail
     smallest = prob.lower_bound(space.min_genome())
     for what, low, limit, unit in (
         ("latency", smallest.latency_ms, scfg.latency_budget_ms, "ms"),
@@ -202,7 +233,9 @@ def prepare(
             "energy_mj": refpt.energy_mj,
         },
     }
+    rdb = open_storage(url, heartbeat_s=scfg.heartbeat_s)  # decided: now it may be written
     try:
+        _check_identity(cfg, rdb, url, study_name, name)  # another process may have made it
         study = open_study(
             rdb,
             study_name=study_name,

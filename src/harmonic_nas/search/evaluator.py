@@ -104,6 +104,15 @@ class HarmonicProblem:
         self.device = device or compute_device(cfg)
         self._space = space_from_config(cfg)
 
+    def check_ready(self) -> None:
+        """Refuse before the study is opened for writing (so a refused search adds no failed
+        trial and changes no budget): every modality's supernet is trained, finished and of
+        this config (:func:`~harmonic_nas.pretrain.check_supernet`)."""
+        from harmonic_nas.pretrain import check_supernet
+
+        for m in self.cfg.modalities:
+            check_supernet(self.cfg, m)
+
     # -- lazily loaded stage artifacts -------------------------------------------------------
     @cached_property
     def dataset(self) -> MultimodalDataset:

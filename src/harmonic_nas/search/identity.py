@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 #: SearchConfig fields that change nothing in the results (excluded from the config hash).
 _OPERATIONAL = (
     "storage",
+    "storage_password_env",
     "study_name",
     "workers",
     "heartbeat_s",

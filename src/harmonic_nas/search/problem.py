@@ -105,7 +105,9 @@ class TestScore:
 class SearchProblem(Protocol):
     """What the outer tier optimises. Implementations: :mod:`.evaluator` (real) and the test
     double :mod:`harmonic_nas.testing.synthetic_problem`. An optional ``name`` class attribute
-    says which problem a study was made with (:func:`problem_name`)."""
+    says which problem a study was made with (:func:`problem_name`); an optional
+    ``check_ready()`` method refuses (one-line error) when the problem's inputs are missing, and
+    runs before the study is opened for writing."""
 
     @property
     def space(self) -> SearchSpace: ...

@@ -36,6 +36,7 @@ from harmonic_nas.search.storage import (
     redact,
     resolve_url,
 )
+from harmonic_nas.utils.credentials import with_password
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
@@ -171,18 +172,15 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
         index = {default: {"strategy": "nsga2", "storage": f"sqlite:///{RUN_PLACEHOLDER}/study.db"}}
     out = []
     for study_name, entry in index.items():
-        url = storage or resolve_url(entry["storage"], run)
-        if "***" in url:
-            raise StorageError(
-                f"the storage of study '{study_name}' needs a password: "
-                "pass --storage URL (or use ~/.pgpass / PGPASSWORD)"
-            )
+        url = storage or with_password(
+            resolve_url(entry["storage"], run), cfg.search.storage_password_env
+        )
         if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
             raise StageMissingError(
                 f"no study database at {url[len('sqlite:///') :]}; start the search with "
                 "`harmonic-nas search CONFIG`"
             )
-        rdb = open_storage(url, heartbeat_s=cfg.search.heartbeat_s)
+        rdb = open_storage(url, heartbeat_s=cfg.search.heartbeat_s, read_only=True)
         try:
             study = optuna.load_study(
                 study_name=study_name, storage=rdb, sampler=RandomSampler(seed=0)
@@ -239,4 +237,5 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
                 "candidates": [_row(r, records, mods, tests) for r in records.records],
             }
         )
+        rdb.engine.dispose()  # the read-only connections, closed at once
     return out

@@ -18,14 +18,16 @@ import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote
 
 import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
+from sqlalchemy.pool import NullPool
 
 from harmonic_nas.errors import HarmonicError
+from harmonic_nas.utils.credentials import redact, scrub, with_password
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
@@ -48,6 +50,16 @@ MAX_RETRY = 3
 
 class StorageError(HarmonicError):
     """The study storage cannot be opened, or holds a study of another config."""
+
+
+class NotAStudyError(StorageError):
+    """A database opened read-only holds no (complete) Optuna study storage: ``empty``, no table
+    at all; ``partial``, some of Optuna's (another process may be creating them this instant)."""
+
+    def __init__(self, message: str, *, empty: bool, partial: bool) -> None:
+        super().__init__(message)
+        self.empty = empty
+        self.partial = partial
 
 
 def default_storage_url(cfg: ExperimentConfig) -> str:
@@ -80,22 +92,15 @@ def resolve_url(stored: str, run: Path) -> str:
     return stored
 
 
-def redact(url: str) -> str:
-    """The URL without its password (safe to print and to store in the run directory)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+def open_storage(url: str, *, heartbeat_s: int = 30, read_only: bool = False) -> RDBStorage:
+    """Open (and create the tables of) an RDB storage; one-line :class:`StorageError` if it fails.
 
-
-def open_storage(url: str, *, heartbeat_s: int = 30) -> RDBStorage:
-    """Open (and create the tables of) an RDB storage; one-line :class:`StorageError` if it fails."""
+    ``read_only`` (``status``, the identity check before a search): nothing is created, migrated
+    or written. The URL must hold an Optuna study database already (checked with a plain
+    connection first); SQLite is opened in read-only mode, PostgreSQL in read-only transactions,
+    so that a reader cannot change the storage even by accident."""
     shown = redact(url)
+    url = with_password(url, None)  # a saved copy's masked password: libpq's sources apply
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if not scheme.startswith(("sqlite", "postgresql", "postgres", "mysql")):
         raise StorageError(
@@ -114,28 +119,83 @@ def open_storage(url: str, *, heartbeat_s: int = 30) -> RDBStorage:
     try:
         if scheme.startswith("sqlite"):
             connect_args = {"timeout": 120}
-            path = url.split(":///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        storage = _create_rdb(url, connect_args, heartbeat_s)
-        if scheme.startswith("sqlite"):
+            path = Path(url.split(":///", 1)[-1]).expanduser()
+            if read_only:
+                if not path.is_file():
+                    raise StorageError(
+                        f"no study database at {path}; start the search with "
+                        "`harmonic-nas search CONFIG`"
+                    )
+                url = f"sqlite:///file:{quote(str(path.resolve()))}?mode=ro&uri=true"
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+        elif read_only and scheme.startswith("postgres"):
+            connect_args["options"] = "-c default_transaction_read_only=on"
+        if read_only:
+            _check_study_tables(url, connect_args, shown)
+        storage = _create_rdb(url, connect_args, heartbeat_s, create=not read_only)
+        if scheme.startswith("sqlite") and not read_only:
             _tune_sqlite(storage)
         return storage
+    except StorageError:
+        raise
     except OSError as exc:  # the folder of a SQLite file cannot be made (disk full, ...)
         cause = write_error(exc.filename or shown, exc)
         raise StorageError(f"cannot open study storage {shown}: {cause}") from None
     except Exception as exc:  # sqlalchemy ArgumentError / OperationalError, missing driver, ...
-        reason = " ".join(str(exc).split())
+        reason = scrub(" ".join(str(exc).split()), url)
         first = reason.split("[SQL:")[0].split("(Background on")[0].strip()
         raise StorageError(
             f"cannot open study storage {shown}: {exc.__class__.__name__}: {first[:200]}; "
-            "check the URL, that the server is running and reachable, and the credentials"
+            "check the URL, that the server is running and reachable, and the credentials "
+            "(PGPASSWORD, ~/.pgpass or search.storage_password_env)"
         ) from None
 
 
-def _create_rdb(url: str, connect_args: dict[str, Any], heartbeat_s: int) -> RDBStorage:
+def shown_url(url: str) -> str:
+    """``url`` as a user wrote it: without a password, and a SQLite file opened read-only
+    (``sqlite:///file:<path>?mode=ro&uri=true``) as its plain ``sqlite:///<path>``."""
+    prefix = "sqlite:///file:"
+    if url.startswith(prefix) and url.endswith("?mode=ro&uri=true"):
+        return "sqlite:///" + unquote(url[len(prefix) : -len("?mode=ro&uri=true")])
+    return redact(url)
+
+
+#: the tables (and filled version rows) of an Optuna storage that opening it does not write
+_STUDY_TABLES = ("studies", "trials", "version_info", "alembic_version")
+
+
+def _check_study_tables(url: str, connect_args: dict[str, Any], shown: str) -> None:
+    """Refuse, writing nothing, a database that is not an Optuna study storage (a foreign or an
+    empty database): Optuna would create its tables (or its version rows) on opening it."""
+    engine = sqlalchemy.create_engine(url, connect_args=connect_args, poolclass=NullPool)
+    try:
+        tables = set(sqlalchemy.inspect(engine).get_table_names())
+        empty = not tables
+        missing = [t for t in _STUDY_TABLES if t not in tables]
+        if not missing:
+            with engine.connect() as con:
+                for table in ("version_info", "alembic_version"):
+                    if con.execute(sqlalchemy.text(f"SELECT COUNT(*) FROM {table}")).scalar() == 0:
+                        missing.append(f"{table} (empty)")
+    finally:
+        engine.dispose()
+    if missing:
+        raise NotAStudyError(
+            f"{shown} is not a study database (it lacks the Optuna table(s) "
+            f"{', '.join(missing[:4])}); nothing was changed: pass the storage the search used "
+            "(--storage URL), or start the search with `harmonic-nas search CONFIG`",
+            empty=empty,
+            partial="studies" in tables,
+        )
+
+
+def _create_rdb(
+    url: str, connect_args: dict[str, Any], heartbeat_s: int, *, create: bool = True
+) -> RDBStorage:
     """``RDBStorage(url)``; when several processes create the tables of a new database at the same
-    instant, the losers see an integrity error: they retry and find the tables made."""
+    instant, the losers see an integrity error: they retry and find the tables made. ``create``
+    false: the tables must exist (nothing is created)."""
     for attempt in range(5):
         try:
             with warnings.catch_warnings():
@@ -146,6 +206,7 @@ def _create_rdb(url: str, connect_args: dict[str, Any], heartbeat_s: int) -> RDB
                     heartbeat_interval=heartbeat_s,
                     grace_period=3 * heartbeat_s,
                     heartbeat_stale_trial_callback=RetryInterrupted(MAX_RETRY),
+                    skip_table_creation=not create,
                 )
         except sqlalchemy.exc.IntegrityError:
             if attempt == 4:
@@ -217,7 +278,7 @@ def open_study(
     if existing is None:
         if not create:
             raise StorageError(
-                f"study '{study_name}' does not exist in {redact(storage.url)}; "
+                f"study '{study_name}' does not exist in {shown_url(storage.url)}; "
                 "start it with `harmonic-nas search CONFIG`"
             )
         study = optuna.create_study(
@@ -299,7 +360,7 @@ def _other_config(
         else f"(hash {attrs.get(ATTR_CONFIG_HASH)} != {config_hash})"
     )
     return StorageError(
-        f"study '{study_name}' in {redact(storage.url)} was made with another config {what}; "
+        f"study '{study_name}' in {shown_url(storage.url)} was made with another config {what}; "
         "rerun with the original config to resume it (only search.generations and "
         "search.population may change, to extend it), or pass --study-name NEW_NAME to "
         "start a separate study"

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
-import signal
-import sys
-import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -31,15 +27,11 @@ from harmonic_nas.search.storage import (
     redact,
 )
 from harmonic_nas.search.strategies import Strategy, get_strategy, make_sampler
+from harmonic_nas.utils.credentials import scrub
+from harmonic_nas.utils.processes import die_with_parent
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
 logger = logging.getLogger(__name__)
-
-
-PARENT_CHECK_S = 1.0
-
-
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 MAX_DUPLICATES_IN_ROW = 2000
@@ -107,7 +99,8 @@ def _worker_loop(
 
 
 def _storage_failed(url: str, exc: BaseException) -> StorageError:
-    text = " ".join(str(exc).split()).split("[SQL:")[0].split("(Background on")[0].strip()
+    text = scrub(" ".join(str(exc).split()), url).split("[SQL:")[0]
+    text = text.split("(Background on")[0].strip()
     return StorageError(
         f"the study storage {redact(url)} failed during the search "
         f"({exc.__class__.__name__}: {text[:160]}); free disk space or fix the storage, then "
@@ -115,34 +108,10 @@ def _storage_failed(url: str, exc: BaseException) -> StorageError:
     )
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Make this worker process end when its parent does (no orphan keeps running the study).
-
-    On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); everywhere, a
-    daemon thread also checks every second that the parent is still ours (the portable fallback,
-    and the cover for a parent that died before the prctl call)."""
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        except (OSError, AttributeError):  # no libc / no prctl: the heartbeat below suffices
-            logger.debug("prctl(PR_SET_PDEATHSIG) unavailable; relying on the parent heartbeat")
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(PARENT_CHECK_S)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="harmonic-nas-parent-watch", daemon=True).start()
-
-
 def _worker_entry(ctx: SearchContext, threads: int, parent_pid: int | None = None) -> None:
     """Entry point of a spawned local worker process (its own share of the CPU threads)."""
     if parent_pid is not None:
-        _die_with_parent(parent_pid)
+        die_with_parent(parent_pid)
     import torch
 
     torch.set_num_threads(threads)

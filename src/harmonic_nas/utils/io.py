@@ -7,7 +7,7 @@ import errno
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -158,7 +158,9 @@ def read_json(path: Path, *, schema_version: int | None = None, what: str = "fil
     if not path.is_file():
         raise HarmonicError(f"{what} not found: {path}")
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = load_json(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as exc:
+        raise HarmonicError(f"{what} {path} has a {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise HarmonicError(
             f"{what} {path} is not valid JSON ({exc.__class__.__name__}: line {getattr(exc, 'lineno', '?')}); "
@@ -195,6 +197,20 @@ def safe_torch_load(path: Path, *, what: str = "checkpoint") -> Any:
         ) from None
 
 
+class DuplicateKeyError(HarmonicError):
+    """A YAML or JSON mapping gives one key twice (which parsers otherwise resolve silently, the
+    last one winning). The message names the key and the lines; callers prefix the file."""
+
+    def __init__(self, key: str, lines: Sequence[int]) -> None:
+        self.key = key
+        self.lines = tuple(lines)
+        where = " and ".join(str(n) for n in self.lines[:2]) if self.lines else "?"
+        super().__init__(
+            f"duplicate key {key!r} (lines {where}); keep one of them (a later key would "
+            "silently replace the earlier one)"
+        )
+
+
 def _yaml_loader() -> type:
     import re
 
@@ -202,7 +218,25 @@ def _yaml_loader() -> type:
 
     class Loader(yaml.SafeLoader):
         """PyYAML's safe loader with YAML 1.2 floats: ``1e-3`` is the float 0.001 (YAML 1.1,
-        hence PyYAML, reads a float without a dot as the string '1e-3')."""
+        hence PyYAML, reads a float without a dot as the string '1e-3'); a key given twice in
+        one mapping is a :class:`DuplicateKeyError` naming both lines."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _value in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        hash(key)
+                    except TypeError:
+                        continue  # an unhashable key: the base loader reports it
+                    line = key_node.start_mark.line + 1
+                    if key in seen:
+                        raise DuplicateKeyError(str(key), (seen[key], line))
+                    seen[key] = line
+            return super().construct_mapping(node, deep=deep)
 
     Loader.add_implicit_resolver(
         "tag:yaml.org,2002:float",
@@ -217,13 +251,66 @@ _YAML_LOADER: type | None = None
 
 def load_yaml(text: str) -> Any:
     """Parse YAML safely (no objects), reading ``1e-3`` as a float as YAML 1.2 does; a quoted
-    ``"1e-3"`` stays a string. Raises :class:`yaml.YAMLError` on bad syntax."""
+    ``"1e-3"`` stays a string. Raises :class:`yaml.YAMLError` on bad syntax and
+    :class:`DuplicateKeyError` on a key given twice in one mapping."""
     import yaml
 
     global _YAML_LOADER
     if _YAML_LOADER is None:
         _YAML_LOADER = _yaml_loader()
     return yaml.load(text, Loader=_YAML_LOADER)  # a SafeLoader subclass: never objects
+
+
+def _json_duplicate_lines(text: str) -> tuple[int, ...]:
+    """The lines of the first key given twice in one object of the JSON ``text`` (a scan that
+    follows the nesting, so the same key in two objects is no duplicate); empty if none."""
+    stack: list[dict[str, int] | None] = []  # per open container: an object's keys, or None
+    expect_key = False
+    line, i, n = 1, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            line += 1
+        elif ch == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            if expect_key and stack and stack[-1] is not None:
+                key = json.loads(text[i : j + 1])
+                if key in stack[-1]:
+                    return (stack[-1][key], line)
+                stack[-1][key] = line
+            line += text.count("\n", i, j)
+            i = j
+            expect_key = False
+        elif ch == "{":
+            stack.append({})
+            expect_key = True
+        elif ch == "[":
+            stack.append(None)
+        elif ch in "}]":
+            if stack:
+                stack.pop()
+        elif ch == ",":
+            expect_key = bool(stack) and stack[-1] is not None
+        i += 1
+    return ()
+
+
+def load_json(text: str) -> Any:
+    """``json.loads`` that refuses an object giving one key twice (:class:`DuplicateKeyError`
+    naming the key and its lines); raises :class:`json.JSONDecodeError` on bad syntax. Every
+    JSON mapping a user hands harmonic-nas (LUTs, architectures, preprocessing) goes through it."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                raise DuplicateKeyError(key, _json_duplicate_lines(text))
+            out[key] = value
+        return out
+
+    return json.loads(text, object_pairs_hook=pairs)
 
 
 def read_npz(path: Path, *, fix: str) -> dict[str, Any]:

@@ -37,10 +37,6 @@ MAX_LABEL = 2**31 - 1
 #: and sums of a few of them would overflow to infinity.
 MAX_LAYER_COST = 1e9
 
-#: Characters of an experiment's ``name`` (it names the run directory; file systems allow 255
-#: bytes per path component).
-MAX_NAME_CHARS = 128
-
 
 def human_bytes(n: float) -> str:
     """``4.3 GB`` style (decimal units)."""

@@ -111,7 +111,7 @@ def build_npz(ctx: BuildContext, progress: ProgressFn) -> MultimodalDataset:
         progress("reading npz", k + 1, 3)
 
     names = [k for k in data["train"] if k not in RESERVED]
-    for m in names:
+    for m in names:  # a modality name becomes a file and an input name: checked here
         problem = modality_name_problem(m)
         if problem is not None:
             raise DataError(f"dataset '{NAME}': {problem}; rename the array in every split file")
