@@ -4,9 +4,11 @@ A fusion network trained on the very samples its frozen backbones fitted (often 
 accuracy) learns to trust whatever is perfectly separable there, and does not generalise. With
 ``fusion.fusion_split = f > 0``, :func:`carve_fusion_split` moves a seeded, class-stratified share
 ``f`` of ``train`` into a fourth split ``fusion`` when the dataset is loaded, before anything
-trains: pretraining (and BN recalibration) sees only the rest of ``train``, and
-:func:`fusion_dataset` gives the fusion network's weight and architecture steps the ``fusion``
-split as their training data. ``val`` still only chooses and scores; ``test`` is read once.
+trains: pretraining sees only the rest of ``train`` (so do the baselines and ``late``
+candidates, BN recalibration and label prior included), and :func:`fusion_dataset` gives the
+inner tier the ``fusion`` split as its train split: a candidate's subnets are BN-recalibrated on
+it and the fusion network's weight and architecture steps use it. ``val`` still only chooses and
+scores; ``test`` is read once.
 """
 
 from __future__ import annotations
