@@ -27,7 +27,7 @@ from pydantic import (
 from harmonic_nas.errors import ConfigError
 from harmonic_nas.utils.credentials import redact
 from harmonic_nas.utils.io import DuplicateKeyError, atomic_write_text, load_yaml
-from harmonic_nas.utils.names import NAME_RULE, name_problem
+from harmonic_nas.utils.names import NAME_RULE, modality_name_problem, name_problem
 
 CONFIG_SCHEMA_VERSION = 1
 
@@ -361,9 +361,9 @@ class ExperimentConfig(_Strict):
     @classmethod
     def _two_or_more(cls, v: dict[str, ModalityConfig]) -> dict[str, ModalityConfig]:
         for m in v:
-            problem = name_problem(m)
+            problem = modality_name_problem(m)
             if problem is not None:
-                raise ValueError(f"modality name {m[:40]!r} {problem}; {NAME_RULE}")
+                raise ValueError(problem)
         if len(v) < 2:
             raise ValueError("a multimodal search needs at least two modalities")
         return v

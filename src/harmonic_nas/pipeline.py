@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from harmonic_nas.errors import ConfigError, LUTError
 from harmonic_nas.utils.progress import ProgressFn, no_progress
+from harmonic_nas.utils.threads import thread_policy
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from harmonic_nas.pretrain import PretrainResult
     from harmonic_nas.results import ExportResult
     from harmonic_nas.search.context import SearchSummary
+    from harmonic_nas.search.pareto_record import ParetoRecord
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +77,11 @@ class RunResult:
     baselines_path: Path
     report_path: Path
     model_id: str
+    """the exported member: the recommended one (:mod:`harmonic_nas.search.recommend`)"""
     export: ExportResult
     elapsed_s: float
+    pareto: ParetoRecord
+    """the final Pareto set (``pareto.json``): ``pareto.members``, ``pareto.recommendation()``"""
 
 
 @dataclass
@@ -124,6 +129,15 @@ def best_model_id(pareto_path: Path) -> str:
     return ParetoRecord.read(pareto_path).best_id()
 
 
+def recommended_model_id(pareto_path: Path) -> str:
+    """The member to deploy of the Pareto set recorded in ``pareto.json`` (the rule of
+    :mod:`harmonic_nas.search.recommend`)."""
+    from harmonic_nas.search.pareto_record import ParetoRecord
+
+    return ParetoRecord.read(pareto_path).recommended_id()
+
+
+@thread_policy
 def run(
     cfg: ExperimentConfig,
     *,
@@ -133,7 +147,8 @@ def run(
     hooks: PipelineHooks | None = None,
 ) -> RunResult:
     """data -> pretrain -> profile -> search -> baselines -> report -> export, as
-    ``harmonic-nas run`` does.
+    ``harmonic-nas run`` does; the exported model is the recommended member of the Pareto set
+    (:mod:`harmonic_nas.search.recommend`).
 
     Before anything runs or is written: every check that needs no training (one error listing
     all problems; ``source`` names the config in it), then the run-directory guard; then the
@@ -149,6 +164,7 @@ def run(
     from harmonic_nas.results import export, report
     from harmonic_nas.search import run_search
     from harmonic_nas.search.baselines import run_baselines
+    from harmonic_nas.search.pareto_record import ParetoRecord
 
     hooks = hooks or PipelineHooks()
     start = time.perf_counter()
@@ -178,7 +194,8 @@ def run(
     hooks.done("report", html)
     if summary.pareto_path is None:
         raise ConfigError("the search wrote no Pareto set; rerun `harmonic-nas search CONFIG`")
-    model_id = best_model_id(summary.pareto_path)
+    pareto = ParetoRecord.read(summary.pareto_path)
+    model_id = pareto.recommended_id()
     with hooks.stage("export") as progress:
         exp = export(cfg.run_path, model_id, export_format, progress=progress)
     hooks.done("export", exp)
@@ -193,9 +210,11 @@ def run(
         model_id=model_id,
         export=exp,
         elapsed_s=time.perf_counter() - start,
+        pareto=pareto,
     )
 
 
+@thread_policy
 def run_fusion(
     cfg: ExperimentConfig,
     *,
@@ -285,6 +304,7 @@ __all__ = [
     "RunResult",
     "best_model_id",
     "check_run_dir",
+    "recommended_model_id",
     "run",
     "run_fusion",
 ]

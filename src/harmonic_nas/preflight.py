@@ -315,7 +315,7 @@ def check_experiment(
     ``modalities`` restricts the preset checks (``pretrain -m``); an unknown name is a problem.
     """
     from harmonic_nas.data.core import train_class_problem
-    from harmonic_nas.data.types import modality_name_problem
+    from harmonic_nas.utils.names import modality_name_problem
 
     problems: list[str] = []
     names = list(cfg.modalities)

@@ -15,7 +15,8 @@ torch is imported inside the functions so that the vocabulary itself stays cheap
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final, Literal, get_args
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 import numpy as np
 
@@ -153,15 +154,82 @@ def task_metric(
     return metric_from_predictions(task_predictions(logits, task, threshold), _numpy(labels), task)
 
 
+#: the per-label score of a task, for people: a multilabel label's F1, a class's recall (the
+#: accuracy on the samples of that class)
+PER_LABEL_LABELS: Final[dict[str, str]] = {"classification": "recall", "multilabel": "F1"}
+
+
+def _decisions(scores: Any, labels: Any, task: str, threshold: float) -> tuple[Any, Any]:
+    """(predicted, true) as boolean (N, K) arrays; ``scores`` are probabilities (N, K)."""
+    p = np.asarray(scores, dtype=np.float64)
+    if task == "multilabel":
+        return p >= threshold, np.asarray(labels).reshape(p.shape) > 0.5
+    k = p.shape[1]
+    eye = np.eye(k, dtype=bool)
+    return eye[np.argmax(p, axis=1)], eye[np.asarray(labels).reshape(-1).astype(np.int64)]
+
+
+def metric_from_scores(
+    scores: Any, labels: Any, task: str, threshold: float = DEFAULT_THRESHOLD
+) -> float:
+    """The task metric of probabilities ``scores`` (N, K) against ``labels`` with numpy (no
+    torch: an exported model's predictions): accuracy, or weighted F1 at ``threshold`` — the
+    same numbers :func:`task_metric` gives on the logits."""
+    p = np.asarray(scores, dtype=np.float64)
+    if task == "multilabel":
+        pred = (p >= threshold).astype(np.uint8)
+        return metric_from_predictions(pred, np.asarray(labels).reshape(p.shape), "multilabel")
+    if not len(p):
+        return 0.0
+    y = np.asarray(labels).reshape(-1).astype(np.int64)
+    return metric_from_predictions(np.argmax(p, axis=1), y, "classification")
+
+
+def per_label_scores(
+    scores: Any,
+    labels: Any,
+    task: str,
+    threshold: float = DEFAULT_THRESHOLD,
+    names: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """One ``{"label", "score", "support"}`` per class: the F1 of each label (multilabel) or the
+    recall of each class (classification; the accuracy on its samples), ``support`` its true
+    samples; a class without samples scores 0 (multilabel) or None (classification)."""
+    pred, true = _decisions(scores, labels, task, threshold)
+    k = pred.shape[1]
+    tp = (pred & true).sum(0).astype(np.float64)
+    fp = (pred & ~true).sum(0).astype(np.float64)
+    fn = (~pred & true).sum(0).astype(np.float64)
+    support = true.sum(0)
+    out = []
+    for j in range(k):
+        if task == "multilabel":
+            denom = 2 * tp[j] + fp[j] + fn[j]
+            score: float | None = float(2 * tp[j] / denom) if denom > 0 else 0.0
+        else:
+            score = float(tp[j] / support[j]) if support[j] else None
+        out.append(
+            {
+                "label": str(names[j]) if names is not None else str(j),
+                "score": score,
+                "support": int(support[j]),
+            }
+        )
+    return out
+
+
 __all__ = [
     "DEFAULT_THRESHOLD",
     "METRIC_LABELS",
     "METRIC_NAMES",
+    "PER_LABEL_LABELS",
     "TASKS",
     "Task",
     "metric_from_predictions",
+    "metric_from_scores",
     "metric_label",
     "metric_name",
+    "per_label_scores",
     "resampled_metric",
     "task_loss",
     "task_metric",

@@ -1031,7 +1031,7 @@ def npz_name_case(id: str, bad: str) -> None:
         split: {"image": None, bad: np.zeros((n, 1, 6, 6), np.float32)}
         for split, n in (("train", 12), ("val", 6), ("test", 6))
     }
-    case("names", id, "cannot name a modality")(
+    case("names", id, "is not an ASCII identifier")(
         lambda c: ["data", "info", "npz", "--path", str(c.npz(**arrays))]
     )
 

@@ -369,10 +369,12 @@ def test_a_long_low_rate_wav_is_read_in_bounded_memory(
 
 LONG = "x" * 300
 
-case("tracebacks", "name-300-chars-search", "at most 128")(
+case("tracebacks", "name-300-chars-search", "at most 100 characters")(
     lambda c: ["search", str(c.config(name=LONG))]
 )
-case("tracebacks", "name-300-chars-run", "at most 128")(lambda c: ["run", str(c.config(name=LONG))])
+case("tracebacks", "name-300-chars-run", "at most 100 characters")(
+    lambda c: ["run", str(c.config(name=LONG))]
+)
 case("tracebacks", "status-path-too-long", "File name too long; use a shorter name")(
     lambda c: ["status", str(c.root / LONG)]
 )

@@ -90,13 +90,14 @@ def backbones_file(tmp_path: Path, **overrides: Any) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("out_flag", ["--out", "-o"])
 def test_fusion_command_happy_path(
-    tmp_path: Path, patched: dict[str, Any], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, patched: dict[str, Any], capsys: pytest.CaptureFixture[str], out_flag: str
 ) -> None:
     cfg = write_config(tmp_path)
     patched["lut"] = make_lut(cfg)
     out = tmp_path / "out"
-    code = main(["fusion", str(cfg), "--arch", str(backbones_file(tmp_path)), "--out", str(out)])
+    code = main(["fusion", str(cfg), "--arch", str(backbones_file(tmp_path)), out_flag, str(out)])
     text = capsys.readouterr().out
     assert code == 0, text
     assert "val accuracy" in text and "latency" in text and "energy" in text

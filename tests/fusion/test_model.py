@@ -218,7 +218,7 @@ def test_draw_genotype(searched: tuple, tmp_path: Path) -> None:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     with pytest.raises(GenomeError):
-        draw_genotype(arch.with_genotype(None), tmp_path / "x.png")
+        draw_genotype(arch.with_genotype(None), tmp_path / "x.png", cache.feature_shapes)
 
 
 def test_three_modalities_end_to_end() -> None:

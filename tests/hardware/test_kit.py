@@ -86,8 +86,9 @@ def test_kit_results_become_a_lut_like_the_in_tool_profile(tmp_path: Path) -> No
     a = [lut.entries[k].latency_ms for k in common]
     b = [here.entries[k].latency_ms for k in common]
     assert spearmanr(a, b).statistic > 0.8
+    # the same scale (a sanity bound only: both sides are timings on a possibly busy machine)
     ratio = float(np.median(np.asarray(a) / np.maximum(b, 1e-6)))
-    assert 0.5 < ratio < 2.0
+    assert 0.25 < ratio < 4.0
 
 
 def test_sampled_kit_predicts_the_rest_and_flags_it(tmp_path: Path) -> None:

@@ -114,7 +114,10 @@ def test_run_command_end_to_end_and_rerun_resumes(
     best = max(pareto["members"], key=lambda m: (m["val_metric"], -m["latency_ms"]))
     assert f"| {best['id']} |" in out
     assert out.rstrip().splitlines()[-1] == f"report: {run / 'report.html'}"
-    model = run / "models" / best["id"] / "model.onnx"
+    # the summary says what to deploy, and that member is the one exported
+    chosen = pareto["recommended"]["id"]
+    assert f"recommended: {chosen}, " in out
+    model = run / "models" / chosen / "model.onnx"
     assert model.is_file()
     assert (run / "baselines.json").is_file()
     score = run / "models" / best["id"] / "score.json"

@@ -179,7 +179,7 @@ def test_predict_on_a_dataset_split_file(
     np.savez(f, image=raw["image"][:, 0], audio=raw["audio"], labels=labels)
     pred = predict(exported_onnx, f)
     expected = float(np.mean(pred.probabilities.argmax(axis=1) == labels))
-    assert pred.labels is not None and pred.accuracy == pytest.approx(expected)
+    assert pred.labels is not None and pred.metric == pytest.approx(expected)
     np.testing.assert_allclose(
         pred.probabilities,
         predict(exported_onnx, {"image": raw["image"], "audio": raw["audio"]}).probabilities,
@@ -188,9 +188,21 @@ def test_predict_on_a_dataset_split_file(
     out = capsys.readouterr().out
     right = round(expected * len(labels))
     assert f"accuracy: {expected:.4f} ({right}/{len(labels)} samples" in out
+    assert "per-label recall" in out
+    # --json: the same metric, the per-label scores (each class's recall) and every sample
+    assert main(["predict", str(exported_onnx), "--input", str(f), "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["metric"] == "accuracy" and obj["metric_value"] == pytest.approx(expected)
+    assert len(obj["samples"]) == len(labels) and len(obj["per_label"]) == len(obj["classes"])
+    for j, row in enumerate(obj["per_label"]):
+        mine = labels == j
+        assert row["support"] == int(mine.sum())
+        if mine.any():
+            right_j = (pred.probabilities.argmax(axis=1) == labels) & mine
+            assert row["score"] == pytest.approx(right_j.sum() / mine.sum())
     # without labels: no accuracy
     np.savez(tmp_path / "nolabels.npz", image=raw["image"], audio=raw["audio"])
-    assert predict(exported_onnx, tmp_path / "nolabels.npz").accuracy is None
+    assert predict(exported_onnx, tmp_path / "nolabels.npz").metric is None
 
 
 # --------------------------------------------------------------------------- the raw-input graph

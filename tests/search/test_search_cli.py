@@ -42,6 +42,13 @@ def test_search_then_status_then_resume(make_config, synthetic_env, capsys) -> N
     code, out, err = run_cli(capsys, "status", str(cfg.run_path))
     assert code == 0, err
     assert "candidates 8/8 complete" in out and "Pareto front" in out
+    # a finished study says what to deploy: the recommended member of pareto.json
+    recommended = json.loads((cfg.run_path / "pareto.json").read_text())["recommended"]
+    assert f"recommended: {recommended['id']}, " in out
+    code, out, _ = run_cli(capsys, "status", str(cfg.run_path), "--json")
+    (status,) = json.loads(out)
+    assert status["recommended"] == recommended["id"]
+    assert status["deploy"] == [f"recommended: {recommended['id']}, {recommended['reason']}"]
     code, out, _ = run_cli(capsys, "status", str(cfg.run_path), "--all")
     assert code == 0 and "all candidates" in out
     # rerun = resume: nothing new, same files

@@ -91,6 +91,16 @@ def test_search_real_evaluator(
         )
     hv = read_json(run / "hypervolume.json", schema_version=1)
     assert [g["n_complete"] for g in hv["generations"]] == [2, 4]
+    # learning curves for optuna-dashboard: one intermediate value per fusion epoch (1 search +
+    # 1 retrain epoch here), the last the retrained net's val metric (issue 25, new user item 6)
+    import optuna
+
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{run / 'study.db'}")
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 4
+    for t in complete:
+        assert sorted(t.intermediate_values) == [0, 1]
+        assert t.intermediate_values[1] == pytest.approx(t.values[0], abs=1e-9)
     assert main(["status", str(run)]) == 0
     assert "candidates 4/4 complete" in capsys.readouterr().out
 

@@ -116,3 +116,36 @@ def test_json_refuses_a_key_given_twice_with_its_lines(tmp_path: Path) -> None:
     path.write_text('{"schema_version": 1, "schema_version": 2}', encoding="utf-8")
     with pytest.raises(HarmonicError, match=r"^lut .*x.json has a duplicate key 'schema_version'"):
         read_json(path, schema_version=1, what="lut")
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+@pytest.mark.parametrize("writer", ["text", "json", "torch"])
+def test_atomic_writes_follow_the_umask(tmp_path: Path, umask: int, mode: int, writer: str) -> None:
+    """A file written atomically gets 0666 less the umask, as ``open(path, "w")`` would, not the
+    temporary file's 0600 (issue 25, new user item 6)."""
+    before = os.umask(umask)
+    try:
+        path = tmp_path / "out"
+        if writer == "text":
+            atomic_write_text(path, "x")
+        elif writer == "json":
+            atomic_write_json(path, {"a": 1}, schema_version=1)
+        else:
+            atomic_torch_save(path, {"w": torch.zeros(2)})
+        plain = tmp_path / "plain"
+        plain.write_text("x")
+    finally:
+        os.umask(before)
+    assert path.stat().st_mode & 0o777 == mode == plain.stat().st_mode & 0o777
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_current_umask_reads_without_changing(tmp_path: Path) -> None:
+    from harmonic_nas.utils.io import current_umask
+
+    before = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027
+        assert current_umask() == 0o027
+    finally:
+        os.umask(before)

@@ -166,8 +166,8 @@ def _configure(argv: Sequence[str] | None) -> None:
     trials_logger = logging.getLogger("optuna.study._optimize")
     if not any(isinstance(f, _DropInterruptedTrials) for f in trials_logger.filters):
         trials_logger.addFilter(_DropInterruptedTrials())
-    # The networks searched here are small: at batch sizes of tens, intra-op threads cost more in
-    # synchronisation than they gain (and thrash on a shared machine). Scale out with --workers.
+    # The thread policy (harmonic_nas.utils.threads): the library's entry points apply it
+    # themselves; here it also covers this process's commands that reach none of them.
     threads = threads_from_env()
     after_import("torch", lambda torch: torch.set_num_threads(threads))
 

@@ -1,4 +1,4 @@
-"""CLI of the fusion stage: ``harmonic-nas fusion CONFIG [--arch BACKBONES.json] [--out DIR]``.
+"""CLI of the fusion stage: ``harmonic-nas fusion CONFIG [--arch BACKBONES.json] [-o DIR]``.
 
 Runs the inner tier alone (:func:`harmonic_nas.pipeline.run_fusion`) for given backbones (e.g. to
 reproduce a model from the paper): loads the pretrained supernets and the dataset, takes the
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
             "optional, default the config's fusion.cells/nodes); default: every max subnet",
         ),
         out: Path | None = typer.Option(
-            None, "--out", help="output directory (default <run>/fusion)"
+            None, "--out", "-o", help="output directory (default <run>/fusion)"
         ),
         seed: int | None = typer.Option(None, "--seed", help="search seed (default the config's)"),
     ) -> None:

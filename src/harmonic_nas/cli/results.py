@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -58,11 +58,31 @@ def _parse_files(pairs: list[str] | None) -> dict[str, Path]:
     return out
 
 
+def _right(pred: Prediction, score: float) -> str:
+    """``"k/"`` samples predicted right (classification), empty for multilabel (weighted F1
+    counts no samples)."""
+    return "" if pred.task == "multilabel" else f"{round(score * len(pred.samples))}/"
+
+
+def _per_label_table(task: str, rows: list[dict[str, Any]]) -> Table:
+    from harmonic_nas.tasks import PER_LABEL_LABELS
+
+    table = Table(title=f"per-label {PER_LABEL_LABELS.get(task, 'score')}")
+    table.add_column("label")
+    table.add_column(PER_LABEL_LABELS.get(task, "score"), justify="right")
+    table.add_column("support", justify="right")
+    for r in rows:
+        score = r["score"]
+        table.add_row(str(r["label"]), "–" if score is None else f"{score:.4f}", str(r["support"]))
+    return table
+
+
 def _pareto_json(run: Path) -> dict[str, object]:
     """The Pareto table of ``report`` as JSON: one object per member (the Markdown's columns)."""
-    from harmonic_nas.results import load_run
+    from harmonic_nas.results import deploy_summary, load_run
 
     art = load_run(run)
+    rec = art.record.recommendation()
     return {
         "run": str(run),
         "metric": art.metric,
@@ -81,6 +101,8 @@ def _pareto_json(run: Path) -> dict[str, object]:
             }
             for m in art.members
         ],
+        "recommended": None if rec is None else rec.to_json(),
+        "deploy": deploy_summary(art),
     }
 
 
@@ -95,7 +117,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Write RUN/report.html (self-contained) and RUN/figures/*.png; print the Pareto table."""
-        from harmonic_nas.results import pareto_markdown, report
+        from harmonic_nas.results import deploy_summary, pareto_markdown, report
 
         with rich_progress(transient=True) as progress:
             path = report(run, progress=progress)
@@ -103,6 +125,8 @@ def register(app: typer.Typer) -> None:
             print_json({**_pareto_json(run), "report": str(path)})
             return
         console.print(pareto_markdown(run), markup=False, highlight=False, soft_wrap=True)
+        for line in deploy_summary(run):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         console.print(f"report: {path}", markup=False, highlight=False, soft_wrap=True)
 
     @app.command("export")
@@ -172,7 +196,7 @@ def register(app: typer.Typer) -> None:
             "--input",
             "-i",
             help=".npz with one array per modality (N samples or one), e.g. a dataset's "
-            "test.npz (its labels give the accuracy); repeat for more files",
+            "test.npz (its labels give the task metric); repeat for more files",
         ),
         files: list[str] | None = typer.Option(
             None,
@@ -183,8 +207,15 @@ def register(app: typer.Typer) -> None:
         top: int = typer.Option(
             3, min=1, help="classes shown per sample when all of them do not fit the terminal"
         ),
+        as_json: bool = typer.Option(
+            False,
+            "--json",
+            help="print every sample's probabilities, the task metric and the per-label scores "
+            "as JSON",
+        ),
     ) -> None:
-        """Run an exported model on samples and print class probabilities."""
+        """Run an exported model on samples and print class probabilities (and, when the inputs
+        carry labels, the task's metric and its per-label scores)."""
         from harmonic_nas.results import load_exported, predict
 
         exported = load_exported(model)
@@ -196,12 +227,15 @@ def register(app: typer.Typer) -> None:
                 soft_wrap=True,
             )
         pred = predict(exported, list(inputs or []), files=_parse_files(files))
+        if as_json:
+            print_json(pred.to_json())
+            return
         console.print(_prob_table(pred, top, console.width))
-        acc = pred.accuracy
-        if acc is not None:
-            what = "exact-match accuracy" if pred.task == "multilabel" else "accuracy"
-            right = round(acc * len(pred.samples))
+        score, per_label = pred.metric, pred.per_label
+        if score is not None and per_label is not None:
             console.print(
-                f"{what}: {acc:.4f} ({right}/{len(pred.samples)} samples, labels of the input files)",
+                f"{pred.metric_label}: {score:.4f} ({_right(pred, score)}{len(pred.samples)} "
+                "samples, labels of the input files)",
                 highlight=False,
             )
+            console.print(_per_label_table(pred.task, per_label), highlight=False)

@@ -89,11 +89,13 @@ class _Render(PipelineHooks):
         console.print(objectives_line(summary.candidates_path), soft_wrap=True, highlight=False)
 
     def _report(self, html: Path) -> None:
-        from harmonic_nas.results import pareto_markdown
+        from harmonic_nas.results import deploy_summary, pareto_markdown
 
         console.print(
             pareto_markdown(self.cfg.run_path), markup=False, highlight=False, soft_wrap=True
         )
+        for line in deploy_summary(self.cfg.run_path):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def _export(self, exp: Any) -> None:
         lut_note = f" (LUT predicts {exp.lut_latency_ms:.3f} ms)" if exp.lut_latency_ms else ""
@@ -128,7 +130,9 @@ def register(app: typer.Typer) -> None:
     def run_cmd(
         config: Path = typer.Argument(..., help="experiment YAML file, e.g. configs/quick.yaml"),
         export_format: str = typer.Option(
-            "onnx", "--export-format", help="format of the exported best model: onnx | torchscript"
+            "onnx",
+            "--export-format",
+            help="format of the exported model (the recommended member): onnx | torchscript",
         ),
         override: list[str] | None = override_option(),
     ) -> None:

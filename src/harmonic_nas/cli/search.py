@@ -230,6 +230,8 @@ def register(app: typer.Typer) -> None:
                 soft_wrap=True,
                 markup=True,
             )
+            for line in s.get("deploy") or []:
+                console.print(f"  {escape(line)}", highlight=False, soft_wrap=True, markup=True)
             rows = s["candidates"] if all_candidates else s["front"]
             title = "all candidates" if all_candidates else "Pareto front"
             console.print(_candidate_table(title, rows))

@@ -17,10 +17,10 @@ from harmonic_nas.data.types import (
     ModalitySpec,
     MultimodalDataset,
     Split,
-    modality_name_problem,
 )
 from harmonic_nas.errors import DataError, HarmonicError
 from harmonic_nas.utils.io import atomic_torch_save, safe_torch_load
+from harmonic_nas.utils.names import modality_name_problem
 from harmonic_nas.utils.paths import cache_root
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 

@@ -7,7 +7,6 @@ already normalised float32 tensors, one per modality, plus labels: int64 class i
 
 from __future__ import annotations
 
-import keyword
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,27 +22,6 @@ logger = logging.getLogger(__name__)
 
 ModalityKind = Literal["image", "audio", "text", "vector"]
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-
-
-#: Characters of a modality's name (it names model inputs and run-directory files).
-MAX_MODALITY_NAME = 64
-
-
-def modality_name_problem(name: str) -> str | None:
-    """Why ``name`` cannot name a modality, or None. A modality's name becomes the name of an
-    exported model's input (a TorchScript ``forward`` argument, an ONNX input) and of files in
-    the run directory, so it must be an ASCII identifier: letters, digits and ``_``, not
-    starting with a digit, not a Python keyword, at most :data:`MAX_MODALITY_NAME` characters.
-    Checked where a name enters (the config's modalities, a dataset's arrays)."""
-    if not name.isascii() or not name.isidentifier() or keyword.iskeyword(name):
-        return (
-            f"modality name {name!r} is not an ASCII identifier (letters, digits and _, not "
-            "starting with a digit, not a Python keyword): exported models name their inputs "
-            "after the modalities"
-        )
-    if len(name) > MAX_MODALITY_NAME:
-        return f"modality name '{name[:20]}...' has {len(name)} characters (at most {MAX_MODALITY_NAME})"
-    return None
 
 
 @dataclass(frozen=True)

@@ -4,34 +4,76 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from harmonic_nas.errors import GenomeError
 from harmonic_nas.fusion.arch import ArchSpec
-from harmonic_nas.fusion.points import fusion_point_indices
+from harmonic_nas.fusion.layers import point_refs, used_point_indices
 
 logger = logging.getLogger(__name__)
 
 
-def _default_feature_counts(arch: ArchSpec) -> dict[str, int]:
-    """Feature maps per backbone when not given: stem + fixed block + active blocks (CNN), or the
-    two hidden layers of a Maxout backbone (empty genome)."""
-    counts = {}
-    for m, ma in arch.modalities.items():
-        counts[m] = 2 + sum(ma.genome.d) if ma.genome.d else 2
-    return counts
+def _shape_text(shape: Sequence[int]) -> str:
+    return "x".join(str(int(d)) for d in shape)
+
+
+@dataclass(frozen=True)
+class DiagramPoint:
+    """One fusion point as the diagram shows it: its global index (what the genotype's cells
+    read), the backbone feature it is (modality, feature index, shape) and whether a cell reads
+    it."""
+
+    index: int
+    modality: str
+    feature: int
+    shape: tuple[int, ...]
+    final: bool
+    used: bool
+
+    @property
+    def label(self) -> str:
+        what = "final" if self.final else f"f{self.feature}"
+        return f"{self.modality} {what}\n{_shape_text(self.shape)}"
+
+
+def diagram_points(
+    arch: ArchSpec, feature_shapes: Mapping[str, Sequence[tuple[int, ...]]]
+) -> list[DiagramPoint]:
+    """The fusion points of ``arch`` in genotype order, from the backbones' real feature shapes
+    (the model's own layout, :func:`harmonic_nas.fusion.layers.point_refs`); a one-line
+    GenomeError when the genotype does not fit them."""
+    g = arch.genotype
+    if g is None:
+        raise GenomeError("the architecture has no genotype to draw; run the fusion search first")
+    refs = point_refs(arch, feature_shapes)
+    g.validate(len(refs))
+    used = set(used_point_indices(g, len(refs)))
+    return [
+        DiagramPoint(
+            index=i,
+            modality=m,
+            feature=k,
+            shape=tuple(int(d) for d in feature_shapes[m][k]),
+            final=k == len(feature_shapes[m]) - 1,
+            used=i in used,
+        )
+        for i, (m, k) in enumerate(refs)
+    ]
 
 
 def draw_genotype(
     arch: ArchSpec,
     path: Path | str,
-    feature_shapes: Mapping[str, Sequence[tuple[int, ...]]] | None = None,
+    feature_shapes: Mapping[str, Sequence[tuple[int, ...]]],
 ) -> Path:
     """Draw ``arch`` (which must have a genotype) to a PNG at ``path``; returns the path.
 
-    Fusion points are labelled ``<modality>[f<k>]`` (feature map k of that backbone); the ones
-    some cell reads are highlighted. ``feature_shapes`` (per modality, all feature maps) gives
-    the exact point layout; without it the layout is inferred from the genomes.
+    ``feature_shapes`` (per modality, the shapes of all the backbone's features, as the model or
+    the layer inventory gives them) places the fusion points exactly as the model reads them
+    (:func:`diagram_points`): each is labelled with its modality, feature index (``final``: the
+    backbone's final representation) and shape; the ones some cell reads are highlighted. The
+    canvas grows with the cells, nodes and points, so nothing is clipped.
     """
     import matplotlib
 
@@ -39,27 +81,20 @@ def draw_genotype(
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
+    points = diagram_points(arch, feature_shapes)
     g = arch.genotype
-    if g is None:
-        raise GenomeError("the architecture has no genotype to draw; run the fusion search first")
-    counts = (
-        {m: len(s) for m, s in feature_shapes.items()}
-        if feature_shapes is not None
-        else _default_feature_counts(arch)
-    )
-    refs = [
-        (m, k) for m in arch.modalities for k in fusion_point_indices(counts[m], arch.fusion_points)
-    ]
-    n_points = len(refs)
-    g.validate(n_points)
-    used = {i for c in g.cells for i in c.inputs if i < n_points}
-
+    assert g is not None
+    n_points = len(points)
     n_cells = g.n_cells
+    point_h = 0.8  # a point box: two lines (name, shape)
+    cell_h = max(0.35 * (len(c.nodes) + 1) + 0.3 for c in g.cells)
+    head_h = 1.2 if arch.late_skip else 0.8
+    span = max(n_points * (point_h + 0.2), cell_h, head_h) + 1.0  # data units, margins included
     width = 3.2 * (n_cells + 2)
-    height = max(0.7 * n_points + 1.5, 2.2 + 0.9 * g.n_nodes)
+    height = max(span * 0.75, 2.5)
     fig, ax = plt.subplots(figsize=(width, height))
     ax.set_xlim(0, n_cells + 2)
-    ax.set_ylim(0, n_points + 1)
+    ax.set_ylim(0, span)
     ax.axis("off")
     pos: dict[int, tuple[float, float]] = {}
     palette = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
@@ -82,11 +117,11 @@ def draw_genotype(
         )
         ax.text(x, y, text, ha="center", va="center", fontsize=8)
 
-    for i, (m, k) in enumerate(refs):
-        py = float(n_points - i)
-        pos[i] = (0.5, py)
-        box(0.5, py, 0.85, 0.5, f"{m}[f{k}]", colors[m], 1.0 if i in used else 0.25)
-    span = float(n_points + 1)
+    step = (span - 1.0) / max(n_points, 1)
+    for pt in points:
+        py = span - 0.5 - step * (pt.index + 0.5)
+        pos[pt.index] = (0.5, py)
+        box(0.5, py, 0.85, point_h, pt.label, colors[pt.modality], 1.0 if pt.used else 0.25)
     for c, cell in enumerate(g.cells):
         x = 1.5 + c
         y = span / 2
@@ -114,7 +149,7 @@ def draw_genotype(
         hx,
         hy,
         0.9,
-        1.2 if arch.late_skip else 0.8,
+        head_h,
         f"concat last {g.multiplier}\nLN-ReLU-FC\n{arch.n_classes} classes"
         + ("\n+ mean of the\nbackbones' logits" if arch.late_skip else ""),
         "#FFF2CC",

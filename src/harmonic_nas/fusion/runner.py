@@ -26,6 +26,7 @@ from harmonic_nas.fusion.search import FusionResult, search_fusion
 from harmonic_nas.utils.device import compute_device
 from harmonic_nas.utils.io import atomic_torch_save, atomic_write_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
+from harmonic_nas.utils.threads import thread_policy
 
 if TYPE_CHECKING:
     from harmonic_nas.data.types import MultimodalDataset
@@ -123,6 +124,7 @@ def extract_backbones(
     return out
 
 
+@thread_policy
 def run_inner_tier(
     cfg: ExperimentConfig,
     arch: ArchSpec,

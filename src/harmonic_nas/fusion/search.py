@@ -114,19 +114,19 @@ def evaluate(
     select: Sequence[int] | None = None,
 ) -> tuple[float, float]:
     """(loss, metric) of ``net`` on a feature split, in eval mode (mode restored afterwards)."""
-    out = split_logits(net, split, batch_size=batch_size, select=select)
+    out = predict_logits(net, split, batch_size=batch_size, select=select)
     return float(task_loss(out, split.labels, task)), metric(out, split.labels, task, threshold)
 
 
 @torch.no_grad()
-def split_logits(
+def predict_logits(
     net: nn.Module,
     split: FeatureSplit,
     *,
     batch_size: int = 512,
     select: Sequence[int] | None = None,
 ) -> Tensor:
-    """``net``'s logits on every sample of a feature split, in eval mode (mode restored)."""
+    """The logits of ``net`` on every sample of a feature split, in eval mode (mode restored)."""
     was = net.training
     net.eval()
     n = len(split)
@@ -390,7 +390,7 @@ def search_fusion(
     t2 = time.perf_counter()
     history.extend(retrain_hist)
     val_pred = task_predictions(
-        split_logits(fixed, cache.split("val"), select=fixed.used_points), task, fcfg.threshold
+        predict_logits(fixed, cache.split("val"), select=fixed.used_points), task, fcfg.threshold
     )
     return FusionResult(
         genotype=best_genotype,

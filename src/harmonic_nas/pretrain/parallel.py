@@ -15,9 +15,10 @@ import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any
 
-from harmonic_nas.utils.processes import die_with_parent
+from harmonic_nas.utils.processes import die_with_parent, worker_start_error
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.threads import policy_threads, torch_threads
 
@@ -77,12 +78,15 @@ def pretrain_all(
     results: dict[str, PretrainResult] = {}
     progress("pretrain supernets (parallel)", 0, len(names))
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=n, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
-    ) as pool:
-        futures = {pool.submit(_train_one, data, m, force, threads): m for m in names}
-        for fut in as_completed(futures):
-            results[futures[fut]] = fut.result()  # a worker's error is raised here, as is
-            progress("pretrain supernets (parallel)", len(results), len(names))
+    try:
+        with ProcessPoolExecutor(
+            max_workers=n, mp_context=ctx, initializer=die_with_parent, initargs=(os.getpid(),)
+        ) as pool:
+            futures = {pool.submit(_train_one, data, m, force, threads): m for m in names}
+            for fut in as_completed(futures):
+                results[futures[fut]] = fut.result()  # a worker's error is raised here, as is
+                progress("pretrain supernets (parallel)", len(results), len(names))
+    except BrokenProcessPool:
+        raise worker_start_error("pretraining") from None
     logger.info("pretrained %d supernets in %d processes", len(names), n)
     return [results[m] for m in names]

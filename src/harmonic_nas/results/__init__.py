@@ -36,7 +36,7 @@ from harmonic_nas.results._predict import (
     probabilities,
     read_npz,
 )
-from harmonic_nas.results._report import pareto_markdown, report
+from harmonic_nas.results._report import deploy_summary, pareto_markdown, report
 
 __all__ = [
     "FORMATS",
@@ -51,6 +51,7 @@ __all__ = [
     "UnknownModelError",
     "build_model",
     "check_inputs",
+    "deploy_summary",
     "export",
     "load_exported",
     "load_model",

@@ -122,6 +122,11 @@ class RunArtifacts:
         return str(self.pareto.get("run") or self.config.name)
 
     @property
+    def record(self) -> ParetoRecord:
+        """``pareto.json`` as its typed record (the recommendation, per-label scores)."""
+        return ParetoRecord.from_json(self.pareto)
+
+    @property
     def device(self) -> str:
         return str(self.pareto.get("device") or self.config.device.name)
 
@@ -132,6 +137,14 @@ class RunArtifacts:
     @property
     def task(self) -> str:
         return str(self.pareto.get("task") or "classification")
+
+    @property
+    def metric_label(self) -> str:
+        """The task metric's name for people (``accuracy``, ``weighted F1``), from the task
+        vocabulary (:mod:`harmonic_nas.tasks`)."""
+        from harmonic_nas.tasks import METRIC_LABELS
+
+        return METRIC_LABELS.get(self.task, self.metric)
 
     @property
     def modalities(self) -> list[str]:

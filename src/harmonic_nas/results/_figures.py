@@ -119,14 +119,18 @@ class Figures:
 
 
 def draw_architecture(arch: dict[str, Any], path: Path) -> str | None:
-    """Draw one Pareto model's fused architecture; returns a reason when it cannot be drawn."""
+    """Draw one Pareto model's fused architecture; returns a reason when it cannot be drawn.
+    The fusion points are laid out from the backbones' real feature shapes (the layer inventory
+    of their genomes, :func:`harmonic_nas.hardware.inventory.arch_feature_shapes`)."""
     from harmonic_nas.fusion import ArchSpec, draw_genotype
+    from harmonic_nas.hardware.inventory import arch_feature_shapes
 
     if not isinstance(arch.get("genotype"), dict):
         return "no fusion genotype recorded for this model"
     with writing(path), tempfile.TemporaryDirectory(prefix=".arch-", dir=path.parent) as tmp:
         try:
-            drawn = draw_genotype(ArchSpec.from_json(arch), Path(tmp) / path.name)
+            spec = ArchSpec.from_json(arch)
+            drawn = draw_genotype(spec, Path(tmp) / path.name, arch_feature_shapes(spec))
         except HarmonicError as exc:
             return str(exc)
         atomic_write_bytes(path, drawn.read_bytes())  # like every figure: old one or new one

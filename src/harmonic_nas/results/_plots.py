@@ -231,8 +231,11 @@ def hypervolume_plot(path: Path, generations: Sequence[dict[str, float]]) -> Pat
     return _save(fig, path)
 
 
-def supernet_curves(path: Path, curves: dict[str, list[dict[str, float]]]) -> Path:
-    """Per modality: training loss and the largest/smallest subnet's validation accuracy."""
+def supernet_curves(
+    path: Path, curves: dict[str, list[dict[str, float]]], metric: str = "accuracy"
+) -> Path:
+    """Per modality: training loss and the largest/smallest subnet's validation ``metric`` (the
+    task's metric label: accuracy, weighted F1)."""
     fig = _new_figure(10.5, 3.6)
     ax_loss, ax_acc = fig.subplots(1, 2)
     for ax in (ax_loss, ax_acc):
@@ -263,9 +266,9 @@ def supernet_curves(path: Path, curves: dict[str, list[dict[str, float]]]) -> Pa
     ax_loss.set_title("Supernet training loss", fontsize=11)
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
-    ax_acc.set_title("Subnet validation accuracy", fontsize=11)
+    ax_acc.set_title(f"Subnet validation {metric}", fontsize=11)
     ax_acc.set_xlabel("epoch")
-    ax_acc.set_ylabel("accuracy")
+    ax_acc.set_ylabel(metric)
     for ax in (ax_loss, ax_acc):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.lines:

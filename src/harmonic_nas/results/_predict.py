@@ -22,6 +22,13 @@ import numpy as np
 
 from harmonic_nas.errors import DataError, HarmonicError, StageMissingError
 from harmonic_nas.results._raw import recipe_problem
+from harmonic_nas.tasks import (
+    PER_LABEL_LABELS,
+    metric_from_scores,
+    metric_label,
+    metric_name,
+    per_label_scores,
+)
 from harmonic_nas.utils.io import (
     SIZE_FIX,
     DuplicateKeyError,
@@ -384,19 +391,55 @@ class Prediction:
     samples: list[str]  # "file.npz[i]" per row
     labels: np.ndarray | None = None  # true labels when every input file had them
 
+    def _scored(self) -> bool:
+        return self.labels is not None and 0 < len(self.labels) == len(self.probabilities)
+
     @property
-    def accuracy(self) -> float | None:
-        """Share of samples predicted right (multilabel: every label right); None without labels."""
-        if self.labels is None or len(self.labels) != len(self.probabilities):
+    def metric(self) -> float | None:
+        """The task's metric against the input files' labels (:mod:`harmonic_nas.tasks`: accuracy,
+        or weighted F1 at the model's threshold for multilabel; the number the search and the
+        report give); None without labels."""
+        if not self._scored():
             return None
-        if not len(self.labels):
+        return metric_from_scores(self.probabilities, self.labels, self.task, self.threshold)
+
+    @property
+    def metric_label(self) -> str:
+        """The metric's name for people (``accuracy``, ``weighted F1``)."""
+        return metric_label(self.task)  # type: ignore[arg-type]
+
+    @property
+    def per_label(self) -> list[dict[str, Any]] | None:
+        """Per class: its score (multilabel F1; classification recall) and support; None
+        without labels."""
+        if not self._scored():
             return None
-        if self.task == "multilabel":
-            pred = self.probabilities >= self.threshold
-            truth = np.asarray(self.labels).reshape(pred.shape) > 0.5
-            return float(np.mean(np.all(pred == truth, axis=1)))
-        truth = np.asarray(self.labels).reshape(-1).astype(np.int64)
-        return float(np.mean(np.argmax(self.probabilities, axis=1) == truth))
+        return per_label_scores(
+            self.probabilities, self.labels, self.task, self.threshold, self.class_names
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Every sample's probabilities and predicted classes, and the scores (``predict
+        --json``)."""
+        return {
+            "task": self.task,
+            "threshold": self.threshold,
+            "classes": list(self.class_names),
+            "samples": [
+                {
+                    "sample": name,
+                    "probabilities": [float(p) for p in row],
+                    "predicted": predicted,
+                }
+                for name, row, predicted in zip(
+                    self.samples, self.probabilities, self.predicted, strict=True
+                )
+            ],
+            "metric": metric_name(self.task),  # type: ignore[arg-type]
+            "metric_value": self.metric,
+            "per_label_score": PER_LABEL_LABELS.get(self.task),
+            "per_label": self.per_label,
+        }
 
     @property
     def predicted(self) -> list[list[str]]:
@@ -430,7 +473,7 @@ def predict(
     ``inputs`` is a mapping ``{modality: array}`` (``(N, *shape)`` or one sample ``shape``), or one
     or more ``.npz`` files holding such arrays; samples of several files are concatenated. A
     dataset split file works as is: its ``labels`` are not inputs, they score the predictions
-    (:attr:`Prediction.accuracy`). ``files`` gives one raw file per modality instead
+    (:attr:`Prediction.metric`). ``files`` gives one raw file per modality instead
     (``{"image": "digit.png", "audio": "seven.wav"}``), read as ``preprocess.json`` describes.
     """
     m = model if isinstance(model, ExportedModel) else load_exported(model)

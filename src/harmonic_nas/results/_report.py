@@ -25,6 +25,7 @@ from harmonic_nas.results._format import (
     metric_with_std,
 )
 from harmonic_nas.results._sections import Page, build_page
+from harmonic_nas.search.recommend import deploy_lines
 from harmonic_nas.utils.io import atomic_write_text
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 
@@ -34,6 +35,7 @@ __all__ = [
     "FIGURES_DIR",
     "REPORT_NAME",
     "compact_genome",
+    "deploy_summary",
     "dominated_by_baselines",
     "genome_strings",
     "pareto_markdown",
@@ -65,7 +67,7 @@ def render_page(page: Page) -> str:
 def pareto_markdown(run: Path | str | RunArtifacts) -> str:
     """The Pareto set as a Markdown table: id, val, test, latency ms, energy mJ, params."""
     art = run if isinstance(run, RunArtifacts) else load_run(run)
-    metric = art.metric
+    metric = art.metric_label
     lines = [
         f"| id | val {metric} | test {metric} | latency ms | energy mJ | params |",
         "|---|---:|---:|---:|---:|---:|",
@@ -79,6 +81,13 @@ def pareto_markdown(run: Path | str | RunArtifacts) -> str:
     if not art.members:
         lines.append("| (empty) | | | | | |")
     return "\n".join(lines)
+
+
+def deploy_summary(run: Path | str | RunArtifacts) -> list[str]:
+    """What to deploy, most important first (a baseline beating every member, then the
+    recommended member and why): :func:`harmonic_nas.search.recommend.deploy_lines`."""
+    art = run if isinstance(run, RunArtifacts) else load_run(run)
+    return deploy_lines(art.record.members, art.record.recommendation(), art.baselines)
 
 
 def report(run: Path | str, *, progress: ProgressFn = no_progress) -> Path:

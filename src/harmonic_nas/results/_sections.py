@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harmonic_nas.results import _plots
@@ -38,6 +38,7 @@ from harmonic_nas.results._format import (
 )
 from harmonic_nas.results._tables import Cell, Row, Table, baselines, candidates, cards, num_cell
 from harmonic_nas.results._validation import validation_pairs, validation_summary
+from harmonic_nas.search.recommend import baselines_beating_all, deploy_lines
 from harmonic_nas.utils.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def _pareto(art: RunArtifacts, figs: Figures, progress: ProgressFn, total: int) 
     members = member_points(art.members)
     baselines = baseline_points(art.baselines)
     others = {k: member_points(v.members) for k, v in art.other_strategies.items()}
-    ax_val = _plots.Axis("val", f"validation {art.metric}", True)
+    ax_val = _plots.Axis("val", f"validation {art.metric_label}", True)
     ax_lat = _plots.Axis("latency", "latency (ms)", False)
     ax_en = _plots.Axis("energy", "energy (mJ)", False)
     projections = [("pareto_acc_latency", ax_lat, ax_val)]
@@ -109,8 +110,9 @@ def _pareto(art: RunArtifacts, figs: Figures, progress: ProgressFn, total: int) 
                 "fusion": f"{m.arch.get('cells', '?')} cells × {m.arch.get('nodes', '?')} nodes",
             }
         )
-    metric = art.metric
+    metric = art.metric_label
     return {
+        "per_label": _per_label(art),
         "device": art.device,
         "energy_source": art.energy.get("source") or "unknown",
         "energy_modelled": art.energy_modelled,
@@ -132,6 +134,28 @@ def _pareto(art: RunArtifacts, figs: Figures, progress: ProgressFn, total: int) 
         "base_note": base_note,
         "images": images,
     }
+
+
+def _per_label(art: RunArtifacts) -> dict[str, Any] | None:
+    """Per-label test scores of the members (rows: labels; columns: members), or None when no
+    member has them."""
+    from harmonic_nas.tasks import PER_LABEL_LABELS
+
+    scored = [m for m in art.record.members if m.test_per_label]
+    if not scored:
+        return None
+    labels = [str(r["label"]) for r in scored[0].test_per_label or []]
+    support = [int(r["support"]) for r in scored[0].test_per_label or []]
+    rows = []
+    for j, label in enumerate(labels):
+        cells = [Cell(label), num_cell(str(support[j]), support[j])]
+        for m in scored:
+            rows_m = m.test_per_label or []
+            score = rows_m[j].get("score") if j < len(rows_m) else None
+            cells.append(num_cell(fmt(score), score))
+        rows.append(Row(cells))
+    headers = [("label", False), ("test support", True)] + [(m.id, True) for m in scored]
+    return {"score": PER_LABEL_LABELS.get(art.task, "score"), "table": Table(headers, rows)}
 
 
 # --------------------------------------------------------------------------- search progress
@@ -185,7 +209,8 @@ def _supernets(art: RunArtifacts, figs: Figures) -> dict[str, Any]:
     curves = {m: e for m, e in curves.items() if e}
     if not curves:
         return {"image": None}
-    path = _plots.supernet_curves(figs.path("supernets"), curves)
+    label = art.metric_label
+    path = _plots.supernet_curves(figs.path("supernets"), curves, label)
     rows = []
     for mod, metrics in art.supernets.items():
         final = metrics.get("final") if isinstance(metrics.get("final"), dict) else {}
@@ -207,12 +232,13 @@ def _supernets(art: RunArtifacts, figs: Figures) -> dict[str, Any]:
         ("modality", False),
         ("preset", False),
         ("epochs", True),
-        ("largest subnet acc", True),
-        ("smallest subnet acc", True),
+        (f"largest subnet {label}", True),
+        (f"smallest subnet {label}", True),
     ]
     return {
         "image": embed(path, "supernet training curves", full=True),
         "table": Table(headers, rows),
+        "metric": label,
     }
 
 
@@ -280,6 +306,10 @@ class Page:
     cards: list[tuple[str, str, str]]
     sections: list[Section]
     figures_dir: str
+    deploy: list[str] = field(default_factory=list)
+    """what to deploy, most important first (shown above everything else)"""
+    baseline_wins: bool = False
+    """whether the first ``deploy`` line is a baseline beating every member"""
 
 
 def build_page(art: RunArtifacts, figs: Figures, progress: ProgressFn) -> Page:
@@ -334,4 +364,13 @@ def build_page(art: RunArtifacts, figs: Figures, progress: ProgressFn) -> Page:
         Section("candidates", "All candidates", "sections/candidates.html.j2", candidates(art)),
         Section("config", "Configuration", "sections/config.html.j2", config_text),
     ]
-    return Page(art.name, subtitle, cards(art, hv), sections, str(figs.dir))
+    record = art.record
+    return Page(
+        art.name,
+        subtitle,
+        cards(art, hv),
+        sections,
+        str(figs.dir),
+        deploy=deploy_lines(record.members, record.recommendation(), art.baselines),
+        baseline_wins=bool(baselines_beating_all(record.members, art.baselines)),
+    )

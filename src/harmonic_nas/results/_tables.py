@@ -59,7 +59,7 @@ def num_cell(text: str, value: Any = None) -> Cell:
 
 
 def baselines(art: RunArtifacts) -> dict[str, Any]:
-    metric = art.metric
+    metric = art.metric_label
     table = None
     if art.baselines:
         table = Table(
@@ -113,7 +113,7 @@ def strategies(art: RunArtifacts) -> Table | None:
                 ]
             )
         )
-    metric = art.metric
+    metric = art.metric_label
     headers = [
         ("strategy", False),
         ("candidates", True),
@@ -132,7 +132,7 @@ def strategies(art: RunArtifacts) -> Table | None:
 def candidates(art: RunArtifacts) -> dict[str, Any]:
     pareto_trials = {m.trial: m.id for m in art.members if m.trial is not None}
     has_feasible = any("feasible" in c for c in art.candidates)
-    metric = art.metric
+    metric = art.metric_label
     headers = [
         ("trial", True),
         ("generation", True),
@@ -200,7 +200,7 @@ def cards(art: RunArtifacts, hv: list[dict[str, float]]) -> list[tuple[str, str,
         best = max(vals, key=lambda m: m.val_metric or 0.0)
         cards.append(
             (
-                f"best val {art.metric}",
+                f"best val {art.metric_label}",
                 fmt(best.val_metric),
                 f"{best.id}; test {fmt(best.test_metric)}",
             )

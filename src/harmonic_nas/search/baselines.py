@@ -34,7 +34,7 @@ from harmonic_nas.search.identity import search_config_hash
 from harmonic_nas.utils.io import atomic_write_json, read_json
 from harmonic_nas.utils.progress import ProgressFn, no_progress
 from harmonic_nas.utils.seeding import derive_seed
-from harmonic_nas.utils.threads import torch_threads
+from harmonic_nas.utils.threads import thread_policy
 
 if TYPE_CHECKING:
     from harmonic_nas.backbones import BackboneGenome
@@ -45,16 +45,11 @@ logger = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 
+@thread_policy
 def run_baselines(
     cfg: ExperimentConfig, *, force: bool = False, progress: ProgressFn = no_progress
 ) -> Path:
-    """Evaluate the baselines and write ``<run>/baselines.json`` (skipped when it is current).
-    Torch runs on the thread policy's count (:mod:`harmonic_nas.utils.threads`)."""
-    with torch_threads():
-        return _run_baselines(cfg, force=force, progress=progress)
-
-
-def _run_baselines(cfg: ExperimentConfig, *, force: bool, progress: ProgressFn) -> Path:
+    """Evaluate the baselines and write ``<run>/baselines.json`` (skipped when it is current)."""
     from harmonic_nas.search.evaluator import HarmonicProblem
 
     out = cfg.run_path / "baselines.json"

@@ -61,7 +61,7 @@ from harmonic_nas.search.final import (
 )
 from harmonic_nas.search.identity import config_identity, legacy_config_hash, search_config_hash
 from harmonic_nas.search.initial import seed_initial_population
-from harmonic_nas.search.objective import _one_line
+from harmonic_nas.search.objective import _one_line, optuna_log_level
 from harmonic_nas.search.pareto_record import ParetoRecord
 from harmonic_nas.search.problem import (
     DEFAULT_PROBLEM,
@@ -92,6 +92,7 @@ from harmonic_nas.utils.credentials import with_password
 from harmonic_nas.utils.io import atomic_write_text
 from harmonic_nas.utils.names import check_name
 from harmonic_nas.utils.progress import ProgressFn, no_progress
+from harmonic_nas.utils.threads import thread_policy
 
 logger = logging.getLogger(__name__)
 
@@ -326,6 +327,8 @@ def _write_out(study: optuna.Study, n_complete: int) -> Iterator[Callable[..., N
             logger.warning("could not record the write-out state in the study: %s", exc)
 
 
+@thread_policy
+@optuna_log_level()
 def run_search(
     cfg: ExperimentConfig,
     *,
@@ -403,6 +406,8 @@ def run_search(
     )
 
 
+@thread_policy
+@optuna_log_level()
 def finalize(
     cfg: ExperimentConfig,
     *,

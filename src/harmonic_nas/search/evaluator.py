@@ -158,6 +158,11 @@ class HarmonicProblem:
         return self._space
 
     @property
+    def val_size(self) -> int:
+        """Samples of the val split (the standard error of a val score)."""
+        return len(self.dataset.split("val"))
+
+    @property
     def task(self) -> str:
         return str(self.dataset.task)
 
@@ -424,6 +429,7 @@ class HarmonicProblem:
                 "best_epoch": r.best_epoch,
                 "fusion_params": r.params,
                 "timings": dict(r.timings),
+                "search_curve": [h["arch_metric"] for h in r.history if h["phase"] == "search"],
                 "val_curve": [h["val_metric"] for h in r.history if h["phase"] == "retrain"],
                 **self._val_pred_extra(r.val_pred),
             },
@@ -575,6 +581,8 @@ class HarmonicProblem:
             train_fixed,
         )
         from harmonic_nas.fusion.runner import extract_backbones
+        from harmonic_nas.fusion.search import predict_logits
+        from harmonic_nas.tasks import per_label_scores
 
         if genome.is_late:
             return self._score_test_late(genome, model_dir)
@@ -597,6 +605,8 @@ class HarmonicProblem:
             progress=progress,
         )
         scores = []
+        per_label = None
+        test_split = cache.split("test")
         for i, seed in enumerate(seeds):
             net, _ = train_fixed(
                 cache,
@@ -608,10 +618,23 @@ class HarmonicProblem:
                 precision=self.cfg.compute.precision,
             )
             _, test = evaluate(
-                net, cache.split("test"), cache.task, threshold=fc.threshold, select=net.used_points
+                net, test_split, cache.task, threshold=fc.threshold, select=net.used_points
             )
             scores.append(float(test))
             if i == 0:  # the evaluation seed: the very model the search scored
+                logits = predict_logits(net, test_split, select=net.used_points).cpu()
+                probs = (
+                    torch.sigmoid(logits)
+                    if cache.task == "multilabel"
+                    else torch.softmax(logits, dim=1)
+                )
+                per_label = per_label_scores(
+                    probs.double().numpy(),
+                    test_split.labels.cpu().numpy(),
+                    cache.task,
+                    fc.threshold,
+                    self.dataset.class_names,
+                )
                 model = MultimodalNet(arch, backbones, net).eval()
                 arch.save(model_dir / "arch.json")
                 atomic_torch_save(
@@ -620,7 +643,7 @@ class HarmonicProblem:
                 )
         mean = sum(scores) / len(scores)
         std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
-        return TestScore(mean, std, arch.to_json(), model_dir)
+        return TestScore(mean, std, arch.to_json(), model_dir, per_label)
 
     def _score_test_late(self, genome: MultimodalGenome, model_dir: Path) -> TestScore:
         """A ``late`` member: nothing is trained, so every seed gives the same score (std 0)."""

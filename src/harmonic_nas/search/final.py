@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from harmonic_nas.search.strategies import Strategy
 from harmonic_nas.search.attrs import ATTR_STRATEGY
 from harmonic_nas.search.pareto_record import PARETO_FILE, ParetoBest, ParetoMember, ParetoRecord
+from harmonic_nas.search.recommend import recommend
 from harmonic_nas.search.records import (
     SCHEMA_VERSION,
     CandidateRecord,
@@ -284,6 +285,7 @@ def finalize_study(
                 cached = None
         if cached and cached.get("config_hash") == chash and cached.get("key") == r.key:
             test, std, arch = cached["test_metric"], cached["test_metric_std"], cached["arch"]
+            per_label = cached.get("test_per_label")
         else:
             seed = (
                 r.eval_seed
@@ -298,6 +300,7 @@ def finalize_study(
                 progress=progress,
             )
             test, std, arch = score.test_metric, score.test_metric_std, score.arch
+            per_label = score.test_per_label
             atomic_write_json(
                 score_path,
                 {
@@ -306,6 +309,7 @@ def finalize_study(
                     "test_metric": test,
                     "test_metric_std": std,
                     "arch": arch,
+                    "test_per_label": per_label,
                 },
                 schema_version=SCHEMA_VERSION,
             )
@@ -328,6 +332,7 @@ def finalize_study(
                     if math.isfinite(ev.energy_paper_mj)
                     else None,
                     "params": ev.params,
+                    "test_per_label": per_label,
                     **r.fidelity_fields(),
                     **r.seed_fields(),
                     **_flags(ev, problem),
@@ -338,6 +343,8 @@ def finalize_study(
     best = records.best()
     chosen = next((m for m in members if best is not None and m.trial == best.trial), None)
     ideal, ref = study_points(study)
+    size = getattr(problem, "val_size", None)
+    val_size = size if isinstance(size, int) and size > 0 else None
     record = ParetoRecord(
         run=cfg.name,
         device=cfg.device.name,
@@ -353,6 +360,13 @@ def finalize_study(
         ideal_point=ideal,
         best=None if chosen is None else ParetoBest.of(chosen),
         members=members,
+        val_size=val_size,
+        recommended=recommend(
+            members,
+            n_val=val_size,
+            latency_budget_ms=cfg.search.latency_budget_ms,
+            energy_budget_mj=cfg.search.energy_budget_mj,
+        ),
     )
     return record.write(out_dir / PARETO_FILE)
 

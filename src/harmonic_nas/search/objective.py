@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import optuna
 from optuna.storages import RDBStorage
@@ -47,6 +50,7 @@ from harmonic_nas.search.storage import (
     worker_identity,
 )
 from harmonic_nas.search.strategies import Strategy
+from harmonic_nas.utils.env import log_level_from_env
 from harmonic_nas.utils.progress import ProgressFn
 from harmonic_nas.utils.seeding import derive_seed
 
@@ -81,11 +85,33 @@ class QuietFailedTrials(logging.Filter):
         return not (msg.startswith("Trial ") and msg.endswith(" failed with value None."))
 
 
+@contextmanager
+def optuna_log_level() -> Iterator[None]:
+    """Optuna's own logger at harmonic-nas's level (``$HARMONIC_NAS_LOG``, default WARNING) for
+    the block, then the caller's verbosity again: its per-trial INFO lines ("Trial 3 finished
+    with values ...") reach neither a CLI user nor a caller of the Python API (the CLI sets the
+    same level for the whole process). Usable as a decorator."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(log_level_from_env())
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
 def quiet_failed_trials() -> None:
     """Install :class:`QuietFailedTrials` on Optuna's trial logger (once per process)."""
     target = logging.getLogger(_OPTUNA_TRIAL_LOGGER)
     if not any(isinstance(f, QuietFailedTrials) for f in target.filters):
         target.addFilter(QuietFailedTrials())
+
+
+def fusion_curve(evaluation: Evaluation) -> list[float]:
+    """One value per fusion epoch of an evaluation: the fusion search's epochs (the metric on the
+    architecture split of train) then the retraining's (the val metric); finite values only."""
+    extra = evaluation.extra
+    values = [*(extra.get("search_curve") or []), *(extra.get("val_curve") or [])]
+    return [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
 
 
 class _Objective:
@@ -228,7 +254,7 @@ class _Objective:
         fraction = cheap_fidelity(self.cfg.search)
         low = fidelity_epochs(*full, fraction) if fraction is not None else full
         if fraction is not None and low != full:
-            cheap = self._run(genome, seed, fraction)
+            cheap = self._run(trial, genome, seed, fraction)
             trial.set_user_attr(
                 ATTR_LOW_FIDELITY,
                 {
@@ -244,12 +270,14 @@ class _Objective:
                 trial.set_user_attr(ATTR_FIDELITY, FIDELITY_LOW)
                 trial.set_user_attr(ATTR_FUSION_EPOCHS, list(low))
                 return cheap, ""
-        evaluation = self._run(genome, seed, 1.0)
+        evaluation = self._run(trial, genome, seed, 1.0)
         trial.set_user_attr(ATTR_FIDELITY, FIDELITY_FULL)
         trial.set_user_attr(ATTR_FUSION_EPOCHS, list(full))
         return evaluation, ""
 
-    def _run(self, genome: MultimodalGenome, seed: int, fidelity: float) -> Evaluation:
+    def _run(
+        self, trial: optuna.Trial, genome: MultimodalGenome, seed: int, fidelity: float
+    ) -> Evaluation:
         if fidelity < 1.0:
             evaluation = self.problem.evaluate(
                 genome, seed=seed, progress=self.progress, fidelity=fidelity
@@ -259,7 +287,16 @@ class _Objective:
         bad = evaluation.non_finite()
         if bad is not None:
             raise FloatingPointError(f"{bad} is not finite (the candidate diverged)")
+        self._report_curve(trial, evaluation)
         return evaluation
+
+    def _report_curve(self, trial: optuna.Trial, evaluation: Evaluation) -> None:
+        """The candidate's learning curve as the trial's intermediate values, one step per fusion
+        epoch (:func:`fusion_curve`), for optuna-dashboard. Written through the storage:
+        ``Trial.report`` refuses multi-objective studies. A promoted candidate's full curve
+        replaces its cheap one."""
+        for step, value in enumerate(fusion_curve(evaluation)):
+            self.storage.set_trial_intermediate_value(trial._trial_id, step, value)
 
     def _promote(self, study: optuna.Study, cheap: Evaluation) -> bool:
         """Whether a cheaply evaluated candidate can still reach the front: feasible at the cheap

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harmonic_nas.errors import HarmonicError
+from harmonic_nas.search.recommend import Recommendation, recommend
 from harmonic_nas.utils.io import atomic_write_json, read_json
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,22 @@ def _bad(path: Path | None, problem: str) -> HarmonicError:
 
 def _opt_float(v: Any) -> float | None:
     return None if v is None else float(v)
+
+
+def _per_label(rows: Any) -> list[dict[str, Any]] | None:
+    """A member's ``test_per_label`` rows, checked (None when absent)."""
+    if rows is None:
+        return None
+    if not isinstance(rows, list):
+        raise TypeError("test_per_label is not a list")
+    return [
+        {
+            "label": str(r["label"]),
+            "score": _opt_float(r.get("score")),
+            "support": int(r["support"]),
+        }
+        for r in rows
+    ]
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,9 @@ class ParetoMember:
     missing_modalities: list[str] = field(default_factory=list)
     predicted_keys: list[str] = field(default_factory=list)
     uncosted_keys: list[str] = field(default_factory=list)
+    test_per_label: list[dict[str, Any]] | None = None
+    """per class, the saved model's test score (multilabel F1, classification recall) and
+    support: ``{"label", "score", "support"}`` (:func:`harmonic_nas.tasks.per_label_scores`)"""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -85,6 +105,8 @@ class ParetoMember:
         out["missing_modalities"] = list(self.missing_modalities)
         out["predicted_keys"] = list(self.predicted_keys)
         out["uncosted_keys"] = list(self.uncosted_keys)
+        if self.test_per_label is not None:
+            out["test_per_label"] = [dict(r) for r in self.test_per_label]
         return out
 
     @classmethod
@@ -116,6 +138,7 @@ class ParetoMember:
                 missing_modalities=[str(m) for m in data.get("missing_modalities") or []],
                 predicted_keys=[str(k) for k in data.get("predicted_keys") or []],
                 uncosted_keys=[str(k) for k in data.get("uncosted_keys") or []],
+                test_per_label=_per_label(data.get("test_per_label")),
             )
         except KeyError as exc:
             raise _bad(path, f"has a member without '{exc.args[0]}'") from None
@@ -165,6 +188,10 @@ class ParetoRecord:
     ideal_point: dict[str, float]
     best: ParetoBest | None
     members: list[ParetoMember]
+    val_size: int | None = None
+    """samples of the val split (the recommendation's standard error)"""
+    recommended: Recommendation | None = None
+    """the member to deploy (:mod:`harmonic_nas.search.recommend`)"""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,6 +208,8 @@ class ParetoRecord:
             "reference_point": self.reference_point,
             "ideal_point": self.ideal_point,
             "best": None if self.best is None else self.best.to_json(),
+            "val_size": self.val_size,
+            "recommended": None if self.recommended is None else self.recommended.to_json(),
             "members": [m.to_json() for m in self.members],
         }
 
@@ -221,6 +250,8 @@ class ParetoRecord:
                 ideal_point=dict(data.get("ideal_point") or {}),
                 best=best,
                 members=members,
+                val_size=None if data.get("val_size") is None else int(data["val_size"]),
+                recommended=Recommendation.from_json(data.get("recommended")),
             )
         except (TypeError, ValueError) as exc:
             raise _bad(path, f"is malformed ({exc})") from None
@@ -247,6 +278,20 @@ class ParetoRecord:
         if not self.members:
             raise HarmonicError("the Pareto set is empty; rerun `harmonic-nas search CONFIG`")
         return max(self.members, key=lambda m: (m.val_metric, -m.latency_ms)).id
+
+    def recommendation(self) -> Recommendation | None:
+        """The member to deploy: as recorded, else (a file written before the rule) the rule
+        applied without budgets; None for an empty set."""
+        if self.recommended is not None and any(m.id == self.recommended.id for m in self.members):
+            return self.recommended
+        return recommend(self.members, n_val=self.val_size)
+
+    def recommended_id(self) -> str:
+        """The id of the member to deploy (:meth:`recommendation`)."""
+        rec = self.recommendation()
+        if rec is None:
+            raise HarmonicError("the Pareto set is empty; rerun `harmonic-nas search CONFIG`")
+        return rec.id
 
     def test_scores(self) -> dict[int, float]:
         """Trial -> test score of the members scored on test."""

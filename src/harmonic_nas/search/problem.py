@@ -100,6 +100,9 @@ class TestScore:
     test_metric_std: float
     arch: dict[str, Any]
     model_dir: Path
+    test_per_label: list[dict[str, Any]] | None = None
+    """per class of the saved model (the evaluation seed): ``{"label", "score", "support"}``
+    (:func:`harmonic_nas.tasks.per_label_scores`)"""
 
 
 class SearchProblem(Protocol):

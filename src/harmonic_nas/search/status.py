@@ -28,6 +28,7 @@ from harmonic_nas.search.identity import (
     search_config_hash,
 )
 from harmonic_nas.search.pareto_record import ParetoRecord
+from harmonic_nas.search.recommend import deploy_lines
 from harmonic_nas.search.records import CandidateRecord, SearchRecords
 from harmonic_nas.search.storage import (
     RUN_PLACEHOLDER,
@@ -37,6 +38,7 @@ from harmonic_nas.search.storage import (
     resolve_url,
 )
 from harmonic_nas.utils.credentials import with_password
+from harmonic_nas.utils.io import read_json
 
 if TYPE_CHECKING:
     from harmonic_nas.config import ExperimentConfig
@@ -53,6 +55,25 @@ def _test_scores(pareto: Path) -> dict[int, float]:
     except HarmonicError as exc:
         logger.warning("%s", exc)
         return {}
+
+
+def _deploy(pareto: Path, run: Path) -> tuple[str | None, list[str]]:
+    """The recommended member's id and the what-to-deploy lines of a finished study
+    (:func:`harmonic_nas.search.recommend.deploy_lines`); nothing if unreadable."""
+    try:
+        record = ParetoRecord.read(pareto)
+    except HarmonicError as exc:
+        logger.warning("%s", exc)
+        return None, []
+    baselines = None
+    if (run / "baselines.json").is_file():
+        try:
+            rows = read_json(run / "baselines.json", what="baselines").get("baselines")
+            baselines = [b for b in rows if isinstance(b, dict)] if isinstance(rows, list) else None
+        except (HarmonicError, AttributeError):
+            baselines = None
+    rec = record.recommendation()
+    return (rec.id if rec else None), deploy_lines(record.members, rec, baselines)
 
 
 def best_summary(best: dict[str, Any] | None) -> str:
@@ -205,6 +226,7 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
         tests = _test_scores(pareto) if stage == "finished" else {}
         best_rec = records.best()
         best = _row(best_rec, records, mods, tests) if best_rec is not None else None
+        recommended, deploy = _deploy(pareto, run) if stage == "finished" else (None, [])
         fidelity = attrs.get("fidelity") or {"mode": "full"}
         out.append(
             {
@@ -226,6 +248,8 @@ def study_status(run: Path | str, *, storage: str | None = None) -> list[dict[st
                 "best_test_metric": best.get("test_metric") if best else None,
                 "best": best,
                 "best_summary": best_summary(best),
+                "recommended": recommended,
+                "deploy": deploy,
                 "fidelity": fidelity,
                 "low_fidelity": records.n_low_fidelity,
                 "rescore_seeds": int(attrs.get(ATTR_RESCORE_SEEDS, 1)),

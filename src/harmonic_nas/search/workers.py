@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import optuna
 import sqlalchemy
@@ -28,8 +29,9 @@ from harmonic_nas.search.storage import (
 )
 from harmonic_nas.search.strategies import Strategy, get_strategy, make_sampler
 from harmonic_nas.utils.credentials import scrub
-from harmonic_nas.utils.processes import die_with_parent
+from harmonic_nas.utils.processes import die_with_parent, worker_start_error
 from harmonic_nas.utils.progress import ProgressFn, no_progress
+from harmonic_nas.utils.threads import policy_threads
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +111,8 @@ def _storage_failed(url: str, exc: BaseException) -> StorageError:
 
 
 def _worker_entry(ctx: SearchContext, threads: int, parent_pid: int | None = None) -> None:
-    """Entry point of a spawned local worker process (its own share of the CPU threads)."""
+    """Entry point of a spawned local worker process (torch on the thread policy's count: the
+    search scales out with processes, :mod:`harmonic_nas.utils.threads`)."""
     if parent_pid is not None:
         die_with_parent(parent_pid)
     import torch
@@ -124,7 +127,7 @@ def _run_workers(
 ) -> None:
     mp = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=mp) as pool:
-        threads = max(1, (os.cpu_count() or 1) // workers)
+        threads = policy_threads()
         futures: list[Future[None]] = [
             pool.submit(_worker_entry, ctx, threads, os.getpid()) for _ in range(workers)
         ]
@@ -134,4 +137,6 @@ def _run_workers(
     report_progress(study, ctx.cfg, strategy, progress)
     errors = [e for e in (f.exception() for f in futures) if e is not None]
     if errors:
+        if isinstance(errors[0], BrokenProcessPool):
+            raise worker_start_error("search workers") from None
         raise errors[0]

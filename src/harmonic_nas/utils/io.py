@@ -87,16 +87,33 @@ def check_writable_dir(path: Path | str) -> Path:
     return path
 
 
+def current_umask() -> int:
+    """This process's umask, read without changing it where the OS tells (``/proc``); else set
+    and restored at once."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
     """Write through a temporary file in the same directory and a rename: the target is either
-    its old content or the complete new one; the temporary file never survives a failure."""
+    its old content or the complete new one; the temporary file never survives a failure. The
+    file gets the permissions a plain ``open(path, "w")`` would (0666 less the umask), not the
+    temporary file's 0600: others on a shared machine read a run as they read any file."""
     path = Path(path)
     ensure_dir(path.parent)
     tmp: Path | None = None
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
         tmp = Path(tmp_name)
+        try:
+            os.fchmod(fd, 0o666 & ~current_umask())
+        finally:
+            os.close(fd)
         write(tmp)
         os.replace(tmp, path)
     except OSError as exc:

@@ -34,10 +34,10 @@ from harmonic_nas.data.types import (
     ModalitySpec,
     MultimodalDataset,
     Split,
-    modality_name_problem,
 )
 from harmonic_nas.errors import DataError
 from harmonic_nas.utils.io import read_npz
+from harmonic_nas.utils.names import modality_name_problem
 from harmonic_nas.utils.progress import ProgressFn
 
 logger = logging.getLogger(__name__)
