@@ -390,3 +390,10 @@ def test_a_late_fusion_member_is_named_in_the_genotype_column() -> None:
 
     assert genotype_string({"fusion_mode": "late", "genotype": None}).startswith("late fusion")
     assert genotype_string({"fusion_mode": "network", "genotype": None}) == ""
+
+
+def test_a_late_fusion_member_has_no_diagram_and_says_why(tmp_path: Path) -> None:
+    from harmonic_nas.results._figures import draw_architecture
+
+    why = draw_architecture({"fusion_mode": "late", "genotype": None}, tmp_path / "a.png")
+    assert why is not None and why.startswith("late fusion") and not (tmp_path / "a.png").exists()
