@@ -6,6 +6,7 @@ and LUT cost), every mode's saved model reproduces its recorded val score, and w
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,11 +19,9 @@ from harmonic_nas.utils.io import read_json
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("modes")
-    data = {
-        "name": "tiny-modes",
+def _config(root: Path, name: str, modes: list[str], fusion_split: float) -> dict[str, Any]:
+    return {
+        "name": name,
         "run_dir": str(root / "runs"),
         "seed": 0,
         "dataset": {
@@ -48,16 +47,22 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
             "epochs": 1,
             "retrain_epochs": 1,
             "batch_size": 32,
-            "fusion_split": 0.25,
+            "fusion_split": fusion_split,
         },
         "search": {
             "population": 3,
             "generations": 2,
             "cells": [1, 2],
             "nodes": [1, 2],
-            "fusion_modes": ["late", "network", "network+late"],
+            "fusion_modes": modes,
         },
     }
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("modes")
+    data = _config(root, "tiny-modes", ["late", "network", "network+late"], 0.25)
     path = root / "tiny.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     assert main(["pretrain", str(path)]) == 0
@@ -165,3 +170,22 @@ def test_search_saves_every_mode_as_a_model_that_reproduces_its_score(
         assert metric(logits, val.labels, "classification") == pytest.approx(
             m["val_metric"], abs=1e-9
         )
+
+
+def test_a_late_only_search_reports_and_exports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``search.fusion_modes: [late]``: every member is a late fusion (no fusion training); the
+    report and an ONNX export handle them."""
+    path = tmp_path / "late.yaml"
+    path.write_text(yaml.safe_dump(_config(tmp_path, "late-only", ["late"], 0.0)), "utf-8")
+    run = tmp_path / "runs" / "late-only"
+    assert main(["pretrain", str(path)]) == 0
+    assert main(["search", str(path)]) == 0, capsys.readouterr().err
+    members = read_json(run / "pareto.json", schema_version=1)["members"]
+    assert members and all(m["arch"]["fusion_mode"] == "late" for m in members)
+    assert all(m["arch"]["genotype"] is None for m in members)
+    assert main(["report", str(run)]) == 0, capsys.readouterr().err
+    mid = members[0]["id"]
+    assert main(["export", str(run), "-m", mid, "-f", "onnx"]) == 0, capsys.readouterr().err
+    assert any(p.suffix == ".onnx" for p in (run / "models" / mid).iterdir())
