@@ -31,12 +31,14 @@ figure vs the control says how often ``late-fusion-bayes`` is the fair choice).
     .venv/bin/python benchmarks/fusion_ablation.py [--profile hard] [--seeds 0 1 2]
         [--split 0.3] [--rungs 3] [--modes late network network+late]
 
-A smoke run (minutes; its own run directories, never the shared pipelines):
+A smoke run (about 3 minutes; its own run directories, never the shared pipelines):
 
-    .venv/bin/python benchmarks/fusion_ablation.py --profile default --seeds 0 --rungs 2 \\
+    .venv/bin/python benchmarks/fusion_ablation.py --profile hard --seeds 0 --rungs 2 \\
         --set pretrain.epochs=1 --set fusion.epochs=1 --set fusion.retrain_epochs=1 \\
-        --set fusion.C=8 --set fusion.L=4 --set dataset.options.train_per_class=10 \\
-        --set dataset.options.val_per_class=5 --set dataset.options.test_per_class=5 \\
+        --set fusion.C=8 --set fusion.L=4 --set device.repeats=2 --set device.warmup=1 \\
+        --set dataset.options.train_per_class=12 --set dataset.options.val_per_class=6 \\
+        --set dataset.options.test_per_class=6 --set dataset.options.train_speakers=6 \\
+        --set dataset.options.val_speakers=3 --set dataset.options.test_speakers=3 \\
         --out /tmp/fusion_ablation_smoke.json
 """
 
