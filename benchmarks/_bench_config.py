@@ -34,7 +34,23 @@ def repo_relative(path: Path) -> str:
 
 
 def bench_identity() -> dict[str, Any]:
-    """The machine a benchmark ran on (CPU, cores, caches, runtime versions; no hostname)."""
+    """The machine a benchmark ran on (CPU, cores, caches, runtime versions; no hostname), with
+    the Python, torch, ONNX Runtime and Optuna versions and the load average at the start (the
+    machine may be shared): what every benchmark JSON records."""
+    import os
+    import platform
+
+    import onnxruntime
+    import optuna
+    import torch
+
     from harmonic_nas.hardware.identity import machine_identity
 
-    return machine_identity().to_json()
+    return {
+        **machine_identity().to_json(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "optuna": optuna.__version__,
+        "load_average_at_start": list(os.getloadavg()),
+    }

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -33,10 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _bench_config import BASE_CONFIG, repo_relative
+from _bench_config import BASE_CONFIG, bench_identity, repo_relative
 from _targets import print_targets, target
 from harmonic_nas.utils.io import atomic_write_json
-from harmonic_nas.utils.threads import policy_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "api_parity.json"
@@ -132,30 +130,6 @@ def run_once(side: str, config: Path, root: Path, script: Path, template: Path) 
     }
 
 
-def machine() -> dict[str, Any]:
-    import onnxruntime
-    import optuna
-    import torch
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "optuna": optuna.__version__,
-        "threads_policy": policy_threads(),
-    }
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3, help="runs per side (alternating)")
@@ -203,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "supernets and LUT (made once, untimed); search time = first trial start to last "
         "trial end in the study",
         "same_candidates_every_run": len(keys) == 1,
-        "machine": machine(),
+        "machine": bench_identity(),
         "runs": runs,
         "median": med,
         "api_over_cli_search_time": ratio,

@@ -340,7 +340,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from _bench_config import repo_relative
+    from _bench_config import bench_identity, repo_relative
 
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "data_difficulty",
             "command": "python benchmarks/data_difficulty.py "
             + " ".join(argv if argv is not None else sys.argv[1:]),
-            "machine": machine(),
+            "machine": bench_identity(),
         }
     )
     real = results.setdefault("real", {})
@@ -399,30 +399,6 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(args.out, results, schema_version=2)
     print(f"saved {repo_relative(args.out)}")
     return 0
-
-
-def machine() -> dict[str, Any]:
-    """The machine the figures come from (CPU model, cores, runtime versions)."""
-    import os
-    import platform
-
-    import onnxruntime
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -35,31 +34,12 @@ from typing import Any
 import torch
 import yaml
 
-from _bench_config import BASE_CONFIG, ROOT
+from _bench_config import BASE_CONFIG, ROOT, bench_identity
 from _targets import print_targets, target
 from harmonic_nas.pretrain.checkpoint import read_checkpoint
 from harmonic_nas.utils.io import atomic_write_json
 
 OUT = ROOT / "benchmarks" / "results" / "ddp_cpu.json"
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average_at_start": list(os.getloadavg()),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "note": "shared machine: other processes ran during the measurement",
-    }
 
 
 def write_config(folder: Path, name: str, epochs: int, precision: str) -> Path:
@@ -109,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     results: dict[str, Any] = {
         "command": " ".join(["python", "benchmarks/ddp_cpu.py", *(argv or sys.argv[1:])]),
-        "machine": machine(),
+        "machine": bench_identity(),
         "setup": {
             "config": "configs/quick.yaml (image supernet)",
             "epochs": args.epochs,

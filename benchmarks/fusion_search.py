@@ -47,9 +47,9 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from _bench_config import bench_identity  # benchmarks/_bench_config.py
 from _pipelines import BENCH_PROFILES, open_pipeline, pipeline_config  # benchmarks/_pipelines.py
 from _targets import target  # benchmarks/_targets.py
-from data_difficulty import machine  # benchmarks/data_difficulty.py
 from harmonic_nas.config import ExperimentConfig, FusionConfig
 from harmonic_nas.fusion import (
     compute_feature_cache,
@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", "benchmarks/fusion_search.py", *(argv or sys.argv[1:])]),
         "profile": args.profile,
         "config": "configs/quick.yaml via benchmarks/_pipelines.py",
-        "machine": machine(),
+        "machine": bench_identity(),
         "seeds": args.seeds,
         "threads": args.threads,
         "pretrain": cfg.pretrain.model_dump(mode="json"),

@@ -54,7 +54,8 @@ from typing import Any
 import optuna
 import torch
 
-from _bench_config import repo_relative as _rel  # benchmarks/_bench_config.py
+from _bench_config import bench_identity  # benchmarks/_bench_config.py
+from _bench_config import repo_relative as _rel
 from _pipelines import BENCH_PROFILES, open_pipeline, pipeline_config  # benchmarks/_pipelines.py
 from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.errors import HarmonicError
@@ -556,7 +557,6 @@ def resummarise(path: Path, n_boot: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from data_difficulty import machine  # benchmarks/data_difficulty.py
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="hard", choices=BENCH_PROFILES)
@@ -599,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "benchmark": "search_quality",
             "command": " ".join(["python", "benchmarks/search_quality.py", *sys.argv[1:]]),
-            "machine": machine(),
+            "machine": bench_identity(),
             "settings": {
                 "profile": args.profile,
                 "population": args.population,
