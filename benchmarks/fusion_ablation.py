@@ -53,9 +53,9 @@ from typing import Any
 
 import torch
 
+from _bench_config import bench_identity  # benchmarks/_bench_config.py
 from _pipelines import BENCH_PROFILES, open_pipeline, pipeline_config  # benchmarks/_pipelines.py
 from _targets import print_targets, target  # benchmarks/_targets.py
-from data_difficulty import machine  # benchmarks/data_difficulty.py
 from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.fusion import late
 from harmonic_nas.fusion.runner import run_inner_tier
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "benchmark": "fusion_ablation",
             "command": " ".join(["python", "benchmarks/fusion_ablation.py", *sys.argv[1:]]),
-            "machine": machine(),
+            "machine": bench_identity(),
             "settings": settings,
         }
     )

@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from scipy.stats import kendalltau
 
+from _bench_config import bench_identity  # benchmarks/_bench_config.py
 from _targets import print_targets, target  # benchmarks/_targets.py
-from data_difficulty import machine  # benchmarks/data_difficulty.py
 from harmonic_nas.config import FusionConfig
 from harmonic_nas.fusion import operator_spec
 from harmonic_nas.hardware.keys import lut_key
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "benchmark": "op_cost_reproducibility",
         "command": " ".join(["python", "benchmarks/op_cost_reproducibility.py", *sys.argv[1:]]),
-        "machine": machine(),
+        "machine": bench_identity(),
         "settings": {"repeats": args.repeats, "warmup": args.warmup, "backend": "onnxruntime"},
         "sizes": rows,
         "targets": targets,
