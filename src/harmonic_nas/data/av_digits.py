@@ -88,8 +88,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         **_BENCH_SPLITS,
         "pca_energy": 0.65,
         "image_noise": 0.25,
-        "snr_db_min": -5.0,
-        "snr_db_max": 1.0,
+        "snr_db_min": -3.0,
+        "snr_db_max": 3.0,
     },
     "interaction": {**_BENCH_SPLITS, "task": "interaction"},
 }
