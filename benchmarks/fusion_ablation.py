@@ -96,7 +96,7 @@ def control_total(problem: HarmonicProblem, genome: MultimodalGenome, name: str)
     """The fair control's latency as the search's LUT total (raw layer sum + overhead through the
     LUT's calibration, as every candidate's): ``late-fusion-bayes`` / ``-avg`` are exactly the
     ``late`` mode's model; ``late-fusion-linear`` runs the backbones up to their final
-    representation and one linear head. (The baseline rows hold the raw sum.)"""
+    representation and one linear head (as the baseline rows of `late_fusion_rows` do)."""
     from harmonic_nas.hardware.cost import weight_bytes
     from harmonic_nas.hardware.inventory import backbone_specs, late_fusion_head_spec
 
