@@ -33,6 +33,12 @@ CONFIG_SCHEMA_VERSION = 1
 
 ModalityKind = Literal["image", "audio", "text", "vector", "signal"]
 
+#: How modalities meet in a candidate (``search.fusion_modes``): ``late`` = no fusion network, the
+#: backbones' own classifiers combined by Bayes' rule (``late-fusion-bayes``); ``network`` = the
+#: searched fusion network alone (backbone layers after its deepest fusion point do not run);
+#: ``network+late`` = the fusion network plus the mean of the backbones' logits (``late_skip``).
+FusionMode = Literal["late", "network", "network+late"]
+
 # Strict scalars: YAML already gives real ints, floats and bools, so nothing is coerced (``true``
 # is not the integer 1, ``"5"`` is not 5); floats must be finite (``allow_inf_nan=False`` below).
 Int = Annotated[int, Strict()]
@@ -203,6 +209,14 @@ class FusionConfig(_Strict):
         description="same for energy; ignored when the device's energy is modelled from latency",
     )
     threshold: Float = Field(0.5, gt=0, lt=1, description="multilabel decision threshold")
+    fusion_split: Float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="share of train carved out (class-stratified, seeded) BEFORE pretraining: "
+        "the supernets never train on it, the fusion network's weight and architecture steps "
+        "use only it (0: off, the fusion network trains on the supernets' own train split)",
+    )
     cells: Int = Field(2, ge=1, le=8, description="used by `harmonic-nas fusion`")
     nodes: Int = Field(2, ge=1, le=8, description="used by `harmonic-nas fusion`")
 
@@ -283,6 +297,20 @@ class SearchConfig(_Strict):
         "(never a Pareto member); false keeps such unimodal members, flagged",
     )
     heartbeat_s: Int = Field(30, ge=1)
+    fusion_modes: tuple[FusionMode, ...] | None = Field(
+        None,
+        description="how modalities may meet, a gene of the genome: any of late, network, "
+        "network+late (null: no gene, every candidate uses fusion.late_skip as before)",
+    )
+
+    @field_validator("fusion_modes")
+    @classmethod
+    def _modes(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None and (not v or len(set(v)) != len(v)):
+            raise ValueError(
+                "list each fusion mode once, at least one, e.g. [late, network]; or null"
+            )
+        return v
 
     @field_validator("study_name")
     @classmethod

@@ -249,6 +249,18 @@ def _check_fusion(cfg: ExperimentConfig, problems: list[str]) -> None:
         _collect(problems, lambda: check_ops(cfg.fusion.ops))
 
 
+def _check_fusion_split(cfg: ExperimentConfig, n_train: int, problems: list[str]) -> None:
+    """``fusion.fusion_split`` leaves the fusion network at least 4 training samples (what
+    ``fusion.arch_split`` needs to hold out its architecture part)."""
+    n = round(cfg.fusion.fusion_split * n_train)
+    if n < 4:
+        problems.append(
+            f"fusion.fusion_split={cfg.fusion.fusion_split} of {n_train} train samples leaves "
+            f"{n} for the fusion network (at least 4 needed); raise it, use more data or set "
+            "fusion.fusion_split: 0"
+        )
+
+
 def _check_device(cfg: ExperimentConfig, problems: list[str]) -> None:
     """The device is known and, unless it is profiled here, has a table (installed or in the
     run); a device profiled here needs its timing backend installed."""
@@ -325,6 +337,8 @@ def check_experiment(
         _check_fusion(cfg, problems)
         if not any(p.startswith("modalities.") for p in problems):
             _check_budget(cfg, problems)
+    if meta is not None and meta.n_train is not None and cfg.fusion.fusion_split > 0:
+        _check_fusion_split(cfg, meta.n_train, problems)
     if {"profile", "search"} & set(stages):
         _check_device(cfg, problems)
     if {"pretrain", "profile", "search"} & set(stages):

@@ -198,3 +198,11 @@ def test_estimate_reads_the_train_size_and_is_printed(tmp_path: Path) -> None:
     text = est.describe()
     assert text.startswith(f"estimated search cost: 64 candidates x ~{est.per_candidate_s:.0f} s")
     assert "200 train samples" in text
+
+
+def test_a_fusion_split_too_small_for_the_fusion_network_fails_up_front(tmp_path: Path) -> None:
+    tiny = {"name": "av-digits", "options": {"train_per_class": 2, "train_speakers": 2}}
+    bad = _cfg(tmp_path, dataset=tiny, fusion={"fusion_split": 0.1})
+    with pytest.raises(PreflightError, match=r"leaves 2 for the fusion network"):
+        check_experiment(parse_config(bad))
+    check_experiment(parse_config(_cfg(tmp_path, dataset=tiny, fusion={"fusion_split": 0.5})))

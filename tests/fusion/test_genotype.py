@@ -71,7 +71,7 @@ def test_arch_late_skip_round_trip_and_old_files() -> None:
     assert data["late_skip"] is True
     assert ArchSpec.from_json(data) == a
     assert a.with_genotype(None).late_skip  # carried by every copy
-    del data["late_skip"]  # a file written before the key existed: no skip
+    del data["late_skip"], data["fusion_mode"]  # a file written before the keys existed: no skip
     assert ArchSpec.from_json(data).late_skip is False
     with pytest.raises(GenomeError, match="'late_skip' must be true or false"):
         ArchSpec.from_json({**data, "late_skip": 1})
@@ -164,3 +164,21 @@ def test_arch_schema_version_must_be_the_integer(tmp_path: Path, version: object
     p.write_text(json.dumps(data))
     with pytest.raises(HarmonicError, match=rf"schema_version {version!r}, expected 1"):
         ArchSpec.load(p)
+
+
+def test_arch_fusion_mode_is_recorded_and_checked() -> None:
+    assert arch().to_json()["fusion_mode"] == "network"
+    assert arch(late_skip=True).to_json()["fusion_mode"] == "network+late"
+    late = ArchSpec(modalities=arch().modalities, cells=1, nodes=1, genotype=None, late_fusion=True)
+    data = json.loads(json.dumps(late.to_json()))
+    assert data["fusion_mode"] == "late" and data["genotype"] is None
+    back = ArchSpec.from_json(data)
+    assert back == late and back.late_fusion and back.finalised
+    assert back.with_genotype(None).late_fusion  # carried by every copy
+    assert not arch().with_genotype(None).finalised
+    with pytest.raises(GenomeError, match="disagree"):
+        ArchSpec.from_json({**arch().to_json(), "fusion_mode": "network+late"})
+    with pytest.raises(GenomeError, match="'fusion_mode' must be one of"):
+        ArchSpec.from_json({**arch().to_json(), "fusion_mode": "early"})
+    with pytest.raises(GenomeError, match="no fusion network"):
+        ArchSpec(modalities=arch().modalities, cells=1, nodes=1, late_skip=True, late_fusion=True)

@@ -66,3 +66,34 @@ def test_the_search_keeps_val_decisions_that_reproduce_its_val_metric(
     assert res.val_pred is not None and res.val_pred.shape == labels.shape
     acc = float((res.val_pred == labels.numpy()).mean())
     assert abs(acc - res.val_metric) < 1e-12
+
+
+class _Fixed(torch.nn.Module):
+    """A backbone whose logits are given: forward -> ([features], logits)."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        return [x], self.logits[: len(x)]
+
+
+def test_late_fusion_net_is_the_bayes_rule_for_both_tasks() -> None:
+    from types import SimpleNamespace
+
+    g = torch.Generator().manual_seed(1)
+    a, b = torch.randn(6, 4, generator=g), torch.randn(6, 4, generator=g)
+    arch = SimpleNamespace(modalities={"m0": None, "m1": None})
+    for task, prior in (
+        ("classification", torch.tensor([0.1, 0.2, 0.3, 0.4])),
+        ("multilabel", torch.tensor([0.1, 0.5, 0.7, 0.2])),
+    ):
+        offset = late.bayes_offset(prior, 2, task)
+        net = late.LateFusionNet(arch, {"m0": _Fixed(a), "m1": _Fixed(b)}, offset, task)
+        out = net(torch.zeros(6, 1), torch.zeros(6, 1))
+        torch.testing.assert_close(out, late.bayes_logits(_outs(a, b), prior, task))
+        # the rule lives in the buffers: a net built for the other task, loaded, agrees
+        other = late.LateFusionNet(arch, {"m0": _Fixed(a), "m1": _Fixed(b)}, offset * 0, "x")
+        other.load_state_dict(net.state_dict())
+        torch.testing.assert_close(other(torch.zeros(6, 1), torch.zeros(6, 1)), out)

@@ -25,6 +25,7 @@ from harmonic_nas.fusion import (
     probe_feature_shapes,
     search_fusion,
 )
+from harmonic_nas.fusion.model import live_parameters
 from tests.fusion.conftest import make_backbones, make_dataset, small_fcfg
 
 CPU = torch.device("cpu")
@@ -315,3 +316,51 @@ def test_live_parameters_leave_out_what_the_logits_never_read() -> None:
     # with the late skip the backbones' classifiers (and every layer before them) are live
     model, bbs = _late_fusion_model((0, 6), late_skip=True)
     assert live_parameters(model, x) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_network_mode_export_drops_what_cost_and_params_drop(tmp_path: Path) -> None:
+    """Fusion mode ``network`` (no late skip) fusing the image backbone at an early map only: the
+    exported ONNX graph holds neither the image classifier nor the blocks after that map, and its
+    weights are the live parameters (up to BatchNorm folded into convolutions), far fewer than
+    with the late skip, whose every backbone layer and classifier is exported."""
+    onnx = pytest.importorskip("onnx")
+    img = build_supernet(("image", (1, 28, 28)), "avmnist", 10, "image")
+    txt = build_supernet(("text", (20,)), "maxout", 10, "text")
+    bbs = {"image": img.extract(img.max_genome()).eval(), "text": txt.extract(txt.max_genome())}
+    bbs["text"].eval()
+    geno = FusionGenotype((CellGenotype((0, 5), (NodeGenotype("Sum", (0, 1)),)),), 1)
+    x = (torch.randn(2, 1, 28, 28), torch.randn(2, 20))
+    sizes = {}
+    for late_skip in (False, True):
+        arch = ArchSpec(
+            modalities={
+                "image": ModalityArch("avmnist", (1, 28, 28), img.max_genome()),
+                "text": ModalityArch("maxout", (20,), txt.max_genome()),
+            },
+            cells=1,
+            nodes=1,
+            C=8,
+            L=9,
+            n_classes=10,
+            genotype=geno,
+            late_skip=late_skip,
+        )
+        from harmonic_nas.fusion.cache import _plan
+
+        _, _, point_shapes = _plan(bbs, {"image": (1, 28, 28), "text": (20,)}, 9, 4)
+        fixed = FixedFusionNet(
+            point_shapes, geno, C=8, L=9, n_classes=10, late_skip=late_skip
+        ).eval()
+        model = MultimodalNet(arch, bbs, fixed).eval()
+        path = tmp_path / f"m{late_skip}.onnx"
+        torch.onnx.export(model, x, str(path), input_names=["image", "text"], dynamo=False)
+        graph = onnx.load(str(path)).graph
+        names = {i.name for i in graph.initializer}
+        n_onnx = sum(int(np.prod(i.dims)) for i in graph.initializer)
+        live = live_parameters(model, x)
+        assert live == pytest.approx(n_onnx, rel=0.03)  # BN scale/shift folded away
+        has_head = "backbones.0.classifier.linear.weight" in names
+        assert has_head == late_skip
+        sizes[late_skip] = n_onnx
+    assert sizes[False] < 0.5 * sizes[True]

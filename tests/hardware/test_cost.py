@@ -320,3 +320,19 @@ def test_fallback_predicts_an_operator_from_its_own_sizes(small_cfg: ExperimentC
     # an operator of which the table has one size only is scaled from it, never from ConcatFC
     s16 = model.layer_cost(LayerSpec("fusion_op", (16, 4), 16, 16, op="Sum", C=16, L=4))
     assert s16.predicted and s16.latency_ms < 0.5
+
+
+def test_a_late_fusion_costs_every_backbone_layer_and_no_fusion_layer(
+    small_cfg: ExperimentConfig,
+) -> None:
+    late = dataclasses.replace(_arch(None, C=8, L=4), late_fusion=True)
+    n_bb = {
+        m: len(backbone_specs(a.preset, a.shape, a.genome, 10)) for m, a in late.modalities.items()
+    }
+    for backend in ("onnxruntime", "torch"):
+        cost = CostModel(_flat_lut(small_cfg, backend=backend)).cost_arch(late)
+        assert cost.pruned == Cost()  # every classifier is live: nothing is dropped
+        assert cost.fusion_ops == Cost() and cost.fusion_extra == Cost()
+        assert cost.total.latency_ms == sum(n_bb.values()) + 0.5
+    live = arch_live_graph(late)
+    assert live.heads and not live.points and live.features == {"image": 6, "audio": 7}

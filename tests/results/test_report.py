@@ -383,3 +383,17 @@ def test_report_says_energy_is_modelled_and_flags_members(fake_run: Path) -> Non
     assert "2 layer cost(s) predicted" in row2 and "±" not in row2.split("</td>")[1]
     assert "low (9+9 ep)" in page.split('id="candidates"')[1]
     assert "low (screen)" in page.split('id="candidates"')[1]
+
+
+def test_a_late_fusion_member_is_named_in_the_genotype_column() -> None:
+    from harmonic_nas.results._format import genotype_string
+
+    assert genotype_string({"fusion_mode": "late", "genotype": None}).startswith("late fusion")
+    assert genotype_string({"fusion_mode": "network", "genotype": None}) == ""
+
+
+def test_a_late_fusion_member_has_no_diagram_and_says_why(tmp_path: Path) -> None:
+    from harmonic_nas.results._figures import draw_architecture
+
+    why = draw_architecture({"fusion_mode": "late", "genotype": None}, tmp_path / "a.png")
+    assert why is not None and why.startswith("late fusion") and not (tmp_path / "a.png").exists()

@@ -132,8 +132,8 @@ def test_baselines(tiny_run: tuple[Path, Path], capsys: pytest.CaptureFixture[st
     assert main(["baselines", str(path)]) == 0, capsys.readouterr().err
     data = read_json(run / "baselines.json", schema_version=1)
     names = [b["name"] for b in data["baselines"]]
-    assert names[:3] == ["bm-nas-max", "late-fusion-avg", "late-fusion-linear"]
-    assert sorted(names[3:]) == ["single:audio", "single:image"]
+    assert names[:4] == ["bm-nas-max", "late-fusion-avg", "late-fusion-bayes", "late-fusion-linear"]
+    assert sorted(names[4:]) == ["single:audio", "single:image"]
     by = {b["name"]: b for b in data["baselines"]}
     for b in data["baselines"]:
         assert 0.0 <= b["val_metric"] <= 1.0 and 0.0 <= b["test_metric"] <= 1.0

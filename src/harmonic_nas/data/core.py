@@ -372,7 +372,8 @@ def _check_raw_text(ds: MultimodalDataset, mod: str, preset: str) -> None:
 
 def load_dataset(cfg: ExperimentConfig, progress: ProgressFn = no_progress) -> MultimodalDataset:
     """Build or read the dataset of ``cfg.dataset`` (seeded by ``cfg.seed``) and check it against
-    ``cfg.modalities`` (names, rank, shape): a mismatch is a one-line DataError."""
+    ``cfg.modalities`` (names, rank, shape): a mismatch is a one-line DataError. With
+    ``fusion.fusion_split`` a share of train becomes the ``fusion`` split (:mod:`.fusion_split`)."""
     ds = build_dataset(
         cfg.dataset.name,
         path=cfg.dataset.path,
@@ -382,6 +383,10 @@ def load_dataset(cfg: ExperimentConfig, progress: ProgressFn = no_progress) -> M
     )
     check_modalities(ds, cfg)
     apply_normalization(ds, cfg)
+    if cfg.fusion.fusion_split > 0:
+        from harmonic_nas.data.fusion_split import carve_fusion_split
+
+        ds = carve_fusion_split(ds, cfg.fusion.fusion_split, cfg.seed)
     return ds
 
 

@@ -6,10 +6,14 @@ This is the format the cost, search, export and report stages read and write::
      "modalities": {"image": {"preset": "avmnist", "shape": [1, 28, 28],
                               "genome": {"ks": [...], "e": [...], "d": [...]}}, ...},
      "cells": 2, "nodes": 2, "genotype": {...} | null,
-     "C": 192, "L": 16, "fusion_points": 4, "n_classes": 10, "late_skip": true}
+     "C": 192, "L": 16, "fusion_points": 4, "n_classes": 10, "late_skip": true,
+     "fusion_mode": "network+late"}
 
 ``late_skip`` (absent in files written before it existed: false) adds the mean of the backbones'
-own classifier logits to the fusion network's output (``fusion.late_skip``).
+own classifier logits to the fusion network's output (``fusion.late_skip``). ``fusion_mode``
+(absent in older files: derived from ``late_skip``) records how modalities meet: ``late`` (no
+fusion network, genotype null: the backbones' own classifiers combined by Bayes' rule,
+:class:`~harmonic_nas.fusion.late.LateFusionNet`), ``network`` or ``network+late``.
 """
 
 from __future__ import annotations
@@ -41,7 +45,10 @@ _ARCH_KEYS = {
     "fusion_points",
     "n_classes",
     "late_skip",
+    "fusion_mode",
 }
+
+_MODES = ("late", "network", "network+late")
 
 
 @dataclass(frozen=True)
@@ -106,10 +113,16 @@ class ArchSpec:
     fusion_points: int = 4
     n_classes: int = 10
     late_skip: bool = False
+    late_fusion: bool = False  # no fusion network (``fusion_mode`` late)
 
     def __post_init__(self) -> None:
         if not self.modalities:
             raise GenomeError("an architecture needs at least one modality")
+        if self.late_fusion and (self.late_skip or self.genotype is not None):
+            raise GenomeError(
+                "a late-fusion architecture has no fusion network: late_skip must be false and "
+                "the genotype null"
+            )
         if not 1 <= self.cells <= MAX_CELLS:
             raise GenomeError(
                 f"fusion cells must be in 1..{MAX_CELLS}, got {self.cells}; pick a value in range"
@@ -146,6 +159,18 @@ class ArchSpec:
     def modality_names(self) -> list[str]:
         return list(self.modalities)
 
+    @property
+    def fusion_mode(self) -> str:
+        """How modalities meet: ``late``, ``network`` or ``network+late``."""
+        if self.late_fusion:
+            return "late"
+        return "network+late" if self.late_skip else "network"
+
+    @property
+    def finalised(self) -> bool:
+        """Whether the model is complete: a late fusion, or a fusion network with its genotype."""
+        return self.late_fusion or self.genotype is not None
+
     def with_genotype(self, genotype: FusionGenotype | None) -> ArchSpec:
         """A copy with another genotype."""
         return ArchSpec(
@@ -158,6 +183,7 @@ class ArchSpec:
             fusion_points=self.fusion_points,
             n_classes=self.n_classes,
             late_skip=self.late_skip,
+            late_fusion=self.late_fusion,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -172,6 +198,7 @@ class ArchSpec:
             "fusion_points": self.fusion_points,
             "n_classes": self.n_classes,
             "late_skip": self.late_skip,
+            "fusion_mode": self.fusion_mode,
         }
 
     @classmethod
@@ -198,6 +225,16 @@ class ArchSpec:
             raise GenomeError(
                 f"architecture key 'late_skip' must be true or false; got {late_skip!r}"
             )
+        mode = data.get("fusion_mode", "network+late" if late_skip else "network")
+        if mode not in _MODES:
+            raise GenomeError(
+                f"architecture key 'fusion_mode' must be one of {', '.join(_MODES)}; got {mode!r}"
+            )
+        if mode != "late" and (mode == "network+late") != late_skip:
+            raise GenomeError(
+                f"architecture keys disagree: fusion_mode {mode!r} but late_skip {late_skip}; "
+                "fix one of them"
+            )
         return cls(
             modalities={str(k): ModalityArch.from_json(v, str(k)) for k, v in mods.items()},
             cells=_int_field(data, "cells"),
@@ -208,6 +245,7 @@ class ArchSpec:
             fusion_points=_int_field(data, "fusion_points", 4),
             n_classes=_int_field(data, "n_classes", 10),
             late_skip=late_skip,
+            late_fusion=mode == "late",
         )
 
     def save(self, path: Path | str) -> Path:

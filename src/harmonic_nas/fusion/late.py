@@ -11,6 +11,9 @@
 * ``late-fusion-linear``: one linear layer over the concatenated final representations of the
   backbones (what their classifiers read), trained on train with a fixed recipe (no choice on val).
 
+:class:`LateFusionNet` is ``late-fusion-bayes`` as a deployable model: the search's ``late``
+fusion mode (``search.fusion_modes``), an architecture without a fusion network.
+
 The fair late-fusion control of a benchmark (:func:`fair_late_fusion`) is the better on val of
 ``late-fusion-bayes`` and ``late-fusion-linear``.
 
@@ -88,11 +91,53 @@ def bayes_logits(outputs: Mapping[str, BackboneOutputs], prior: Tensor, task: Ta
     logits = [o.logits for o in outputs.values()]
     if not logits:
         raise ValueError("late fusion needs every backbone's logits")
-    extra = len(logits) - 1
+    offset = bayes_offset(prior, len(logits), task)
     if task == "multilabel":
-        return torch.stack(logits).sum(0) - extra * torch.logit(prior)
-    logp = torch.stack([x.log_softmax(-1) for x in logits]).sum(0)
-    return logp - extra * prior.log()
+        return torch.stack(logits).sum(0) + offset
+    return torch.stack([x.log_softmax(-1) for x in logits]).sum(0) + offset
+
+
+def bayes_offset(prior: Tensor, n_modalities: int, task: Task) -> Tensor:
+    """What :func:`bayes_logits` adds to the per-modality sum: ``-(M - 1)`` x the prior's log
+    (classification) or logit (multilabel)."""
+    extra = n_modalities - 1
+    return -extra * (torch.logit(prior) if task == "multilabel" else prior.log())
+
+
+class LateFusionNet(nn.Module):
+    """Backbones and their own classifiers, combined by Bayes' rule (``late-fusion-bayes``): the
+    model of a ``late`` architecture, ``forward(*inputs)`` -> logits, one tensor per modality in
+    ``arch.modalities`` order. The combination is two buffers (saved with the weights): the
+    offset of :func:`bayes_offset` and whether each modality's logits are read as a softmax
+    posterior (classification) or per-label logits (multilabel). Static graph: it exports."""
+
+    def __init__(
+        self,
+        arch: Any,
+        backbones: Mapping[str, nn.Module],
+        offset: Tensor,
+        task: Task,
+    ) -> None:
+        super().__init__()
+        if set(backbones) != set(arch.modalities):
+            raise ValueError(
+                f"backbones {sorted(backbones)} do not match the architecture's modalities "
+                f"{sorted(arch.modalities)}"
+            )
+        self.arch = arch
+        self.modality_names = list(arch.modalities)
+        self.backbones = nn.ModuleList(backbones[m] for m in self.modality_names)
+        self.register_buffer("offset", offset.detach().float().clone())
+        self.register_buffer("softmax", torch.tensor(task != "multilabel"))
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        logits = [bb(x)[1] for bb, x in zip(self.backbones, inputs, strict=True)]
+        softmax: Tensor = self.softmax  # type: ignore[assignment]
+        offset: Tensor = self.offset  # type: ignore[assignment]
+        total = torch.zeros_like(logits[0])
+        for x in logits:
+            total = total + torch.where(softmax, x.log_softmax(-1), x)
+        return total + offset
 
 
 def fair_late_fusion(rows: list[dict[str, Any]]) -> dict[str, Any]:

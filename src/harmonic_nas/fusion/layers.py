@@ -125,7 +125,10 @@ def fusion_layers(
 ) -> list[FusionLayer]:
     """Every costed layer of the fusion part of ``arch`` (batch size 1), tagged by role: the
     reshapes of the used fusion points (ascending), the operators cell by cell, the head, then
-    one cell norm per cell. Needs ``arch.genotype`` (:class:`GenomeError` otherwise)."""
+    one cell norm per cell. Needs ``arch.genotype`` (:class:`GenomeError` otherwise); a late
+    fusion (``arch.late_fusion``) has none."""
+    if arch.late_fusion:
+        return []
     g = _genotype(arch)
     refs = point_refs(arch, feature_shapes)
     g.validate(len(refs))
@@ -185,7 +188,16 @@ class LiveGraph:
 def live_graph(
     arch: ArchSpec, feature_shapes: Mapping[str, Sequence[tuple[int, ...]]]
 ) -> LiveGraph:
-    """What the model's output depends on (needs ``arch.genotype``)."""
+    """What the model's output depends on (needs ``arch.genotype``, except a late fusion: every
+    backbone layer and classifier, no fusion layer)."""
+    if arch.late_fusion:
+        return LiveGraph(
+            points=frozenset(),
+            cells=frozenset(),
+            nodes=frozenset(),
+            features={m: len(feature_shapes[m]) for m in arch.modalities},
+            heads=True,
+        )
     g = _genotype(arch)
     refs = point_refs(arch, feature_shapes)
     n_points = len(refs)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from harmonic_nas.config import ExperimentConfig
+from harmonic_nas.data.fusion_split import fusion_dataset
 from harmonic_nas.errors import DataError, GenomeError
 from harmonic_nas.fusion.arch import ArchSpec, ModalityArch
 from harmonic_nas.fusion.cache import FeatureCache, compute_feature_cache
@@ -138,13 +139,15 @@ def run_inner_tier(
 ) -> InnerTierResult:
     """Extract ``arch``'s backbones from ``supernets``, search and retrain its fusion network.
 
-    ``base_cost`` (the candidate's cost outside its fusion operators) scales the hardware term."""
+    ``base_cost`` (the candidate's cost outside its fusion operators) scales the hardware term.
+    The fusion network trains on the dataset's ``fusion`` split when it has one
+    (``fusion.fusion_split``), else on train."""
     device = device or compute_device(cfg)
     check_arch_against_dataset(arch, dataset)
     backbones = extract_backbones(cfg, arch, supernets)
     cache = compute_feature_cache(
         backbones,
-        dataset,
+        fusion_dataset(dataset),
         L=cfg.fusion.L,
         fusion_points=cfg.fusion.fusion_points,
         bn_recalib_batches=cfg.pretrain.bn_recalib_batches,

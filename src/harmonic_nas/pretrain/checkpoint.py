@@ -34,8 +34,9 @@ EXECUTION_KEYS = ("threads", "workers")
 
 def pretrain_hash(cfg: ExperimentConfig, modality: str) -> str:
     """Content hash of what a modality's supernet depends on: its modality entry, the pretrain
-    and dataset sections, and the seed (other modalities do not invalidate it; nor does the
-    ``compute`` section: where, on how many ranks and in which precision it trained)."""
+    and dataset sections, the seed and ``fusion.fusion_split`` when it carves train (other
+    modalities do not invalidate it; nor does the ``compute`` section: where, on how many ranks
+    and in which precision it trained)."""
     data = cfg.model_dump(mode="json")
     # how the training is run (threads, processes) is not what is trained
     pretrain = {k: v for k, v in data["pretrain"].items() if k not in EXECUTION_KEYS}
@@ -46,6 +47,8 @@ def pretrain_hash(cfg: ExperimentConfig, modality: str) -> str:
         "dataset": data["dataset"],
         "seed": cfg.seed,
     }
+    if cfg.fusion.fusion_split > 0:  # the supernets train without the fusion split
+        payload["fusion_split"] = cfg.fusion.fusion_split
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -56,6 +56,7 @@ from harmonic_nas.utils.threads import torch_threads
 if TYPE_CHECKING:
     from harmonic_nas.data import MultimodalDataset
     from harmonic_nas.fusion import ArchSpec, MultimodalNet
+    from harmonic_nas.fusion.late import LateFusionNet
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class _Inputs:
     cfg: ExperimentConfig
     directory: Path
     member: dict[str, Any]
-    model: MultimodalNet
+    model: MultimodalNet | LateFusionNet
     arch: ArchSpec
     inputs: tuple[torch.Tensor, ...]
     dataset: MultimodalDataset
@@ -370,7 +371,7 @@ def _write_model_file(
 
 
 def _check_parity(
-    model: MultimodalNet,
+    model: MultimodalNet | LateFusionNet,
     inputs: tuple[torch.Tensor, ...],
     raw: tuple[torch.Tensor, ...],
     tmp: Path,

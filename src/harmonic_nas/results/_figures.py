@@ -125,6 +125,8 @@ def draw_architecture(arch: dict[str, Any], path: Path) -> str | None:
     from harmonic_nas.fusion import ArchSpec, draw_genotype
     from harmonic_nas.hardware.inventory import arch_feature_shapes
 
+    if arch.get("fusion_mode") == "late":
+        return "late fusion: no fusion network to draw (own classifiers, Bayes' rule)"
     if not isinstance(arch.get("genotype"), dict):
         return "no fusion genotype recorded for this model"
     with writing(path), tempfile.TemporaryDirectory(prefix=".arch-", dir=path.parent) as tmp:

@@ -108,7 +108,10 @@ def compact_genome(g: BackboneGenome) -> str:
 
 
 def genotype_string(arch: dict[str, Any]) -> str:
-    """``str(FusionGenotype)`` of an ARCH json (empty when it has none or it is invalid)."""
+    """``str(FusionGenotype)`` of an ARCH json (empty when it has none or it is invalid; a late
+    fusion, ``fusion_mode`` late, says so)."""
+    if arch.get("fusion_mode") == "late":
+        return "late fusion (own classifiers, Bayes' rule; no fusion network)"
     g = arch.get("genotype")
     if not isinstance(g, dict):
         return ""

@@ -25,15 +25,17 @@ InputNorm = tuple[float, float | torch.Tensor, float | torch.Tensor]
 
 if TYPE_CHECKING:
     from harmonic_nas.fusion import ArchSpec, MultimodalNet
+    from harmonic_nas.fusion.late import LateFusionNet
 
 logger = logging.getLogger(__name__)
 
 
-def build_model(arch: ArchSpec) -> MultimodalNet:
+def build_model(arch: ArchSpec) -> MultimodalNet | LateFusionNet:
     """An untrained ``MultimodalNet`` with the structure of ``arch`` (load weights into it).
 
     Backbones are the static subnets of the arch's genomes (``build_supernet(...).extract``);
-    the fusion network is the ``FixedFusionNet`` of its genotype over every fusion point.
+    the fusion network is the ``FixedFusionNet`` of its genotype over every fusion point. A late
+    fusion (``fusion_mode`` late) is a ``LateFusionNet`` (its combination is in the weights).
     """
     from harmonic_nas.backbones import build_supernet
     from harmonic_nas.fusion import (
@@ -42,8 +44,17 @@ def build_model(arch: ArchSpec) -> MultimodalNet:
         point_refs,
         probe_feature_shapes,
     )
+    from harmonic_nas.fusion.late import LateFusionNet
     from harmonic_nas.fusion.points import pooled_shape
 
+    if arch.late_fusion:
+        subnets = {
+            name: build_supernet((None, ma.shape), ma.preset, arch.n_classes, name)
+            .extract(ma.genome)
+            .eval()
+            for name, ma in arch.modalities.items()
+        }
+        return LateFusionNet(arch, subnets, torch.zeros(arch.n_classes), "classification").eval()
     if arch.genotype is None:
         raise GenomeError(
             "the architecture has no fusion genotype (the model was not finalised); run "
@@ -59,7 +70,7 @@ def build_model(arch: ArchSpec) -> MultimodalNet:
     return MultimodalNet(arch, backbones, fusion).eval()
 
 
-def load_model(run: Path | str, model_id: str) -> tuple[MultimodalNet, ArchSpec]:
+def load_model(run: Path | str, model_id: str) -> tuple[MultimodalNet | LateFusionNet, ArchSpec]:
     """The Pareto model ``model_id`` of ``run`` as an eval-mode ``MultimodalNet`` and its ArchSpec."""
     from harmonic_nas.fusion import ArchSpec
 
@@ -168,10 +179,12 @@ def raw_scale(
     return tuple(out)
 
 
-def unused_modalities(model: MultimodalNet) -> tuple[str, ...]:
+def unused_modalities(model: MultimodalNet | LateFusionNet) -> tuple[str, ...]:
     """Modalities whose backbone feeds no fusion point the genotype reads (none with the late
-    skip: every backbone's logits reach the output)."""
-    if model.fusion.late_skip:
+    skip or in a late fusion: every backbone's logits reach the output)."""
+    from harmonic_nas.fusion.late import LateFusionNet
+
+    if isinstance(model, LateFusionNet) or model.fusion.late_skip:
         return ()
     used = {mi for mi, _ in model.refs}
     return tuple(m for i, m in enumerate(model.modality_names) if i not in used)

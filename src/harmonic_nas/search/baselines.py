@@ -125,10 +125,12 @@ def late_fusion_rows(
     """``late-fusion-avg``, ``late-fusion-bayes``, ``late-fusion-linear`` and ``single:<m>`` on
     ``backbones`` (default: the max subnets), each BN-recalibrated on the run's class-stratified
     subset of train; val and test metrics, LUT costs (a row's cost: the layers its output depends
-    on, plus the per-model overhead). ``keep_predictions`` adds each row's per-sample val
+    on, plus the per-model overhead, through the LUT's calibration as every candidate's total;
+    the raw sum beside it as ``latency_raw_ms``). ``keep_predictions`` adds each row's per-sample val
     predictions (``val_pred``: :func:`harmonic_nas.tasks.task_predictions`, encoded by
     :func:`harmonic_nas.search.front_metrics.encode_array`) for bootstrapping."""
     from harmonic_nas.fusion import late
+    from harmonic_nas.hardware.cost import weight_bytes
     from harmonic_nas.hardware.inventory import backbone_specs, late_fusion_head_spec
     from harmonic_nas.pretrain import calibration_generator, extract_calibrated
     from harmonic_nas.search.evaluator import model_params
@@ -142,6 +144,8 @@ def late_fusion_rows(
     train, val, test = ds.split("train"), ds.split("val"), ds.split("test")
     outs: dict[str, dict[str, late.BackboneOutputs]] = {"train": {}, "val": {}, "test": {}}
     costs, heads, params = {}, {}, {}
+    body_specs: dict[str, list[Any]] = {}
+    head_specs: dict[str, list[Any]] = {}
     for m, sn in problem.supernets.items():
         sub = extract_calibrated(
             sn,
@@ -156,6 +160,7 @@ def late_fusion_rows(
             outs[name][m] = late.backbone_outputs(sub, split.inputs[m], problem.device)
         mc = cfg.modalities[m]
         specs = backbone_specs(mc.preset, mc.shape, max_bb[m], problem.n_classes)
+        body_specs[m], head_specs[m] = specs[:-1], specs[-1:]
         costs[m] = cm.cost_layers(specs[:-1])  # up to the final representation
         heads[m] = cm.cost_layers(specs[-1:])  # the backbone's own classifier
         params[m] = model_params(sub)
@@ -167,9 +172,12 @@ def late_fusion_rows(
         description: str,
         val_logits: Tensor,
         test_logits: Tensor,
-        cost: Any,
+        raw: Any,
+        specs: list[Any],
         n_params: int,
     ) -> dict[str, Any]:
+        # the search's total: the raw layer sum + overhead through the LUT's calibration
+        cost = cm.calibrated(raw, weight_bytes(specs))
         out = {
             "name": name,
             "description": description,
@@ -178,8 +186,9 @@ def late_fusion_rows(
             "test_metric_std": 0.0,
             "latency_ms": cost.latency_ms,
             "energy_mj": cost.energy_mj,
+            "latency_raw_ms": raw.latency_ms,
             "params": n_params,
-            "uncosted_keys": list(cost.uncosted_keys),
+            "uncosted_keys": list(raw.uncosted_keys),
         }
         if keep_predictions:
             out["val_pred"] = encode_array(task_predictions(val_logits, task, thr))
@@ -187,8 +196,10 @@ def late_fusion_rows(
 
     prior = late.label_prior(train.labels, task, problem.n_classes)
     every = overhead
+    every_specs: list[Any] = []
     for m in mods:
         every = every + costs[m] + heads[m]
+        every_specs += body_specs[m] + head_specs[m]
     rows = [
         row(
             "late-fusion-avg",
@@ -196,6 +207,7 @@ def late_fusion_rows(
             late.average_logits(outs["val"]),
             late.average_logits(outs["test"]),
             every,
+            every_specs,
             sum(params.values()),
         ),
         row(
@@ -204,6 +216,7 @@ def late_fusion_rows(
             late.bayes_logits(outs["val"], prior, task),
             late.bayes_logits(outs["test"], prior, task),
             every,
+            every_specs,
             sum(params.values()),
         ),
     ]
@@ -215,9 +228,12 @@ def late_fusion_rows(
             head(late.concat_final(outs["val"])),
             head(late.concat_final(outs["test"])),
         )
-    lin_cost = overhead + cm.cost_layers([late_fusion_head_spec(cfg, problem.n_classes)])
+    lin_head = [late_fusion_head_spec(cfg, problem.n_classes)]
+    lin_cost = overhead + cm.cost_layers(lin_head)
+    lin_specs = list(lin_head)
     for m in mods:
         lin_cost = lin_cost + costs[m]
+        lin_specs += body_specs[m]
     n_heads = sum(p.numel() for p in head.parameters())
     rows.append(
         row(
@@ -226,6 +242,7 @@ def late_fusion_rows(
             val_lin,
             test_lin,
             lin_cost,
+            lin_specs,
             sum(params.values()) - sum(_classifier_params(cfg, problem.n_classes)) + n_heads,
         )
     )
@@ -237,6 +254,7 @@ def late_fusion_rows(
                 outs["val"][m].logits,
                 outs["test"][m].logits,
                 costs[m] + heads[m] + overhead,
+                body_specs[m] + head_specs[m],
                 params[m],
             )
         )

@@ -15,6 +15,13 @@ both cases:
   every backbone runs whole (its classifier's logits reach the output), so the bound is every
   backbone layer + those operators + overhead; without it only one modality is sure to feed the
   fusion (up to its first fusion point), and the bound counts that cheapest prefix instead.
+
+How modalities meet (``search.fusion_modes``, the genome's ``fusion_mode`` gene): a ``late``
+candidate has no fusion network (its backbones' own classifiers combined by Bayes' rule,
+:class:`~harmonic_nas.fusion.late.LateFusionNet`): it trains nothing, its cost is every backbone
+layer and classifier plus the overhead (its bound is exact); ``network`` and ``network+late``
+run the inner tier with ``fusion.late_skip`` off / on for that candidate. Without the gene every
+candidate uses the config's ``fusion.late_skip``.
 """
 
 from __future__ import annotations
@@ -66,7 +73,20 @@ def space_from_config(cfg: ExperimentConfig) -> SearchSpace:
         {m: BackboneSpace.from_preset(mc.preset) for m, mc in cfg.modalities.items()},
         cfg.search.cells,
         cfg.search.nodes,
+        cfg.search.fusion_modes,
     )
+
+
+def genome_config(cfg: ExperimentConfig, genome: MultimodalGenome) -> ExperimentConfig:
+    """``cfg`` with the ``fusion.late_skip`` of the genome's fusion mode (``cfg`` itself without
+    a fusion-mode gene, or for a ``late`` genome, which runs no fusion network)."""
+    if genome.fusion_mode is None or genome.is_late:
+        return cfg
+    late_skip = genome.fusion_mode == "network+late"
+    if late_skip == cfg.fusion.late_skip:
+        return cfg
+    fusion = cfg.fusion.model_copy(update={"late_skip": late_skip})
+    return cfg.model_copy(update={"fusion": fusion})
 
 
 def model_params(model: nn.Module) -> int:
@@ -157,7 +177,7 @@ class HarmonicProblem:
     ) -> ArchSpec:
         from harmonic_nas.fusion import ArchSpec, ModalityArch
 
-        fc = self.cfg.fusion
+        fc = genome_config(self.cfg, genome).fusion
         return ArchSpec(
             modalities={
                 m: ModalityArch(
@@ -174,7 +194,8 @@ class HarmonicProblem:
             L=fc.L,
             fusion_points=fc.fusion_points,
             n_classes=self.n_classes,
-            late_skip=fc.late_skip,
+            late_skip=fc.late_skip and not genome.is_late,
+            late_fusion=genome.is_late,
         )
 
     def arch_json(
@@ -212,7 +233,9 @@ class HarmonicProblem:
         op = Cost(min(c[0] for c in ops), min(c[1] for c in ops))
         n_ops = genome.cells * genome.nodes
         backbones = Cost()
-        if not cm.prunes_dead_layers or self.cfg.fusion.late_skip:
+        if genome.is_late:  # exact: every backbone layer and classifier, no fusion layer
+            return cm.cost_arch(self.arch_spec(genome)).total
+        if not cm.prunes_dead_layers or genome_config(self.cfg, genome).fusion.late_skip:
             for specs in layers.values():
                 backbones = backbones + cm.cost_layers(specs)
         else:
@@ -368,9 +391,11 @@ class HarmonicProblem:
 
         if fidelity <= SCREEN_FIDELITY:
             return self.screen(genome)
+        if genome.is_late:
+            return self.evaluate_late(genome)
         arch = self.arch_spec(genome)
         cm = self.cost_model
-        cfg = self.cfg
+        cfg = genome_config(self.cfg, genome)
         epochs = fidelity_epochs(cfg.fusion.epochs, cfg.fusion.retrain_epochs, fidelity)
         if epochs != (cfg.fusion.epochs, cfg.fusion.retrain_epochs):  # the cheap evaluation
             fusion = cfg.fusion.model_copy(
@@ -409,6 +434,65 @@ class HarmonicProblem:
                 **self._val_pred_extra(r.val_pred),
             },
             modalities_used=[m for m, n in live.features.items() if n > 0],
+            predicted_keys=list(cost.predicted_keys),
+            uncosted_keys=list(cost.uncosted_keys),
+        )
+
+    def late_model(self, genome: MultimodalGenome) -> nn.Module:
+        """The :class:`~harmonic_nas.fusion.late.LateFusionNet` of a ``late`` genome: its subnets
+        (BN-recalibrated as every extracted subnet) and the train split's label prior."""
+        from harmonic_nas.fusion import late
+        from harmonic_nas.pretrain import calibration_generator, extract_calibrated
+
+        cfg, ds = self.cfg, self.dataset
+        train = ds.split("train")
+        subs = {
+            m: extract_calibrated(
+                sn,
+                genome.backbones[m],
+                train.inputs[m],
+                train.labels,
+                batches=cfg.pretrain.bn_recalib_batches,
+                batch_size=cfg.pretrain.batch_size,
+                generator=calibration_generator(cfg.seed),
+            )
+            for m, sn in self.supernets.items()
+        }
+        prior = late.label_prior(train.labels, ds.task, self.n_classes)
+        offset = late.bayes_offset(prior, len(subs), ds.task)
+        return late.LateFusionNet(self.arch_spec(genome), subs, offset, ds.task).eval()
+
+    def predict(self, model: nn.Module, split: str) -> torch.Tensor:
+        """``model``'s logits on a whole split of the dataset (modalities in config order)."""
+        data = self.dataset.split(split)
+        with torch.no_grad():
+            out: torch.Tensor = model(
+                *(data.inputs[m].to(self.device) for m in self.cfg.modalities)
+            )
+        return out.cpu()
+
+    def evaluate_late(self, genome: MultimodalGenome) -> Evaluation:
+        """A ``late`` candidate: no training; val metric of :meth:`late_model`, cost from the LUT
+        (every backbone layer and classifier, the overhead)."""
+        from harmonic_nas.fusion import late
+        from harmonic_nas.tasks import task_predictions
+
+        ds, thr = self.dataset, self.cfg.fusion.threshold
+        model = self.late_model(genome)
+        logits = self.predict(model, "val")
+        cost = self.cost_model.cost_arch(self.arch_spec(genome))
+        return Evaluation(
+            val_metric=late.score(logits, ds.split("val").labels, ds.task, thr),
+            latency_ms=cost.total.latency_ms,
+            energy_mj=cost.total.energy_mj,
+            params=self._live_params(model),
+            latency_paper_ms=cost.paper_total.latency_ms,
+            energy_paper_mj=cost.paper_total.energy_mj,
+            extra={
+                "fusion_mode": "late",
+                **self._val_pred_extra(task_predictions(logits, ds.task, thr)),
+            },
+            modalities_used=list(self.cfg.modalities),
             predicted_keys=list(cost.predicted_keys),
             uncosted_keys=list(cost.uncosted_keys),
         )
@@ -488,6 +572,7 @@ class HarmonicProblem:
         model_dir: Path,
         progress: ProgressFn = no_progress,
     ) -> TestScore:
+        from harmonic_nas.data.fusion_split import fusion_dataset
         from harmonic_nas.fusion import (
             FusionGenotype,
             MultimodalNet,
@@ -499,15 +584,17 @@ class HarmonicProblem:
         from harmonic_nas.fusion.search import predict_logits
         from harmonic_nas.tasks import per_label_scores
 
+        if genome.is_late:
+            return self._score_test_late(genome, model_dir)
         if evaluation.genotype is None:
             raise ConfigError("a Pareto member has no fusion genotype; rerun the search")
         arch = self.arch_spec(genome, FusionGenotype.from_json(evaluation.genotype))
         assert arch.genotype is not None
-        fc = self.cfg.fusion
+        fc = genome_config(self.cfg, genome).fusion
         backbones = extract_backbones(self.cfg, arch, self.supernets)
         cache = compute_feature_cache(
             backbones,
-            self.dataset,
+            fusion_dataset(self.dataset),
             splits=("train", "val", "test"),
             L=fc.L,
             fusion_points=fc.fusion_points,
@@ -557,6 +644,25 @@ class HarmonicProblem:
         mean = sum(scores) / len(scores)
         std = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
         return TestScore(mean, std, arch.to_json(), model_dir, per_label)
+
+    def _score_test_late(self, genome: MultimodalGenome, model_dir: Path) -> TestScore:
+        """A ``late`` member: nothing is trained, so every seed gives the same score (std 0)."""
+        from harmonic_nas.fusion import late
+
+        ds = self.dataset
+        model = self.late_model(genome)
+        arch = self.arch_spec(genome)
+        test = late.score(
+            self.predict(model, "test"),
+            ds.split("test").labels,
+            ds.task,
+            self.cfg.fusion.threshold,
+        )
+        arch.save(model_dir / "arch.json")
+        atomic_torch_save(
+            model_dir / "weights.pt", {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        )
+        return TestScore(float(test), 0.0, arch.to_json(), model_dir)
 
 
 def build_problem(cfg: ExperimentConfig) -> HarmonicProblem:

@@ -33,7 +33,7 @@ _FIDELITY_KEYS = ("fidelity", "fidelity_fraction")
 
 #: FusionConfig fields and the value every study had before they existed: part of a study's
 #: identity only at another value, so that those studies resume with it.
-_NEUTRAL_FUSION = {"late_skip": False, "mixup": 0.0}
+_NEUTRAL_FUSION = {"late_skip": False, "mixup": 0.0, "fusion_split": 0.0}
 
 
 #: Budget keys: not part of a study's identity, so raising them extends the study.
@@ -111,6 +111,8 @@ def _search_section(search: dict[str, Any]) -> dict[str, Any]:
         out.pop("fidelity_fraction", None)
     if out.get("initial") == "random":  # what every study did before search.initial existed
         out.pop("initial")
+    if out.get("fusion_modes", "absent") is None:  # no fusion-mode gene, as before it existed
+        out.pop("fusion_modes")
     return out
 
 

@@ -80,6 +80,7 @@ class SyntheticProblem:
             },
             self.cfg.search.cells,
             self.cfg.search.nodes,
+            self.cfg.search.fusion_modes,
         )
 
     @property
@@ -101,7 +102,7 @@ class SyntheticProblem:
     def arch_json(
         self, genome: MultimodalGenome, genotype: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "schema_version": 1,
             "modalities": {
                 m: {
@@ -119,6 +120,9 @@ class SyntheticProblem:
             "fusion_points": self.cfg.fusion.fusion_points,
             "n_classes": 10,
         }
+        if genome.fusion_mode is not None:
+            out["fusion_mode"] = genome.fusion_mode
+        return out
 
     # -- closed forms ------------------------------------------------------------------------
     @staticmethod
@@ -135,9 +139,14 @@ class SyntheticProblem:
             en += 0.05 * (e / 3) ** 2 * (1 + 0.05 * k)
         return lat, en
 
+    @staticmethod
+    def _fusion_size(genome: MultimodalGenome) -> int:
+        """Fusion operators of a candidate (none in a late fusion)."""
+        return 0 if genome.is_late else genome.cells * genome.nodes
+
     def lower_bound(self, genome: MultimodalGenome) -> CostBound:
         lat, en = self._backbone_cost(genome)
-        n = genome.cells * genome.nodes
+        n = self._fusion_size(genome)
         return CostBound(lat + 0.03 * n, en + 0.02 * n)
 
     def _full_cost(self, genome: MultimodalGenome) -> CostBound:
@@ -151,7 +160,7 @@ class SyntheticProblem:
 
     def _accuracy(self, genome: MultimodalGenome) -> float:
         capacity = sum((k / 7) * (e / 6) for k, e in self._blocks(genome))
-        fusion = 0.3 * math.sqrt(genome.cells * genome.nodes)
+        fusion = 0.3 * math.sqrt(self._fusion_size(genome))
         noise = _unit("synthetic-acc", genome.key()) - 0.5
         return 0.5 + 0.45 * (1 - math.exp(-(capacity + fusion) / 3)) + 0.01 * noise
 
@@ -176,13 +185,17 @@ class SyntheticProblem:
         if self.seed_noise:
             val += self.seed_noise * (_unit("synthetic-seed", seed) - 0.5)
         cost = self._full_cost(genome)
-        genotype = {"cells": genome.cells, "nodes": genome.nodes, "seed": seed % 1000}
+        genotype = (
+            None
+            if genome.is_late
+            else {"cells": genome.cells, "nodes": genome.nodes, "seed": seed % 1000}
+        )
         progress(f"candidate {key}", 1, 1)
         return Evaluation(
             val_metric=val,
             latency_ms=cost.latency_ms,
             energy_mj=cost.energy_mj,
-            params=1000 * len(self._blocks(genome)) + 100 * genome.cells * genome.nodes,
+            params=1000 * len(self._blocks(genome)) + 100 * self._fusion_size(genome),
             latency_paper_ms=cost.latency_ms - _HEAD_MS,
             energy_paper_mj=cost.energy_mj - _HEAD_MJ,
             genotype=genotype,
