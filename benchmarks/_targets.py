@@ -92,15 +92,21 @@ def print_targets(targets: dict[str, Any]) -> None:
         )
 
 
-def retarget(path: Path, targets_of: Callable[[dict[str, Any]], dict[str, Any]], what: str) -> int:
+def retarget(
+    path: Path,
+    targets_of: Callable[[dict[str, Any]], dict[str, Any]],
+    what: str,
+    *,
+    schema_version: int = 1,
+) -> int:
     """Add/replace only the ``targets`` block of the saved result at ``path``."""
     try:
-        results = read_json(path, schema_version=1, what=what)
+        results = read_json(path, schema_version=schema_version, what=what)
     except HarmonicError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     results["targets"] = targets_of(results)
-    atomic_write_json(path, results)
+    atomic_write_json(path, results, schema_version=schema_version)
     print_targets(results["targets"])
     print(f"updated targets in {path}")
     return 0

@@ -301,7 +301,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     """Means and stds over seeds of every figure, per profile."""
     out: dict[str, Any] = {}
     for profile, recs in results.get("real", {}).items():
-        rs = list(recs.values())
+        rs = [recs[k] for k in sorted(recs, key=int)]
         if not rs:
             continue
         fig: dict[str, list[float]] = {}
@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         return targets_of(res)
 
     if args.retarget:
-        return retarget(args.out, _targets, "data_difficulty result")
+        return retarget(args.out, _targets, "data_difficulty result", schema_version=2)
     torch.set_num_threads(1)
     results: dict[str, Any] = {}
     if args.out.is_file():
