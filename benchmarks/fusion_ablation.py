@@ -39,7 +39,7 @@ A smoke run (about 3 minutes; its own run directories, never the shared pipeline
         --set dataset.options.train_per_class=12 --set dataset.options.val_per_class=6 \\
         --set dataset.options.test_per_class=6 --set dataset.options.train_speakers=6 \\
         --set dataset.options.val_speakers=3 --set dataset.options.test_speakers=3 \\
-        --out /tmp/fusion_ablation_smoke.json
+        --out fusion_ablation_smoke.json
 """
 
 from __future__ import annotations
