@@ -401,25 +401,27 @@ def measure_seed(
     box = fm.Box(
         acc_floor=rec["box"]["acc_floor"],
         lat_ceiling=rec["box"]["lat_ceiling"],
+        energy_ceiling=rec["box"].get("energy_ceiling"),  # energy an objective: a 3-D box
         floor_source=rec["box"]["acc_floor_from"],
         ceiling_source=rec["box"]["lat_ceiling_from"],
     )
+    energy = box.has_energy
     labels = np.asarray(rec["val_labels"])
     boot = fm.bootstrap_hv(strategies, labels, rec["task"], box, n_boot=n_boot, seed=rec["seed"])
     names = list(strategies)
     comparisons = {
         f"{a}_vs_{b}": boot.compare(a, b).to_json() for a in names for b in names if a != b
     }
-    union = fm.union_front(strategies)
+    union = fm.union_front(strategies, energy=energy)
     legacy = rec["legacy_box"]
     return {
         "box": box.to_json(),
         "n_boot": n_boot,
         "hv": dict(boot.point),
-        "front_size": {k: len(fm.front_points(v)) for k, v in strategies.items()},
+        "front_size": {k: len(fm.front_points(v, energy=energy)) for k, v in strategies.items()},
         "igd_plus": {k: fm.igd_plus(v, union, box) for k, v in strategies.items()},
         "legacy_normalised_hv": {
-            k: fm.legacy_normalised_hv(v, legacy["ideal"], legacy["reference"])
+            k: fm.legacy_normalised_hv(v, legacy["ideal"], legacy["reference"], energy=energy)
             for k, v in strategies.items()
         },
         "comparisons": comparisons,
@@ -465,14 +467,19 @@ def summarise(seed_metrics: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def targets_of(summary: dict[str, Any]) -> dict[str, Any]:
+def targets_of(
+    summary: dict[str, Any],
+    comparisons: tuple[tuple[str, str, str, float], ...] = COMPARISONS,
+    controls: tuple[str, ...] = CONTROLS,
+) -> dict[str, Any]:
     """The targets block: each search figure judged with its interval, and whether a control's
-    own front reaches the same figure against the same reference (``control_also_meets``)."""
+    own front reaches the same figure against the same reference (``control_also_meets``).
+    ``comparisons`` / ``controls``: another benchmark's (strategy, control, name, goal) rows."""
     from harmonic_nas.search import front_metrics as fm
 
     comps = summary["comparisons"]
     out: dict[str, Any] = {}
-    for a, b, name, goal in COMPARISONS:
+    for a, b, name, goal in comparisons:
         c = comps[f"{a}_vs_{b}"]
         ci = c["ratio_ci"]
         dci = c["difference_ci"]
@@ -487,7 +494,7 @@ def targets_of(summary: dict[str, Any]) -> dict[str, Any]:
         else:
             met = fm.interval_met(c["ratio_mean"], ci and ci[0], ci and ci[1], goal, ">=")
             judged = "ratio"
-        others = {k: comps[f"{k}_vs_{b}"]["ratio_mean"] for k in CONTROLS if k != b}
+        others = {k: comps[f"{k}_vs_{b}"]["ratio_mean"] for k in controls if k != b}
         out[name] = {
             "value": c["ratio_mean"],
             "target": goal,

@@ -47,12 +47,20 @@ SCHEMA_VERSION = 1
 
 @thread_policy
 def run_baselines(
-    cfg: ExperimentConfig, *, force: bool = False, progress: ProgressFn = no_progress
+    cfg: ExperimentConfig,
+    *,
+    force: bool = False,
+    out_dir: Path | None = None,
+    progress: ProgressFn = no_progress,
 ) -> Path:
-    """Evaluate the baselines and write ``<run>/baselines.json`` (skipped when it is current)."""
+    """Evaluate the baselines and write ``<out_dir>/baselines.json`` (skipped when it is current).
+
+    ``out_dir`` defaults to the run directory; another folder (e.g. a named study's) keeps the
+    baselines of a variant of the run's config (another device) beside the run's own."""
     from harmonic_nas.search.evaluator import HarmonicProblem
 
-    out = cfg.run_path / "baselines.json"
+    folder = cfg.run_path if out_dir is None else out_dir
+    out = folder / "baselines.json"
     chash = search_config_hash(cfg, "baselines")
     if out.is_file() and not force:
         try:
@@ -78,7 +86,7 @@ def run_baselines(
         genome,
         ev,
         seeds=member_seeds(seed, cfg.search.test_seeds),
-        model_dir=cfg.run_path / "baselines" / "bm-nas-max",
+        model_dir=folder / "baselines" / "bm-nas-max",
         progress=progress,
     )
     rows.append(
