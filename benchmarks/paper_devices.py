@@ -1,8 +1,8 @@
 """The paper's device: the search and bm-nas-max costed with the published Jetson TX2 tables.
 
 Harmonic-NAS (Ghebriout et al., ACML 2023, arXiv:2309.06612) reports its models on a Jetson TX2
-and a Jetson AGX Xavier, in accuracy, latency (ms) and energy (mJ), with gains of up to 1.91x in
-latency and 2.14x in energy over fixed multimodal designs (abstract; Tables 2-3). This benchmark
+and a Jetson AGX Xavier, in accuracy, latency (ms) and energy (mJ) (Tables 2-3), with "up to
+~1.91x latency reduction, and ~2.14x energy efficiency gain" (abstract). This benchmark
 runs today's search on that device's published tables, with three objectives (val accuracy,
 TX2 latency, TX2 energy: the tables measure energy, so it is an objective of its own).
 
@@ -70,7 +70,7 @@ from _bench_config import repo_relative as _rel
 from _pipelines import BENCH_PROFILES, open_pipeline, pipeline_config  # benchmarks/_pipelines.py
 from _targets import print_targets, target  # benchmarks/_targets.py
 from harmonic_nas.config import ExperimentConfig, save_resolved
-from harmonic_nas.errors import HarmonicError
+from harmonic_nas.errors import HarmonicError, LUTError
 from harmonic_nas.hardware.lut import LUT
 from harmonic_nas.search import run_search
 from harmonic_nas.search.baselines import run_baselines
@@ -119,8 +119,8 @@ def import_tables(folder: Path) -> LUT:
 
     missing = [f for f in TABLE_FILES if not (folder / f).is_file()]
     if missing:
-        raise SystemExit(
-            f"error: published tables {', '.join(missing)} not found in {folder}; pass --tables DIR"
+        raise LUTError(
+            f"published tables {', '.join(missing)} not found in {folder}; pass --tables DIR"
         )
     return import_reference_lut([folder / f for f in TABLE_FILES], DEVICE)
 
@@ -133,8 +133,8 @@ def place_table(cfg: ExperimentConfig, lut: LUT) -> Path:
 
     installed = installed_path(DEVICE)
     if installed.is_file() and LUT.load(installed).entries != lut.entries:
-        raise SystemExit(
-            f"error: another table is installed for device '{DEVICE}' at {installed}; the "
+        raise LUTError(
+            f"another table is installed for device '{DEVICE}' at {installed}; the "
             "benchmark costs on the published tables: move it aside or reinstall them with "
             f"`harmonic-nas lut import {' '.join(TABLE_FILES)} --device {DEVICE} --force`"
         )
@@ -602,7 +602,11 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.fusion_epochs) < 1 or args.population < 2 or args.generations < 1:
         print("error: --fusion-epochs >= 1, --population >= 2, --generations >= 1", file=sys.stderr)
         return 2
-    lut = import_tables(args.tables)
+    try:
+        lut = import_tables(args.tables)
+    except HarmonicError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     torch.set_num_threads(1)  # the CLI's policy: one intra-op thread per process
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = {
@@ -645,7 +649,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"seed {seed}: saved record reused", flush=True)
             continue
         t0 = time.perf_counter()
-        rec, seed_cands = one_seed(args, seed, lut)
+        try:
+            rec, seed_cands = one_seed(args, seed, lut)
+        except HarmonicError as exc:  # one line; the seeds saved so far are kept
+            print(f"error: seed {seed}: {exc}", file=sys.stderr)
+            return 2
         rec["wall_s"] = time.perf_counter() - t0
         results["seeds"][str(seed)] = rec
         cands["seeds"][str(seed)] = seed_cands

@@ -243,3 +243,36 @@ def test_smoke_run_on_the_tx2_tables(tmp_path: Path) -> None:
     assert not (run / "baselines.json").exists()  # the run's own baselines are not replaced
     assert (run / "studies" / rec["study"] / "baselines.json").is_file()
     assert (run / "luts" / "jetson-tx2.json").is_file()
+
+
+def test_missing_tables_stop_before_anything_is_written(bench: ModuleType, tmp_path: Path) -> None:
+    out = tmp_path / "paper_devices.json"
+    assert bench.main(["--tables", str(tmp_path), "--seeds", "0", "--out", str(out)]) == 2
+    assert not out.exists() and not bench.candidates_path(out).exists()
+
+
+@pytest.mark.skipif(
+    not (TABLES / "lut_fusion_tx2.json").is_file(), reason="published TX2 tables not present"
+)
+def test_the_tables_go_into_the_run_and_a_different_installed_table_is_refused(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARMONIC_NAS_CACHE", str(tmp_path / "cache"))  # this test's own
+    from harmonic_nas.config import load_config
+    from harmonic_nas.errors import LUTError
+    from harmonic_nas.hardware.lut_source import install_lut, run_lut_path
+    from harmonic_nas.hardware.reference import read_published_table
+
+    lut = bench.import_tables(TABLES)
+    assert not lut.energy_modelled  # energy measured: an objective of its own
+    raw = json.loads((TABLES / "lut_fusion_tx2.json").read_text())
+    assert set(read_published_table(raw, "fusion")) <= set(lut.entries)
+    cfg = load_config(REPO / "configs" / "quick.yaml", {"run_dir": str(tmp_path), "name": "r"})
+    path = bench.place_table(cfg, lut)
+    assert path == run_lut_path(cfg, "jetson-tx2") and path.is_file()
+    other = bench.import_tables(TABLES)
+    key = next(iter(other.entries))
+    other.entries[key] = type(other.entries[key]).point(1.0, 1.0)
+    install_lut(other)
+    with pytest.raises(LUTError, match="another table is installed for device 'jetson-tx2'"):
+        bench.place_table(cfg, lut)
