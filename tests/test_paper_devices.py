@@ -276,3 +276,14 @@ def test_the_tables_go_into_the_run_and_a_different_installed_table_is_refused(
     install_lut(other)
     with pytest.raises(LUTError, match="another table is installed for device 'jetson-tx2'"):
         bench.place_table(cfg, lut)
+
+
+def test_without_an_energy_ceiling_the_box_stays_two_dimensional(bench: ModuleType) -> None:
+    """search_quality's seed metrics (shared): the box has an energy axis only when the record
+    gives an energy ceiling. 2-D: A (0.5, 0.5) -> 0.25, B (0.75, 0.2) -> 0.2, overlap 0.125."""
+    rec = seed_record(0)
+    del rec["box"]["energy_ceiling"]
+    m = bench.measure_seed(rec, seed_candidates(), 20)
+    assert m["box"]["energy_ceiling"] is None
+    assert m["hv"]["nsga2"] == pytest.approx(0.325)
+    assert m["hv"]["late_fusion_frontier"] == pytest.approx(0.25)
