@@ -169,6 +169,41 @@ def test_union_front_is_the_reference_of_every_strategy() -> None:
     assert igd_plus(strategies["a"], union, BOX) > 0.0
 
 
+def test_igd_plus_and_union_front_in_3d_by_hand() -> None:
+    box = Box(acc_floor=0.5, lat_ceiling=4.0, energy_ceiling=2.0)
+    r = cand(0.875, 2.0, "r", energy_mj=1.0)  # normalised (0.25, 0.5, 0.5)
+    a = cand(0.75, 1.0, "a", energy_mj=1.5)  # (0.5, 0.25, 0.75): worse in val and energy
+    # d+ counts only the objectives where a is worse: sqrt(0.25^2 + 0 + 0.25^2)
+    assert igd_plus([a], [r], box) == pytest.approx(math.sqrt(0.125))
+    # on (val, latency) alone the energy gap is not seen: 0.25 (the 2-D box of the same ceilings)
+    assert igd_plus([a], [r], Box(acc_floor=0.5, lat_ceiling=4.0)) == pytest.approx(0.25)
+    # a point better only in energy is on the 3-D union front, not on the 2-D one
+    cheap = cand(0.875, 2.5, "b", energy_mj=0.5)
+    union3 = union_front({"r": [r], "b": [cheap]}, energy=True)
+    assert {c.id for c in union3} == {r.id, cheap.id}
+    assert [c.id for c in union_front({"r": [r], "b": [cheap]})] == [r.id]
+
+
+def test_bootstrap_in_3d_resamples_accuracy_only(labels: np.ndarray) -> None:
+    """Two single-point strategies with the same val predictions: every replicate moves both
+    accuracies together, so the ratio is (1 - lat_a)(1 - en_a) / ((1 - lat_b)(1 - en_b)) in the
+    normalised box in every replicate (latency and energy come from the table, not resampled)."""
+    box = Box(acc_floor=0.70, lat_ceiling=10.0, energy_ceiling=20.0)
+    pred = preds_with(labels, 0.90, 7)
+    a = Candidate("a0", "a", 0.90, 2.0, energy_mj=5.0, val_pred=pred)  # (.., 0.2, 0.25)
+    b = Candidate("b0", "b", 0.90, 5.0, energy_mj=4.0, val_pred=pred)  # (.., 0.5, 0.2)
+    boot = bootstrap_hv({"a": [a], "b": [b]}, labels, "classification", box, n_boot=200, seed=3)
+    expected = (0.8 * 0.75) / (0.5 * 0.8)
+    assert boot.point["a"] == pytest.approx((1 - 1 / 3) * 0.8 * 0.75)  # val 0.9 -> 1/3
+    cmp = boot.compare("a", "b")
+    assert cmp.point.ratio == pytest.approx(expected)
+    assert np.allclose(cmp.ratios, expected)
+    assert np.ptp(boot.replicates["a"]) > 0  # the accuracy did move between replicates
+    # without energy the same two points rank the other way round on latency alone
+    flat = bootstrap_hv({"a": [a], "b": [b]}, labels, "classification", BOOT_BOX, n_boot=20)
+    assert flat.compare("a", "b").point.ratio == pytest.approx(0.8 / 0.5)
+
+
 # --- legacy normalisation -------------------------------------------------------------------------
 
 
