@@ -72,11 +72,12 @@ from _targets import print_targets, target  # benchmarks/_targets.py
 from harmonic_nas.config import ExperimentConfig, save_resolved
 from harmonic_nas.errors import HarmonicError, LUTError
 from harmonic_nas.hardware.lut import LUT
+from harmonic_nas.hardware.lut_source import get_device
 from harmonic_nas.search import run_search
 from harmonic_nas.search.baselines import run_baselines
 from harmonic_nas.search.genome import MultimodalGenome
 from harmonic_nas.search.initial import ladder_size
-from harmonic_nas.search.pareto_record import ParetoRecord
+from harmonic_nas.search.pareto_record import PARETO_FILE, ParetoRecord
 from harmonic_nas.utils.io import atomic_write_json, read_json
 from search_quality import (  # benchmarks/search_quality.py
     LATE_FRONTIER,
@@ -96,8 +97,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "paper_devices.json"
 TABLES = ROOT.parent / "shared" / "reference-luts"
 DEVICE = "jetson-tx2"
-#: the published TX2 tables: the AV-MNIST supernets' backbone layers, the fusion operators
-TABLE_FILES = ("lut_ofa_mnist_tx2.json", "lut_fusion_tx2.json")
+_ENTRY = get_device(DEVICE)
+assert _ENTRY is not None, f"{DEVICE} is a registered device"
+#: the published TX2 tables (the device registry's): the AV-MNIST backbones, the fusion operators
+TABLE_FILES: tuple[str, ...] = _ENTRY.reference_files
 C, L = 192, 16  # the only fusion size the published fusion table has
 SCHEMA = 1
 SEARCH = "nsga2"
@@ -129,14 +132,14 @@ def place_table(cfg: ExperimentConfig, lut: LUT) -> Path:
     """Write ``lut`` as the run's copy of the device table (what the search reads), unless the
     same table is there; refuse when a different table is installed for the device (the search
     would read that one instead)."""
-    from harmonic_nas.hardware.lut_source import installed_path, run_lut_path
+    from harmonic_nas.hardware.lut_source import import_command, installed_path, run_lut_path
 
     installed = installed_path(DEVICE)
     if installed.is_file() and LUT.load(installed).entries != lut.entries:
         raise LUTError(
             f"another table is installed for device '{DEVICE}' at {installed}; the "
-            "benchmark costs on the published tables: move it aside or reinstall them with "
-            f"`harmonic-nas lut import {' '.join(TABLE_FILES)} --device {DEVICE} --force`"
+            f"benchmark costs on the published tables: move it aside or reinstall them with "
+            f"`{import_command(DEVICE)} --force`"
         )
     path = run_lut_path(cfg, DEVICE)
     if path.is_file():
@@ -232,7 +235,6 @@ def one_seed(
         save_resolved(pipe)  # the run's own config, not this benchmark's variant of it
     problem, stage_s = open_pipeline(cfg)
     name = study_name(cfg)
-    out_dir = cfg.run_path / "studies" / name
     rec: dict[str, Any] = {
         "seed": seed,
         "run": _rel(cfg.run_path),
@@ -244,6 +246,7 @@ def one_seed(
     t0, c0 = time.perf_counter(), time.process_time()
     s = run_search(cfg, strategy=SEARCH, study_name=name, finalize=True)
     study = load(cfg, s.study_name)
+    out_dir = s.out_dir  # the named study's folder (studies/<name>/)
     cands: dict[str, list[dict[str, Any]]] = {
         SEARCH: study_candidates(problem, study, SEARCH, cfg.search.population)
     }
@@ -289,8 +292,9 @@ def one_seed(
     ds = problem.dataset
     rec["task"] = ds.task
     rec["val_labels"] = ds.split("val").labels.tolist()
-    pareto = ParetoRecord.read(out_dir / "pareto.json")
-    rec["objectives"] = read_json(out_dir / "pareto.json", schema_version=1).get("objectives")
+    pareto = ParetoRecord.read(out_dir / PARETO_FILE)
+    rec["objectives"] = list(pareto.objectives)
+    rec["energy_objective"] = pareto.energy
     rec["pareto"] = [member_row(m) for m in pareto.members]
     return rec, cands
 
