@@ -66,7 +66,8 @@ def noisy_word(label: int, rng: np.random.Generator, typo: float, wrong: float) 
     return "the number " + "".join(letters)
 
 
-def _selected(text: str) -> list[str]:
+def selected_modalities(text: str) -> list[str]:
+    """The modality names of the option ``modalities`` (one-line DataError if invalid)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     bad = [n for n in names if n not in KINDS]
     if bad or len(names) < 2 or len(set(names)) != len(names):
@@ -89,7 +90,7 @@ def build_multi_digits(ctx: BuildContext, progress: ProgressFn) -> MultimodalDat
     from harmonic_nas.data.core import build_dataset
 
     opts: MultiDigitsOptions = ctx.options
-    names = _selected(opts.modalities)
+    names = selected_modalities(opts.modalities)
     base = build_dataset(
         "av-digits",
         options={
