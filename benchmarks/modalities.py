@@ -184,7 +184,7 @@ def _front_vs_late_fusion(tmp: Path, mod: str, sizes: Sizes, seed: int) -> dict[
         "modalities": list(cfg.modalities),
         "presets": {m: mc.preset for m, mc in cfg.modalities.items()},
         "metric": record.metric,
-        "search_seconds": seconds,
+        "pipeline_seconds": seconds,  # data, pretrain, cost table, search
         "val_best": best["id"],
         "members": members,
     }
