@@ -72,10 +72,7 @@ def _npz_meta(root: Path, opts: Any) -> DataMeta | None:
     if not train.is_file():
         return None  # the data stage names what is missing
     shapes = _npz_header_shapes(train)
-    kinds: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in str(getattr(opts, "kinds", "")).split(","))):
-        name, _, kind = part.partition(":")
-        kinds[name.strip()] = kind.strip()
+    kinds = _npz_kind_overrides(opts)
     if any(len(s) == 1 for n, s in shapes.items() if n not in RESERVED):
         return None  # a (N,) array is raw text (its token length is fitted by the data stage)
     mods: dict[str, tuple[str | None, tuple[int, ...]]] = {}
@@ -85,6 +82,15 @@ def _npz_meta(root: Path, opts: Any) -> DataMeta | None:
         mods[name] = sample_kind_shape(name, shape, kinds.get(name))
     n_train = shapes["labels"][0] if shapes.get("labels") else None
     return DataMeta(mods, n_train, _train_counts(train, shapes.get("labels")))
+
+
+def _npz_kind_overrides(opts: Any) -> dict[str, str]:
+    """``{modality: kind}`` of the npz option ``kinds`` (``"a:audio,b:vector"``), unchecked."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in str(getattr(opts, "kinds", "")).split(","))):
+        name, _, kind = part.partition(":")
+        out[name.strip()] = kind.strip()
+    return out
 
 
 def _train_counts(path: Path, shape: tuple[int, ...] | None) -> dict[int, int] | None:
@@ -168,10 +174,7 @@ def _npz_kinds(train: Path, opts: Any) -> dict[str, tuple[str, bool]]:
 
     if not train.is_file():
         return {}
-    overrides: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in str(getattr(opts, "kinds", "")).split(","))):
-        mod, _, kind = part.partition(":")
-        overrides[mod.strip()] = kind.strip()
+    overrides = _npz_kind_overrides(opts)
     out: dict[str, tuple[str, bool]] = {}
     for mod, (shape, dtype) in npz_headers(train).items():
         if mod in RESERVED or not shape:
