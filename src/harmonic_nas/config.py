@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -59,7 +59,11 @@ class DatasetConfig(_Strict):
 
 
 class ModalityConfig(_Strict):
-    """One modality: its backbone preset and the input shape the backbone sees (C, H, W) or (D,)."""
+    """One modality: its backbone preset and the input shape the backbone sees (C, H, W) or (D,).
+
+    An experiment file may leave ``preset`` out: :class:`ExperimentConfig` fills in the default
+    preset of the modality's kind (:func:`fill_presets`), so a validated config always names it.
+    """
 
     preset: str
     shape: tuple[Int, ...]
@@ -352,6 +356,11 @@ class ExperimentConfig(_Strict):
     search: SearchConfig = SearchConfig()
     compute: ComputeConfig = ComputeConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_presets(cls, data: Any) -> Any:
+        return fill_presets(data) if isinstance(data, dict) else data
+
     @field_validator("name")
     @classmethod
     def _inside_run_dir(cls, v: str) -> str:
@@ -386,6 +395,43 @@ class ExperimentConfig(_Strict):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def fill_presets(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (an experiment file's mapping, not changed) with each omitted (or null)
+    ``modalities.<m>.preset`` set to the default preset of the modality's kind
+    (:func:`harmonic_nas.backbones.presets.default_preset`). The kind is ``modalities.<m>.kind``
+    or else the dataset's, where its metadata gives it without building the dataset
+    (:func:`harmonic_nas.preflight.dataset_kinds`); a config kind that contradicts the data is
+    reported by the checks. Where neither gives it the key stays missing (an error names the fix).
+    The filled preset is part of the resolved config, so it is saved with the run and enters
+    every identity exactly as if it had been written."""
+    mods = data.get("modalities")
+    if not isinstance(mods, dict):
+        return data
+    missing = [m for m, mc in mods.items() if isinstance(mc, dict) and mc.get("preset") is None]
+    if not missing:
+        return data
+    from harmonic_nas.backbones.presets import default_preset
+    from harmonic_nas.preflight import dataset_kinds
+
+    known: dict[str, tuple[str, bool]] | None = None
+    filled = dict(mods)
+    for m in missing:
+        mc = {k: v for k, v in mods[m].items() if k != "preset"}
+        kind = mc.get("kind")
+        if known is None:
+            try:
+                known = dataset_kinds(DatasetConfig.model_validate(data.get("dataset") or {}))
+            except ValidationError:  # reported with the config's other problems
+                known = {}
+        data_kind, raw_text = known.get(m, (kind, True))
+        if kind is None:
+            kind = data_kind
+        if isinstance(kind, str) and kind in get_args(ModalityKind):
+            mc["preset"] = default_preset(kind, raw_text=raw_text if kind == data_kind else True)
+        filled[m] = mc
+    return {**data, "modalities": filled}
+
+
 def _path_name(v: str) -> str:
     """A name that becomes a path part (:mod:`harmonic_nas.utils.names`), for a validator."""
     problem = name_problem(v)
@@ -406,6 +452,13 @@ def _problem(err: Any, overridden: Mapping[str, str]) -> str:
     if kind == "extra_forbidden":
         return f"unknown key '{loc}'{via}; remove it or check its spelling"
     if kind == "missing":
+        parts = [str(p) for p in err["loc"]]
+        if len(parts) == 3 and parts[0] == "modalities" and parts[2] == "preset":
+            return (
+                f"missing key '{loc}'{via}: the kind of modality '{parts[1]}' is not known "
+                f"before the data stage; set modalities.{parts[1]}.kind (image, audio, signal, "
+                f"vector or text: its default preset is used) or modalities.{parts[1]}.preset"
+            )
         return f"missing required key '{loc}'{via}"
     given = err.get("input")
     shown = repr(given) if not isinstance(given, dict | list) else type(given).__name__

@@ -30,7 +30,7 @@ from harmonic_nas.errors import ConfigError, HarmonicError
 from harmonic_nas.utils.device import check_compute
 
 if TYPE_CHECKING:
-    from harmonic_nas.config import ExperimentConfig
+    from harmonic_nas.config import DatasetConfig, ExperimentConfig
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +72,7 @@ def _npz_meta(root: Path, opts: Any) -> DataMeta | None:
     if not train.is_file():
         return None  # the data stage names what is missing
     shapes = _npz_header_shapes(train)
-    kinds: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in str(getattr(opts, "kinds", "")).split(","))):
-        name, _, kind = part.partition(":")
-        kinds[name.strip()] = kind.strip()
+    kinds = _npz_kind_overrides(opts)
     if any(len(s) == 1 for n, s in shapes.items() if n not in RESERVED):
         return None  # a (N,) array is raw text (its token length is fitted by the data stage)
     mods: dict[str, tuple[str | None, tuple[int, ...]]] = {}
@@ -85,6 +82,15 @@ def _npz_meta(root: Path, opts: Any) -> DataMeta | None:
         mods[name] = sample_kind_shape(name, shape, kinds.get(name))
     n_train = shapes["labels"][0] if shapes.get("labels") else None
     return DataMeta(mods, n_train, _train_counts(train, shapes.get("labels")))
+
+
+def _npz_kind_overrides(opts: Any) -> dict[str, str]:
+    """``{modality: kind}`` of the npz option ``kinds`` (``"a:audio,b:vector"``), unchecked."""
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in str(getattr(opts, "kinds", "")).split(","))):
+        name, _, kind = part.partition(":")
+        out[name.strip()] = kind.strip()
+    return out
 
 
 def _train_counts(path: Path, shape: tuple[int, ...] | None) -> dict[int, int] | None:
@@ -109,7 +115,11 @@ def dataset_meta(cfg: ExperimentConfig, opts: Any) -> DataMeta | None:
     """The modalities (kind, shape) of ``cfg.dataset`` where they are known without building it:
     the built-in ``av-digits`` and ``avmnist`` from their options, ``npz`` from the headers of
     ``train.npz``; None for the others (checked after the data stage)."""
-    name = cfg.dataset.name
+    return _dataset_meta(cfg.dataset, opts)
+
+
+def _dataset_meta(dataset: DatasetConfig, opts: Any) -> DataMeta | None:
+    name = dataset.name
     if name == "av-digits":
         height = opts.n_mfcc if opts.features == "mfcc" else opts.n_mels
         return DataMeta(
@@ -119,9 +129,62 @@ def dataset_meta(cfg: ExperimentConfig, opts: Any) -> DataMeta | None:
     if name == "avmnist":
         size = opts.audio_size
         return DataMeta({"image": ("image", (1, 28, 28)), "audio": ("audio", (1, size, size))})
-    if name == "npz" and cfg.dataset.path is not None:
-        return _npz_meta(Path(cfg.dataset.path).expanduser(), opts)
+    if name == "npz" and dataset.path is not None:
+        return _npz_meta(Path(dataset.path).expanduser(), opts)
     return None
+
+
+def dataset_kinds(dataset: DatasetConfig) -> dict[str, tuple[str, bool]]:
+    """``{modality: (kind, holds raw text)}`` of ``dataset`` where known without building it:
+    what :func:`dataset_meta` knows, the built-in ``multi-digits`` from its options, and ``npz``
+    from the headers of ``train.npz`` (raw text included: a ``(N,)`` string array). Empty when
+    unknown or when the dataset section is wrong (the checks name that problem); reads no data.
+    Where an omitted ``modalities.<m>.preset`` takes its kind from (:mod:`harmonic_nas.config`)."""
+    from harmonic_nas.data import get_dataset_entry
+    from harmonic_nas.data.options import parse_options
+
+    name = dataset.name
+    try:
+        entry = get_dataset_entry(name)
+        opts = (
+            parse_options(entry.options, dict(dataset.options), name)
+            if entry.options is not None
+            else None
+        )
+        if name == "multi-digits":
+            from harmonic_nas.data.multi_digits import KINDS, selected_modalities
+
+            chosen = str(getattr(opts, "modalities", ""))
+            return {m: (KINDS[m], m == "text") for m in selected_modalities(chosen)}
+        if name == "npz" and dataset.path is not None:
+            return _npz_kinds(Path(dataset.path).expanduser() / "train.npz", opts)
+        meta = _dataset_meta(dataset, opts)
+    except (HarmonicError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        logger.debug("no cheap modality kinds for dataset %s: %s", name, exc)
+        return {}
+    if meta is None:
+        return {}
+    return {m: (kind, False) for m, (kind, _) in meta.modalities.items() if kind is not None}
+
+
+def _npz_kinds(train: Path, opts: Any) -> dict[str, tuple[str, bool]]:
+    """The kinds of ``train.npz``'s modalities from its headers (the loader's rule)."""
+    from harmonic_nas.data.loaders.npz import RESERVED, sample_kind_shape
+    from harmonic_nas.utils.io import npz_headers
+
+    if not train.is_file():
+        return {}
+    overrides = _npz_kind_overrides(opts)
+    out: dict[str, tuple[str, bool]] = {}
+    for mod, (shape, dtype) in npz_headers(train).items():
+        if mod in RESERVED or not shape:
+            continue
+        if len(shape) == 1:  # raw text (the loader refuses any other (N,) array)
+            if getattr(dtype, "kind", "") in ("U", "S") or overrides.get(mod) == "text":
+                out[mod] = ("text", True)
+            continue
+        out[mod] = (sample_kind_shape(mod, shape, overrides.get(mod))[0], False)
+    return out
 
 
 # --------------------------------------------------------------------------- the checks

@@ -86,3 +86,40 @@ def test_bad_modality_input_is_one_line_exit_2_and_writes_nothing(
     assert main(["run", str(cfg)]) == 2
     assert message in _one_error(capsys)
     assert not (tmp_path / "runs" / "k" / "supernets").exists()
+
+
+def test_omitted_preset_of_an_unknown_kind_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """mmimdb's kinds are known only after the data stage: say which key to set."""
+    data = {
+        "name": "k",
+        "run_dir": str(tmp_path / "runs"),
+        "dataset": {"name": "mmimdb", "path": str(tmp_path)},
+        "modalities": {"image": {"shape": [3, 32, 32]}, "text": {"preset": "maxout", "shape": [8]}},
+    }
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(data))
+    assert main(["run", str(cfg)]) == 2
+    line = _one_error(capsys)
+    assert "missing key 'modalities.image.preset'" in line
+    assert "set modalities.image.kind (image, audio, signal, vector or text" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_omitted_presets_take_the_kinds_of_the_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The npz kinds fill the presets (signal, raw text): the run goes on to the data stage, whose
+    shape check is then the one problem (raw text has no shape before tokenising)."""
+    root = _data(tmp_path / "data")
+    cfg = _cfg(tmp_path, root, accel={"shape": [3, 33]}, caption={"shape": [9]})
+    assert main(["run", str(cfg)]) == 2
+    line = _one_error(capsys)
+    assert "modality 'accel' has shape [3, 32] in dataset 'npz' but [3, 33] in the config" in line
+    saved = yaml.safe_load((tmp_path / "runs" / "k" / "config.yaml").read_text())
+    assert {m: mc["preset"] for m, mc in saved["modalities"].items()} == {
+        "accel": "mbv3-1d",
+        "caption": "text-1d",
+    }
+    assert not (tmp_path / "runs" / "k" / "supernets").exists()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from harmonic_nas.config import parse_config
-from harmonic_nas.data import build_dataset, default_mode, load_dataset
+from harmonic_nas.data import build_dataset, default_mode, load_dataset, normalization
 from harmonic_nas.data.normalization import normalize_by_train, restandardise
 from harmonic_nas.data.types import ModalitySpec, Split
 from harmonic_nas.errors import DataError
@@ -68,7 +68,10 @@ def test_scalar_mode_keeps_one_mean_and_std() -> None:
     assert stats["table"]["mode"] == "channel"
 
 
-def test_constant_channel_is_floored_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+def test_constant_channel_is_floored_with_a_warning(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(normalization, "_WARNED", set())
     splits = _splits()
     splits["train"].inputs["table"][:, 2] = 7.0
     with caplog.at_level(logging.WARNING, logger="harmonic_nas.data.normalization"):
@@ -77,6 +80,25 @@ def test_constant_channel_is_floored_with_a_warning(caplog: pytest.LogCaptureFix
     assert torch.all(splits["train"].inputs["table"][:, 2] == 0.0)
     msg = " ".join(r.getMessage() for r in caplog.records)
     assert "'table'" in msg and "feature 2" in msg and "floored" in msg
+
+
+def test_constant_channel_warning_once_per_process(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(normalization, "_WARNED", set())
+
+    def load(constant: int) -> list[str]:
+        splits = _splits()
+        splits["train"].inputs["table"][:, constant] = 7.0
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="harmonic_nas.data.normalization"):
+            stats = normalize_by_train(splits, [SIGNAL, TABLE], "t")
+        assert stats["table"]["std"][constant] == 1.0  # floored every time
+        return [r.levelname for r in caplog.records if "constant" in r.getMessage()]
+
+    assert load(2) == ["WARNING"]
+    assert load(2) == ["DEBUG"]  # the same data loaded again: logged, not repeated as a warning
+    assert load(3) == ["WARNING"]  # another constant feature is named
 
 
 def test_constant_modality_is_an_error() -> None:

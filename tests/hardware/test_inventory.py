@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from harmonic_nas.backbones import BackboneSpace
@@ -74,3 +76,28 @@ def test_space_with_a_maxout_text_modality() -> None:
     for _ in range(50):
         arch = random_arch(cfg, rng, 5)
         assert {lut_key(s) for s in arch_layer_specs(arch)} <= keys
+
+
+def test_space_with_an_mlp_table_costs_every_fusion_point_width() -> None:
+    """An MLP's fusion points are hidden layers whose widths are genes: the reshape of each width
+    is in the space (the widest subnet's 128-unit points included)."""
+    from harmonic_nas.config import parse_config
+
+    cfg = parse_config(
+        {
+            "name": "t",
+            "modalities": {
+                "image": {"preset": "avmnist", "shape": [1, 28, 28]},
+                "table": {"preset": "mlp", "shape": [56]},
+            },
+            "fusion": {"C": 16, "L": 4, "fusion_points": 2},
+        }
+    )
+    keys = {lut_key(s) for s in space_layer_specs(cfg, 10)}
+    assert {f"FusionReshape-input:1_{w}-C:16-L:4" for w in (32, 64, 128)} <= keys
+    space = BackboneSpace.from_preset("mlp")
+    arch = random_arch(cfg, np.random.default_rng(0), 10)
+    for genome in space.genomes():  # every subnet, exhaustively (39)
+        table = replace(arch.modalities["table"], genome=genome)
+        one = replace(arch, modalities={**arch.modalities, "table": table})
+        assert {lut_key(s) for s in arch_layer_specs(one)} <= keys, genome

@@ -160,10 +160,17 @@ DEFAULT_PRESETS: dict[str, str] = {
 }
 
 
-def default_preset(kind: str) -> str:
+#: the default of a ``text`` modality that holds precomputed feature vectors, not raw strings
+TEXT_FEATURES_PRESET = "mlp"
+
+
+def default_preset(kind: str, *, raw_text: bool = True) -> str:
     """The default backbone preset of a modality kind (``mlp`` for vectors / tables, ``mbv3-1d``
     for signals, ``avmnist`` for small images and spectrograms, ``text-1d`` for raw text;
-    precomputed text feature vectors take ``mlp`` or the paper's ``maxout``)."""
+    ``raw_text=False``: a ``text`` modality of precomputed feature vectors, ``mlp``, the paper's
+    ``maxout`` being the other choice). What an omitted ``modalities.<m>.preset`` becomes."""
+    if kind == "text" and not raw_text:
+        return TEXT_FEATURES_PRESET
     return DEFAULT_PRESETS.get(kind, "mlp")
 
 

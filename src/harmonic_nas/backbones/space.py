@@ -225,9 +225,14 @@ class BackboneSpace:
         ]
 
     def depth_genomes(self) -> list[BackboneGenome]:
-        """One genome per depth vector (the depths fix which feature maps are fusion points)."""
+        """Genomes that make every fusion-point shape of the space: one per depth vector (the
+        depths fix which feature maps are fusion points; a stage's width is fixed), and in a
+        ``chained`` space (an MLP, whose hidden layers are its fusion points and whose widths
+        are genes) every subnet."""
         if not self.stages:
             return [BackboneGenome()]
+        if self.chained:
+            return list(self.genomes())
         k, e, n = self.ks[0], self.e[0], self.slots
         return [
             BackboneGenome((k,) * n, (e,) * n, tuple(ds)).active(self.max_depth)

@@ -5,7 +5,13 @@ per-class counts), one sample per pair:
 
 * ``image`` (image, 1 x 28 x 28): the degraded MNIST digit, as in av-digits;
 * ``signal`` (signal, 20 x 20): the utterance's 20 MFCC coefficients (channels) over 20 frames
-  (time) - a multichannel time series, read by the 1-D ``mbv3-1d`` preset;
+  (time) - a multichannel time series, read by the 1-D ``mbv3-1d`` preset. The window starts at
+  the word (``signal_time_shift`` false: an event-aligned window, as a sensor pipeline's trigger
+  cuts it) and the noise is at ``signal_snr_db_min``-``signal_snr_db_max`` dB; speakers, rate,
+  pitch and gain still vary and val / test speakers are unseen. (With av-digits' random onset and
+  4-10 dB noise, builder version 1, the 1-D supernet's max subnet reached 0.23 val accuracy after
+  5 epochs on 40 pairs per class and a linear probe on the flattened signal 0.51; with these
+  defaults 0.45 and 0.89, seed 0; the images and labels are the same either way);
 * ``text`` (raw text): the digit's word spelled noisily ("the number sevon"), each letter replaced
   by a random one with probability ``text_typo``, and the word of a random other digit with
   probability ``text_wrong`` - tokenised by the package's byte tokenizer fitted on train;
@@ -38,7 +44,7 @@ from harmonic_nas.utils.seeding import numpy_rng
 logger = logging.getLogger(__name__)
 
 NAME = "multi-digits"
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: the signal's window starts at the word, 10-20 dB noise
 KINDS = {"image": "image", "signal": "signal", "text": "text", "table": "vector"}
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -57,6 +63,11 @@ class MultiDigitsOptions:
     test_per_class: int = option(30, "pairs per class in test", ge=1, le=498)
     text_typo: float = option(0.3, "probability that a letter of the word is replaced", ge=0, le=1)
     text_wrong: float = option(0.25, "probability that the word is another digit's", ge=0, le=1)
+    signal_time_shift: bool = option(
+        False, "random onset of the word in the signal's window (false: the window starts at it)"
+    )
+    signal_snr_db_min: float = option(10.0, "lowest SNR of the signal's noise (dB)", ge=-30, le=60)
+    signal_snr_db_max: float = option(20.0, "highest SNR of the signal's noise (dB)", ge=-30, le=60)
 
 
 def noisy_word(label: int, rng: np.random.Generator, typo: float, wrong: float) -> str:
@@ -66,7 +77,8 @@ def noisy_word(label: int, rng: np.random.Generator, typo: float, wrong: float) 
     return "the number " + "".join(letters)
 
 
-def _selected(text: str) -> list[str]:
+def selected_modalities(text: str) -> list[str]:
+    """The modality names of the option ``modalities`` (one-line DataError if invalid)."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     bad = [n for n in names if n not in KINDS]
     if bad or len(names) < 2 or len(set(names)) != len(names):
@@ -89,7 +101,11 @@ def build_multi_digits(ctx: BuildContext, progress: ProgressFn) -> MultimodalDat
     from harmonic_nas.data.core import build_dataset
 
     opts: MultiDigitsOptions = ctx.options
-    names = _selected(opts.modalities)
+    names = selected_modalities(opts.modalities)
+    if opts.signal_snr_db_min > opts.signal_snr_db_max:
+        raise DataError(
+            "multi-digits option signal_snr_db_min must not exceed signal_snr_db_max; swap them"
+        )
     base = build_dataset(
         "av-digits",
         options={
@@ -100,6 +116,9 @@ def build_multi_digits(ctx: BuildContext, progress: ProgressFn) -> MultimodalDat
             "train_speakers": min(opts.train_per_class, 105),
             "val_speakers": min(opts.val_per_class, 30),
             "test_speakers": min(opts.test_per_class, 45),
+            "time_shift": opts.signal_time_shift,
+            "snr_db_min": opts.signal_snr_db_min,
+            "snr_db_max": opts.signal_snr_db_max,
         },
         seed=ctx.seed,
         progress=progress,

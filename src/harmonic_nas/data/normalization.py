@@ -11,7 +11,7 @@ Two modes, chosen per modality:
   accelerometer's z axis carries the 9.81 gravity offset, a table mixes ages and incomes).
 
 Only the train split's values are read. A channel that is constant in train has its scale floored
-(std 1: it becomes 0 after centring) and a warning names it; a modality that is constant as a whole
+(std 1: it becomes 0 after centring) and a warning names it, once per process; a modality that is constant as a whole
 is an error (it carries no information). The statistics are kept in ``dataset.meta["normalization"]``
 (``{"mode", "mean", "std"}`` per modality; lists in ``channel`` mode) and the exported models apply
 them inside their graph.
@@ -41,6 +41,11 @@ DEFAULT_MODE: dict[str, NormMode] = {
     "vector": "channel",
     "signal": "channel",
 }
+
+
+#: the constant channels already named in this process, ``(dataset, modality, channels)``: each
+#: stage and each rebuild or cache read of the same data would repeat the warning otherwise
+_WARNED: set[tuple[str, str, tuple[int, ...]]] = set()
 
 
 def default_mode(kind: str) -> NormMode:
@@ -94,7 +99,10 @@ def train_statistics(
     if bool(constant.any()):
         idx = constant.nonzero(as_tuple=True)[0].tolist()
         shown = ", ".join(str(i) for i in idx[:8]) + (" ..." if len(idx) > 8 else "")
-        logger.warning(
+        key = (dataset, spec.name, tuple(idx))
+        log = logger.debug if key in _WARNED else logger.warning  # once per process
+        _WARNED.add(key)
+        log(
             "dataset '%s': modality '%s' has %d constant %s(s) in train (%s %s); their scale is "
             "floored to 1, so they are 0 after centring",
             dataset,
