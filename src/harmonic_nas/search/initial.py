@@ -3,7 +3,8 @@
 Optuna's NSGA-II draws its whole first generation at random. Uniform genes make every backbone
 genome a sum of many independent choices, so a random generation clusters around mid-size
 networks and misses both ends of the front (the cheapest models and the most accurate ones),
-which four generations of selection did not reach in ``benchmarks/init_ablation.py``. With
+which four generations of selection did not reach (the 2026-12-02 ablation,
+``benchmarks/results/init_ablation.json``). With
 ``search.initial: ladder`` (the default) ``population // 2`` (at least 2) genomes evenly spaced
 from :meth:`SearchSpace.min_genome` to :meth:`SearchSpace.max_genome` are enqueued before the
 first trial; the rest of the first generation stays random, and selection and variation do the
