@@ -40,11 +40,11 @@ OUT = ROOT / "benchmarks" / "results" / "op_cost_reproducibility.json"
 TAU_GOAL = 0.8
 
 
-def _size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
     try:
         c, l_ = (int(x) for x in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--size takes C,L (e.g. 32,4), got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected C,L (e.g. 192,16), got {text!r}") from None
     if c < 1 or l_ < 1 or round(l_**0.5) ** 2 != l_:
         raise argparse.ArgumentTypeError(f"C >= 1 and L a perfect square, got {text!r}")
     return c, l_
@@ -66,7 +66,9 @@ def profile_once(
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=_size, action="append", default=None, help="C,L (repeatable)")
+    ap.add_argument(
+        "--size", type=parse_size, action="append", default=None, help="C,L (repeatable)"
+    )
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--out", type=Path, default=OUT)
