@@ -55,6 +55,7 @@ import torch
 
 from _bench_config import bench_identity  # benchmarks/_bench_config.py
 from _pipelines import BENCH_PROFILES, open_pipeline, pipeline_config  # benchmarks/_pipelines.py
+from _resume import load_saved  # benchmarks/_resume.py
 from _targets import print_targets, target  # benchmarks/_targets.py
 from harmonic_nas.config import ExperimentConfig
 from harmonic_nas.fusion import late
@@ -62,7 +63,7 @@ from harmonic_nas.fusion.runner import run_inner_tier
 from harmonic_nas.search.baselines import late_fusion_rows
 from harmonic_nas.search.evaluator import HarmonicProblem, genome_config
 from harmonic_nas.search.genome import FUSION_MODES, MultimodalGenome, SearchSpace
-from harmonic_nas.utils.io import atomic_write_json, read_json
+from harmonic_nas.utils.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -286,11 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "sets": args.set,
         "config": "configs/quick.yaml via benchmarks/_pipelines.py",
     }
-    results: dict[str, Any] = {"records": {}}
-    if out.is_file() and not args.fresh:
-        saved = read_json(out, schema_version=SCHEMA)
-        if saved.get("settings") == settings:
-            results = saved
+    results = load_saved(out, settings, fresh=args.fresh, schema_version=SCHEMA)
     results.update(
         {
             "benchmark": "fusion_ablation",
