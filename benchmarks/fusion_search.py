@@ -50,8 +50,10 @@ Saves benchmarks/results/fusion_search.json (``--profile hard``, the default) or
 Seed ``s`` is a whole pipeline shared with the other benchmarks (benchmarks/_pipelines.py:
 ``runs/bench-<profile>-s<s>``, dataset, 20-epoch supernets, host LUT); parts 1-3 run on every
 seed's own pipeline (fusion seed ``s``), every comparison paired within a seed and averaged over
-seeds. Parts 4-6 use the first seed's run, with every seed for the fusion search. Times are CPU
-seconds of this process (1 intra-op thread).
+seeds. Parts 4-6 use the first seed's run, with every seed for the fusion search. The fusion
+network trains on the dataset's fusion split when the pipeline has one (``--set
+fusion.fusion_split=...``, as the inner tier does), else on train. Times are CPU seconds of this
+process (1 intra-op thread).
 
 Parts 1-3 are resumable: each finished (part, seed) record, and the operator profiling, is
 saved at once (atomically) in the results file and reused by a rerun whose settings for that
@@ -201,6 +203,7 @@ class Bench:
             "ops_latency_ms": sum(self.op_costs[o][0] for o in res.genotype.ops),
             "latency_ms": cost.total.latency_ms,
             "cpu_s": cpu,
+            "timings_wall_s": res.timings,
         }
 
 
