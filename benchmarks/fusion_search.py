@@ -110,11 +110,14 @@ from harmonic_nas.fusion import (
 )
 from harmonic_nas.fusion.cache import FeatureCache
 from harmonic_nas.fusion.runner import extract_backbones
-from harmonic_nas.search.baselines import late_fusion_rows
+from harmonic_nas.search import run_search
+from harmonic_nas.search.baselines import late_fusion_rows, run_baselines
 from harmonic_nas.search.evaluator import genome_config
 from harmonic_nas.search.genome import MultimodalGenome
-from harmonic_nas.utils.io import atomic_write_json
-from op_cost_reproducibility import TAU_GOAL, parse_size, profile_once
+from harmonic_nas.search.pareto_record import ParetoRecord
+from harmonic_nas.utils.io import atomic_write_json, read_json
+from op_cost_reproducibility import TAU_GOAL, parse_size, profile_once  # benchmarks/
+from search_quality import make_config  # benchmarks/: the outer tier's study settings
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "fusion_search.json"
@@ -427,12 +430,6 @@ def interaction_settings(args: argparse.Namespace) -> dict[str, Any]:
 def interaction_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """The seed's NSGA-II front (search_quality's study on the same pipeline: reused, resumed or
     run) and its val-best member against the run's bm-nas-max baseline."""
-    from harmonic_nas.search import run_search
-    from harmonic_nas.search.baselines import run_baselines
-    from harmonic_nas.search.pareto_record import ParetoRecord
-    from harmonic_nas.utils.io import read_json
-    from search_quality import make_config  # the outer-tier benchmark's study settings
-
     cfg = make_config(argparse.Namespace(**vars(args), test_seeds=1), seed)
     open_pipeline(cfg)
     t0 = time.process_time()

@@ -355,3 +355,26 @@ def test_smoke_end_to_end(fs: ModuleType, tmp_path: Path) -> None:
     before = r["records"]
     assert fs.main(argv) == 0
     assert json.loads(out.read_text())["records"] == before
+
+
+@pytest.mark.slow
+def test_interaction_smoke_end_to_end(fs: ModuleType, tmp_path: Path) -> None:
+    """The interaction part on a tiny pipeline: the outer-tier study is run (then reused), its
+    front's val-best member compared with the run's bm-nas-max on test."""
+    out = tmp_path / "smoke_i.json"
+    argv = ["--profile", "interaction", "--seeds", "0", "--parts", "interaction"]
+    argv += ["--population", "2", "--generations", "2", "--out", str(out)]
+    argv += [x for s in [*SMOKE, f"run_dir={tmp_path / 'runs'}"] for x in ("--set", s)]
+    assert fs.main(argv) == 0
+    r = json.loads(out.read_text())
+    rec = r["records"]["interaction|s0"]
+    assert rec["n_complete"] >= 4
+    best = max(rec["members"], key=lambda m: m["val_metric"])
+    assert rec["val_best"] == best
+    assert rec["val_best_vs_bm_nas_max_points"] == pytest.approx(
+        100 * (best["test_metric"] - rec["bm_nas_max"]["test_metric"])
+    )
+    t = r["targets"]["interaction_latency_over_bm_nas_max"]
+    assert t["value"] == pytest.approx(best["latency_ms"] / rec["bm_nas_max"]["latency_ms"])
+    assert fs.main(argv) == 0
+    assert json.loads(out.read_text())["records"] == r["records"]
