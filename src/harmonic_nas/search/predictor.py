@@ -44,6 +44,7 @@ from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from harmonic_nas.search.attrs import (
+    ATTR_EVALUATION,
     ATTR_FIDELITY,
     ATTR_KEY,
     ATTR_LOWER_BOUND,
@@ -277,6 +278,8 @@ class _Seen:
     """trials of the first generation: complete, running (others) and queued"""
     n_done: int
     """candidates completed or in flight (other trials): the proposal's index"""
+    proposing: int
+    """other trials being proposed right now (running, genes not yet set): other workers"""
 
 
 class PredictorSampler(BaseSampler):
@@ -352,7 +355,7 @@ class PredictorSampler(BaseSampler):
         observed: list[tuple[MultimodalGenome, float, float, float, bool]] = []
         front: list[tuple[float, float]] = []
         pending: list[MultimodalGenome] = []
-        n_first = n_done = 0
+        n_first = n_done = proposing = 0
         genes = set(self._space.distributions())
         for t in study.get_trials(deepcopy=False):
             if t.number == trial.number:
@@ -370,11 +373,13 @@ class PredictorSampler(BaseSampler):
                 n_first += 1
             if t.state in (TrialState.RUNNING, TrialState.COMPLETE) and genome is not None:
                 n_done += 1
+            if t.state == TrialState.RUNNING and genome is None:
+                proposing += 1
             if t.state == TrialState.RUNNING and genome is not None:
                 pending.append(genome)
             if t.state != TrialState.COMPLETE or genome is None:
                 continue
-            ev = t.user_attrs.get("evaluation") or {}
+            ev = t.user_attrs.get(ATTR_EVALUATION) or {}
             if (ev.get("extra") or {}).get("skipped"):
                 continue  # the cheap pass skipped it: no accuracy was measured
             try:
@@ -391,7 +396,7 @@ class PredictorSampler(BaseSampler):
             skipped = t.user_attrs.get(ATTR_SKIPPED)
             if not low and not skipped and all(v <= 0 for v in t.constraints.values()):
                 front.append((val, lat))
-        return _Seen(keys, observed, front, pending, n_first, n_done)
+        return _Seen(keys, observed, front, pending, n_first, n_done, proposing)
 
     def _priced(self, key: str, genome: MultimodalGenome) -> tuple[CostBound, list[float]]:
         """The genome's LUT lower bound and its features (cached per process by ``key``)."""
@@ -415,7 +420,12 @@ class PredictorSampler(BaseSampler):
         """The genome to evaluate next and what the predictor expects of it (None: the pool
         holds no genome the study has not seen)."""
         seen = self._seen(study, trial)
-        rng = np.random.default_rng(derive_seed(self._stream_seed, "predictor", seen.n_done))
+        # seeded by the history, not the trial number (a retried trial takes a new number); two
+        # workers proposing at once see the same history and add their trial numbers
+        parts: tuple[object, ...] = (self._stream_seed, "predictor", seen.n_done)
+        if seen.proposing:
+            parts += (trial.number,)
+        rng = np.random.default_rng(derive_seed(*parts))
         if len(seen.observed) < 2:
             return None
         space = self._space
