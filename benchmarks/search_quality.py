@@ -41,6 +41,18 @@ Latencies on both sides of every ratio are the LUT totals the search optimised
         [--throughput]
     .venv/bin/python benchmarks/search_quality.py --resummarise [--out FILE]
 
+The instrument's run (hard profile, 3 seeds, 64 candidates per strategy):
+``.venv/bin/python benchmarks/search_quality.py --profile hard --seeds 0 1 2``. A smoke run
+(about a minute; its own run directory and output, never the shared pipelines):
+
+    .venv/bin/python benchmarks/search_quality.py --profile hard --seeds 0 --population 3 \\
+        --generations 2 --boot 50 --set pretrain.epochs=1 --set fusion.epochs=1 \\
+        --set fusion.retrain_epochs=1 --set fusion.C=8 --set fusion.L=4 --set device.repeats=2 \\
+        --set device.warmup=1 --set dataset.options.train_per_class=12 \\
+        --set dataset.options.val_per_class=6 --set dataset.options.test_per_class=6 \\
+        --set dataset.options.train_speakers=6 --set dataset.options.val_speakers=3 \\
+        --set dataset.options.test_speakers=3 --out /tmp/search_quality_smoke.json
+
 Each seed's record is saved as soon as it is measured and reused by a later run (``--fresh``
 measures again), so the benchmark can span sittings; the searches themselves resume from their
 studies. Results: ``benchmarks/results/search_quality.json`` (with a ``targets`` block).
