@@ -227,3 +227,25 @@ def test_config_strategy_is_the_runs_search_and_the_cli_runs_it(
     # NSGA-II beside it, for comparison, goes to its own folder
     assert main(["search", str(path), "--strategy", "nsga2"]) == 0
     assert (cfg.run_path / "search-nsga2" / "pareto.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "search",
+    [{"fusion_modes": ["late", "network", "network+late"]}, {"fidelity": "halving"}],
+    ids=["fusion-mode-gene", "halving"],
+)
+def test_a_fusion_mode_gene_and_cheap_fidelities_are_predicted_too(
+    make_config, small_pool, search: dict
+) -> None:
+    _, cfg = make_config(population=4, generations=3, **search)
+    s = run_search(cfg, problem=SyntheticFactory(), strategy="predictor", finalize=False)
+    assert s.n_complete == 12
+    done = _complete(_study(cfg, f"{cfg.name}-predictor"))
+    predicted = [t for t in done if ATTR_PREDICTION in t.system_attrs]
+    assert len(predicted) == 8
+    assert len({t.user_attrs["genome_key"] for t in done}) == 12
+    if "fusion_modes" in search:  # the string gene is drawn and encoded like the others
+        assert {t.params["fusion_mode"] for t in done} >= {"late", "network"}
+    else:  # every pick gets the cheap evaluation first, and promotion still decides
+        assert all("low_fidelity" in t.user_attrs for t in done)
+        assert {t.user_attrs["fidelity"] for t in done} <= {"full", "low"}
