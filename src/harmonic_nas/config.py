@@ -248,7 +248,13 @@ class FusionConfig(_Strict):
 class SearchConfig(_Strict):
     """Outer tier (NSGA-II on an Optuna study)."""
 
-    strategy: Literal["nsga2", "random", "accuracy-only"] = "nsga2"
+    strategy: Literal["nsga2", "random", "accuracy-only", "predictor"] = Field(
+        "nsga2",
+        description="nsga2: NSGA-II; random: random search (the baseline); accuracy-only: "
+        "NSGA-II on the val metric alone; predictor: NSGA-II's first generation, then each "
+        "candidate chosen by an accuracy predictor fitted on the evaluated ones, among genomes "
+        "priced by the LUT (expected hypervolume gain in val metric x latency)",
+    )
     population: Int = Field(16, description="NSGA-II population size (>= 2)")
     generations: Int = Field(4, ge=1)
     crossover_prob: Float = Field(0.9, ge=0, le=1)

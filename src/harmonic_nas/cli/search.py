@@ -114,7 +114,9 @@ def register(app: typer.Typer) -> None:
             None, "--workers", help="local worker processes (default: search.workers)"
         ),
         strategy: str | None = typer.Option(
-            None, "--strategy", help="nsga2 | random | accuracy-only (default: search.strategy)"
+            None,
+            "--strategy",
+            help="nsga2 | random | accuracy-only | predictor (default: search.strategy)",
         ),
         study_name: str | None = typer.Option(
             None, "--study-name", help="study name (default: the experiment name)"

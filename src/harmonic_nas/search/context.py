@@ -66,13 +66,14 @@ class SearchContext:
 
 
 def output_dir(cfg: ExperimentConfig, strategy: str, study_name: str | None = None) -> Path:
-    """Where a study's artifacts go: the run directory for the default NSGA-II study,
+    """Where a study's artifacts go: the run directory for the default study of the config's
+    strategy (``search.strategy``, what ``harmonic-nas run`` reports and exports),
     ``run/search-<strategy>/`` for another strategy's default study, ``run/studies/<name>/``
     for a study named with ``--study-name``."""
     default = default_study_name(cfg, strategy)
     if study_name is not None and study_name != default:
         return cfg.run_path / "studies" / study_name
-    return cfg.run_path if strategy == "nsga2" else cfg.run_path / f"search-{strategy}"
+    return cfg.run_path if strategy == cfg.search.strategy else cfg.run_path / f"search-{strategy}"
 
 
 def default_study_name(cfg: ExperimentConfig, strategy: str) -> str:

@@ -241,7 +241,7 @@ def prepare(
             rdb,
             study_name=study_name,
             directions=list(strat.directions),
-            sampler=make_sampler(strat, cfg.seed),
+            sampler=make_sampler(strat, cfg.seed, prob),
             config_hash=ctx.config_hash,
             attrs=attrs,
             identity=config_identity(cfg, name),

@@ -1,6 +1,8 @@
-"""The ALGORITHM side: how candidates are proposed (NSGA-II, random, accuracy-only NSGA-II).
+"""The ALGORITHM side: how candidates are proposed (NSGA-II, random, accuracy-only NSGA-II, and the
+predictor-guided strategy of :mod:`.predictor`).
 
-Samplers are Optuna samplers; the problem is never seen here. Every trial gets a fresh sampler
+Samplers are Optuna samplers; the problem is never seen here, except through ``bind`` by a
+strategy that prices genomes with the problem's LUT (the predictor). Every trial gets a fresh sampler
 seeded from ``(run seed, strategy, trial number)`` (:class:`TrialSeededSampler`): proposals are
 reproducible for a given study history, independent across workers (they hold different trial
 numbers), and nothing ever reseeds a global RNG.
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -21,6 +23,9 @@ from harmonic_nas.config import SearchConfig
 from harmonic_nas.errors import ConfigError
 from harmonic_nas.utils.registry import Registry
 from harmonic_nas.utils.seeding import derive_seed
+
+if TYPE_CHECKING:
+    from harmonic_nas.search.problem import SearchProblem
 
 OBJECTIVES = ("val_metric", "latency_ms", "energy_mj")
 
@@ -34,7 +39,14 @@ class Strategy:
     build: Callable[[int], BaseSampler]
     evolutionary: bool = True
     """proposals come from selection and variation (``search.initial`` seeds its first
-    generation); False for random search, the baseline, which is always uniform"""
+    generation); False for random search, the baseline, which is always uniform. The predictor
+    is not evolutionary but starts from the same seeded first generation: True"""
+    seed_stream: str | None = None
+    """whose per-trial seeds the sampler gets (None: its own name); the predictor takes NSGA-II's,
+    so that both draw the same first generation"""
+    bind: Callable[[SearchProblem, int], Callable[[int], BaseSampler]] | None = None
+    """``(problem, the stream's base seed) -> (per-trial seed -> sampler)`` for a strategy whose
+    sampler needs the problem (the LUT); ``build`` is then never called"""
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -92,13 +104,43 @@ def _accuracy_only_strategy(scfg: SearchConfig, energy_objective: bool) -> Strat
     return Strategy("accuracy-only", ("maximize",), _nsga(scfg))
 
 
+def _needs_problem(seed: int) -> BaseSampler:
+    raise TypeError(
+        "the predictor strategy's sampler needs the problem: use make_sampler(..., problem)"
+    )
+
+
+@register_strategy("predictor")
+def _predictor_strategy(scfg: SearchConfig, energy_objective: bool) -> Strategy:
+    def bind(problem: SearchProblem, stream_seed: int) -> Callable[[int], BaseSampler]:
+        from harmonic_nas.search.predictor import predictor_sampler_factory
+
+        _, ref = problem.reference_costs()
+        return predictor_sampler_factory(
+            problem.space,
+            problem.lower_bound,
+            population=scfg.population,
+            stream_seed=stream_seed,
+            latency_ref=ref.latency_ms,
+            budgets=(scfg.latency_budget_ms, scfg.energy_budget_mj),
+        )
+
+    return Strategy(
+        "predictor",
+        ("maximize", *_costs(energy_objective)),
+        _needs_problem,
+        seed_stream="nsga2",
+        bind=bind,
+    )
+
+
 STRATEGIES = tuple(STRATEGY_REGISTRY.names())
 
 
 def get_strategy(name: str, scfg: SearchConfig, *, energy_objective: bool = True) -> Strategy:
     """``nsga2`` (val metric, latency and energy), ``random`` (same objectives, random
-    proposals) or ``accuracy-only`` (NSGA-II on the validation metric alone; costs still
-    recorded). Without ``energy_objective`` (energy modelled as constant power x latency: no
+    proposals), ``predictor`` (same objectives, :mod:`.predictor`) or ``accuracy-only`` (NSGA-II
+    on the validation metric alone; costs still recorded). Without ``energy_objective`` (energy modelled as constant power x latency: no
     objective of its own) the first two optimise the val metric and latency only."""
     return STRATEGY_REGISTRY.get(name)(scfg, energy_objective)
 
@@ -164,6 +206,15 @@ class TrialSeededSampler(BaseSampler):
         """Seeds are derived per trial; nothing to reseed."""
 
 
-def make_sampler(strategy: Strategy, run_seed: int) -> TrialSeededSampler:
-    """The sampler of a run: one derived seed stream per (run seed, strategy)."""
-    return TrialSeededSampler(strategy.build, derive_seed(run_seed, "search", strategy.name))
+def make_sampler(
+    strategy: Strategy, run_seed: int, problem: SearchProblem | None = None
+) -> TrialSeededSampler:
+    """The sampler of a run: one derived seed stream per (run seed, strategy's seed stream);
+    ``problem`` for a strategy that binds one (the predictor)."""
+    base = derive_seed(run_seed, "search", strategy.seed_stream or strategy.name)
+    build = strategy.build
+    if strategy.bind is not None:
+        if problem is None:
+            raise TypeError(f"strategy {strategy.name!r} needs the search problem")
+        build = strategy.bind(problem, base)
+    return TrialSeededSampler(build, base)

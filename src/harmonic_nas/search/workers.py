@@ -70,7 +70,9 @@ def _worker_loop(
     if storage is None:
         storage = open_storage(ctx.storage_url, heartbeat_s=cfg.search.heartbeat_s)
     study = optuna.load_study(
-        study_name=ctx.study_name, storage=storage, sampler=make_sampler(strategy, cfg.seed)
+        study_name=ctx.study_name,
+        storage=storage,
+        sampler=make_sampler(strategy, cfg.seed, problem),
     )
     objective = _Objective(ctx, problem, strategy, storage, progress)
     max_fail = max(5, cfg.search.population)
