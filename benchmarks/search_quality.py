@@ -66,6 +66,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -461,6 +462,12 @@ def measure_seed(
     }
 
 
+def common_keys(dicts: Iterable[dict[str, Any]]) -> list[str]:
+    """The keys every dict has, in the first one's order."""
+    ds = list(dicts)
+    return [k for k in ds[0] if all(k in d for d in ds[1:])] if ds else []
+
+
 def summarise(seed_metrics: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean over seeds of every comparison, with the interval of the mean (per-seed replicates)."""
     import numpy as np
@@ -468,7 +475,8 @@ def summarise(seed_metrics: list[dict[str, Any]]) -> dict[str, Any]:
     from harmonic_nas.search import front_metrics as fm
 
     out: dict[str, Any] = {"seeds": len(seed_metrics), "comparisons": {}}
-    for key in seed_metrics[0]["comparisons"]:
+    # a strategy some seed lacks (e.g. one saved before it was compared) is left out of the mean
+    for key in common_keys(m["comparisons"] for m in seed_metrics):
         per = [m["comparisons"][key] for m in seed_metrics]
         ratios = [c["ratio"] for c in per]
         reps = [
@@ -487,7 +495,7 @@ def summarise(seed_metrics: list[dict[str, Any]]) -> dict[str, Any]:
             "control_hv_zero_seeds": sum(bool(c["control_hv_zero"]) for c in per),
         }
     for what in ("hv", "igd_plus", "legacy_normalised_hv", "front_size"):
-        names = seed_metrics[0][what]
+        names = common_keys(m[what] for m in seed_metrics)
         out[what] = {
             k: {
                 "per_seed": [m[what][k] for m in seed_metrics],
