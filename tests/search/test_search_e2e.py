@@ -124,7 +124,9 @@ def test_screen_is_late_fusion_of_the_candidates_subnets(tiny_run: tuple[Path, P
     assert screen.genotype is None and "screen" in screen.extra
     assert screen.params == late["params"]  # both subnets with their own classifiers
     smallest = prob.evaluate(prob.space.min_genome(), seed=0, fidelity=SCREEN_FIDELITY)
-    assert smallest.latency_ms < screen.latency_ms and 0.0 <= smallest.val_metric <= 1.0
+    # sizes, not timings: the tiny run's LUT is profiled here, and timing is noisy under load
+    assert smallest.params < screen.params and 0.0 <= smallest.val_metric <= 1.0
+    assert smallest.latency_ms == prob.lower_bound(prob.space.min_genome()).latency_ms
 
 
 def test_baselines(tiny_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -82,6 +82,14 @@ def _worker_loop(
             study.optimize(objective, n_trials=1, catch=(CandidateFailed,), gc_after_trial=False)
         except sqlalchemy.exc.SQLAlchemyError as exc:  # disk full, read-only, server gone, ...
             raise _storage_failed(ctx.storage_url, exc) from None
+        except ValueError as exc:
+            # Two workers can pop the same enqueued (ladder) trial from SQLite, which has no row
+            # locks (optuna#4621); the one that tells second finds it finished. The genome's
+            # result is the other worker's (evaluation is deterministic per genome): go on.
+            if not str(exc).startswith("Cannot tell a "):
+                raise
+            logger.debug("another worker finished this trial first (%s); going on", exc)
+            continue
         if objective.outcome == "budget":
             break
         dups = dups + 1 if objective.outcome == "duplicate" else 0
