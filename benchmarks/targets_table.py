@@ -44,8 +44,9 @@ def rows() -> list[str]:
                 note.append("inconclusive")
             met = "met" if t.get("met") else "**missed**"
             goal = f"{t.get('op')} {_fmt(t.get('target'))}"
+            cell = name.replace("|", "\\|")  # a pipe in a name would split the table's cell
             out.append(
-                f"| `{path.name}` | `{name}` | {_fmt(t.get('value'))} | {goal} | {met} | "
+                f"| `{path.name}` | `{cell}` | {_fmt(t.get('value'))} | {goal} | {met} | "
                 f"{'; '.join(note)} |"
             )
     return out
