@@ -83,6 +83,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import statistics
 import sys
 import time
@@ -400,7 +401,8 @@ def op_cost_tau(
         "L": L,
         "source": "profiled twice in this run (benchmarks/op_cost_reproducibility.py's "
         "profile_once, two separate profile_layers runs)",
-        "kendall_tau": float(kendalltau(a, b).statistic),
+        # undefined (None) when one run ties every operator (e.g. all at the per-call overhead)
+        "kendall_tau": None if math.isnan(t := float(kendalltau(a, b).statistic)) else t,
         "runs": runs,
         "wall_s": time.perf_counter() - t0,
     }
@@ -802,7 +804,7 @@ def main(argv: list[str] | None = None) -> int:
             ) | {"settings": prof}
             results["records"]["op_cost_reproducibility"] = tau
             atomic_write_json(args.out, results, schema_version=SCHEMA)
-        print(f"  op cost rank reproducibility tau {tau['kendall_tau']:.3f}", flush=True)
+        print(f"  op cost rank reproducibility tau {tau['kendall_tau']}", flush=True)
         results["op_cost_reproducibility"] = {k: v for k, v in tau.items() if k != "runs"}
     if "interaction" in args.parts:
         print("[3] the front's val-best member vs bm-nas-max", flush=True)
