@@ -64,3 +64,30 @@ def test_projection_bank_equals_separate_projections() -> None:
                 ref.bn.bias.copy_(group.bn.bias[p * width : (p + 1) * width])
             torch.testing.assert_close(out[i], ref(points[i]), rtol=1e-5, atol=1e-5)
             assert out[i].is_contiguous()
+
+
+@pytest.mark.parametrize(
+    ("hw", "L", "fixed"),
+    [
+        ((7, 7), 4, ((4, 4), (3, 3))),
+        ((14, 14), 4, ((7, 7), (7, 7))),
+        ((5, 5), 4, ((3, 3), (2, 2))),
+        ((10, 10), 4, ((5, 5), (5, 5))),
+        ((3, 2), 4, ((2, 1), (1, 1))),
+        ((8, 8), 16, ((2, 2), (2, 2))),
+        ((7, 7), 16, None),  # windows of 2, 3, 3, 2 rows: the slice form
+        ((1, 1), 4, None),  # smaller than the output: windows repeat
+        ((14, 9), 16, None),
+    ],
+)
+def test_uniform_windows_become_one_max_pool(
+    hw: tuple[int, int], L: int, fixed: tuple[tuple[int, int], tuple[int, int]] | None
+) -> None:
+    """Uniform adaptive windows run (and export) as one fixed max-pool, the others as slices;
+    both equal the adaptive pool (test above), and the exported graph has the expected nodes."""
+    pool = PointPool((5, *hw), L)
+    assert pool.fixed == fixed
+    graph = torch.jit.trace(pool, torch.randn(1, 5, *hw)).inlined_graph
+    kinds = {n.kind() for n in graph.nodes()}
+    assert ("aten::max_pool2d" in kinds) == (fixed is not None)
+    assert ("aten::amax" in kinds) == (fixed is None)

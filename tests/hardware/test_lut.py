@@ -106,6 +106,8 @@ def _mutate(path: str, value: Any) -> dict[str, Any]:
         (_mutate("entries", {"NotAKey": {}}), "unknown LUT key kind"),
         (_mutate(f"entries/{CONV}", {"latency": {"mean": 1}}), "'latency' and 'energy'"),
         ([1, 2], "must be a JSON object"),
+        (_mutate("layer_revisions", {"FusionReshape": 0}), "'layer_revisions' must map"),
+        (_mutate("layer_revisions", ["FusionReshape"]), "'layer_revisions' must map"),
     ],
 )
 def test_bad_files_are_one_line_lut_errors(tmp_path: Path, content: Any, match: str) -> None:
@@ -153,3 +155,32 @@ def test_merge() -> None:
     assert a.entries[CONV].latency_ms == 0.041
     a.merge(b)
     assert a.entries[CONV].latency_ms == 9.0
+
+
+RESHAPE = "FusionReshape-input:1_24_7_7-C:32-L:4"
+
+
+@pytest.mark.parametrize("imported", [False, True])
+def test_entries_of_an_older_layer_revision_are_dropped_and_profiled_again(
+    tmp_path: Path, imported: bool
+) -> None:
+    """A measured table that timed the fusion-point reshape before its graph changed (no
+    ``layer_revisions``: revision 1) loses those entries on load, so `_complete` profiles them on
+    today's graph; its other entries stay. An imported table keeps everything."""
+    from harmonic_nas.hardware.keys import LAYER_REVISIONS
+
+    obj = _good()
+    obj["entries"][RESHAPE] = LUTEntry.point(0.013, 0.2).to_json()
+    obj["predicted"] = [RESHAPE]
+    del obj["layer_revisions"]
+    if imported:
+        obj["energy_source"] = "imported:a paper"
+    lut = LUT.load(_write(tmp_path, json.dumps(obj)))
+    assert (RESHAPE in lut) == imported
+    assert CONV in lut and SUM in lut
+    assert lut.predicted == (frozenset({RESHAPE}) if imported else frozenset())
+    if not imported:
+        assert lut.layer_revisions["FusionReshape"] == LAYER_REVISIONS["FusionReshape"] == 2
+        lut.entries[RESHAPE] = LUTEntry.point(0.006, 0.09)  # profiled again, then saved
+        again = LUT.load(lut.save(tmp_path / "again.json"))
+        assert again.entries[RESHAPE] == LUTEntry.point(0.006, 0.09)  # current: kept

@@ -16,6 +16,7 @@ File format (JSON, ``schema_version`` 2)::
       "calibration": {"form", "a", "w_per_byte", "c_ms", "heldout_mape_pct", "samples", ...}
                      | null,
       "predicted": ["<key>", ...],
+      "layer_revisions": {"<key prefix>": <int>, ...},   (absent: every prefix at 1)
       "entries": {"<key>": {"latency": {"mean", "std", "count", "median"[, "p10"]},
                             "energy": {"mean", "std", "count"}}}
     }
@@ -25,6 +26,11 @@ File format (JSON, ``schema_version`` 2)::
 ``predicted`` lists entries that were not measured but predicted from other devices' tables
 (``lut import --sample``), flagged wherever they are used. Version 1 files (no identity,
 calibration or predicted entries) are still read.
+
+``layer_revisions`` records the implementation revision (:data:`.keys.LAYER_REVISIONS`) each key
+prefix was measured at. Loading a measured table drops the entries of a prefix measured at an
+older revision (logged), so that they are profiled again; imported tables keep theirs (they time
+the authors' implementation, not ours).
 
 ``overhead`` is a per-model constant (one inference call of a whole model: input feed, output
 fetch, session dispatch) that is added once per costed model; per-layer entries of a profiled LUT
@@ -36,6 +42,7 @@ value is an aggregate of an unknown number of measurements (imported tables).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Iterable
@@ -48,7 +55,7 @@ from harmonic_nas.backbones.layers import LayerSpec
 from harmonic_nas.errors import LUTError
 from harmonic_nas.hardware.calibration import Calibration
 from harmonic_nas.hardware.identity import MachineIdentity
-from harmonic_nas.hardware.keys import lut_key, parse_key
+from harmonic_nas.hardware.keys import LAYER_REVISIONS, lut_key, parse_key
 from harmonic_nas.utils.io import (
     DuplicateKeyError,
     atomic_write_json,
@@ -56,6 +63,8 @@ from harmonic_nas.utils.io import (
     load_json,
 )
 from harmonic_nas.utils.limits import MAX_LAYER_COST
+
+logger = logging.getLogger(__name__)
 
 LUT_SCHEMA_VERSION = 2
 #: older versions this code still reads
@@ -215,6 +224,30 @@ def entry_from_json(obj: Any, where: str) -> LUTEntry:
     return LUTEntry(latency, energy)
 
 
+def _drop_stale(entries: dict[str, LUTEntry], revisions: dict[str, int], source: str) -> None:
+    """Remove (in place) the entries of key prefixes measured at an older implementation
+    revision than :data:`LAYER_REVISIONS`, and mark those prefixes current: what a later
+    profiling adds is measured on today's implementation."""
+    for prefix, current in LAYER_REVISIONS.items():
+        old = revisions.get(prefix, 1)
+        if old >= current:
+            continue
+        stale = [k for k in entries if k.startswith(prefix + "-")]
+        for k in stale:
+            del entries[k]
+        revisions[prefix] = current
+        if stale:
+            logger.info(
+                "LUT %s: %d %s entries were measured at an older implementation (revision %d, "
+                "now %d); they are profiled again",
+                source,
+                len(stale),
+                prefix,
+                old,
+                current,
+            )
+
+
 @dataclass
 class LUT:
     """A device lookup table. Keys are built by :func:`~harmonic_nas.hardware.keys.lut_key`."""
@@ -227,6 +260,7 @@ class LUT:
     meta: dict[str, Any] = field(default_factory=dict)
     calibration: Calibration | None = None
     predicted: frozenset[str] = frozenset()
+    layer_revisions: dict[str, int] = field(default_factory=lambda: dict(LAYER_REVISIONS))
 
     def __post_init__(self) -> None:
         if not _ENERGY_SOURCE.match(self.energy_source):
@@ -303,6 +337,7 @@ class LUT:
             "meta": self.meta,
             "calibration": None if self.calibration is None else self.calibration.to_json(),
             "predicted": sorted(self.predicted),
+            "layer_revisions": dict(sorted(self.layer_revisions.items())),
             "entries": {k: self.entries[k].to_json() for k in sorted(self.entries)},
         }
 
@@ -371,6 +406,17 @@ class LUT:
         predicted = obj.get("predicted", [])
         if not isinstance(predicted, list) or not set(predicted) <= set(entries):
             raise LUTError(f"LUT {source}: 'predicted' must list keys of the table's entries")
+        revisions = obj.get("layer_revisions", {})
+        if not isinstance(revisions, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 1
+            for k, v in revisions.items()
+        ):
+            raise LUTError(
+                f"LUT {source}: 'layer_revisions' must map key prefixes to integers >= 1"
+            )
+        revisions = dict(revisions)
+        if not source_field.startswith("imported:"):
+            _drop_stale(entries, revisions, source)
         return cls(
             device=device,
             energy_source=source_field,
@@ -379,7 +425,8 @@ class LUT:
             overhead=overhead,
             meta=meta,
             calibration=calibration,
-            predicted=frozenset(predicted),
+            predicted=frozenset(p for p in predicted if p in entries),
+            layer_revisions=revisions,
         )
 
     def save(self, path: Path | str) -> Path:
