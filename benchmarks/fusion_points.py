@@ -27,7 +27,10 @@ rungs): ``points_val_best_cheap_vs_late_fusion_same_backbones_points`` >= -0.5 (
         [--depths 0,0 1,1 2,2 0,2 2,0] [--ops Sum ConcatFC] [--epochs 6]
 
 Saves benchmarks/results/fusion_points.json (``fusion_points_<profile>.json`` for other
-profiles), resumable per seed (``--fresh`` measures again).
+profiles), resumable per seed (``--fresh`` measures again). Once per file, ``reshape_costs``: the
+fusion point's pool + projection of every map shape of the space, in its current graph (one fixed
+max-pool) and in the slice form it replaced, timed in one interleaved run (the ratio is the
+figure; ``--reshape-repeats``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from harmonic_nas.fusion.genotype import CellGenotype, FusionGenotype, NodeGenot
 from harmonic_nas.fusion.model import MultimodalNet
 from harmonic_nas.fusion.runner import extract_backbones
 from harmonic_nas.fusion.search import train_fixed
+from harmonic_nas.hardware.inventory import space_layer_specs
 from harmonic_nas.search.baselines import late_fusion_rows
 from harmonic_nas.search.evaluator import HarmonicProblem, genome_config
 from harmonic_nas.search.genome import MultimodalGenome
@@ -164,6 +168,41 @@ def one_rung(
     }
 
 
+def reshape_costs(shapes: list[tuple[int, ...]], C: int, L: int, repeats: int) -> dict[str, Any]:
+    """The fusion point's path (pool + projection) timed in both graph forms in ONE interleaved
+    run (ONNX Runtime CPU, one thread): one fixed max-pool (``FusionReshape`` revision 2) vs the
+    slice form it replaced; p10 latencies in ms net of an empty model's call (the profiler's
+    statistic), and their ratio per map shape."""
+    from harmonic_nas.fusion.points import FusionReshape
+    from harmonic_nas.hardware.backends import interleaved_latencies, make_runner
+    from harmonic_nas.hardware.profiler import latency_stats, trivial_module
+
+    torch.manual_seed(0)
+    runners = [make_runner(*trivial_module(), "onnxruntime", 1)]
+    for shape in shapes:
+        for fixed in (True, False):
+            m = FusionReshape(shape, C, L).eval()
+            if not fixed:
+                m.pool.fixed = None  # the slice form (revision 1)
+            runners.append(make_runner(m, (torch.randn(1, *shape),), "onnxruntime", 1))
+    p10 = [latency_stats(x).value for x in interleaved_latencies(runners, 50, repeats)]
+    base = p10[0]
+    out: dict[str, Any] = {"call_overhead_ms": base, "repeats": repeats, "C": C, "L": L}
+    rows = []
+    for k, shape in enumerate(shapes):
+        fixed_ms, slices_ms = p10[1 + 2 * k] - base, p10[2 + 2 * k] - base
+        rows.append(
+            {
+                "shape": list(shape),
+                "fixed_pool_ms": fixed_ms,
+                "slices_ms": slices_ms,
+                "fixed_over_slices": fixed_ms / slices_ms if slices_ms > 0 else None,
+            }
+        )
+    out["shapes"] = rows
+    return out
+
+
 def val_best_cheap(models: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The best row on val among those at <= LATENCY_GOAL x the control's latency."""
     cheap = [m for m in models if m["latency_over_late_fusion_same_backbones"] <= LATENCY_GOAL]
@@ -174,7 +213,8 @@ def summarise(records: dict[str, Any]) -> dict[str, Any]:
     """Per (depths, op): means over seeds (each seed: mean over rungs); the val-chosen cheap row."""
     rows: dict[str, dict[str, list[float]]] = {}
     best: dict[str, list[float]] = {}
-    for rec in sorted(records.values(), key=lambda r: r["seed"]):
+    seeds = [r for r in records.values() if "seed" in r]  # not the reshape_costs record
+    for rec in sorted(seeds, key=lambda r: r["seed"]):
         per: dict[str, dict[str, list[float]]] = {}
         for rung in rec["rungs"]:
             for m in rung["models"]:
@@ -235,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depths", nargs="+", default=["0,0", "1,1", "2,2", "0,2", "2,0"])
     ap.add_argument("--ops", nargs="+", default=["Sum", "ConcatFC"])
     ap.add_argument("--epochs", type=int, default=6, help="training epochs of each network")
+    ap.add_argument("--reshape-repeats", type=int, default=2000, help="timings per reshape form")
     ap.add_argument("--fresh", action="store_true", help="measure again what is saved")
     ap.add_argument(
         "--set",
@@ -258,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         "depths": [list(d) for d in args.depths],
         "ops": args.ops,
         "epochs": args.epochs,
+        "reshape_repeats": args.reshape_repeats,
         "sets": args.set,
         "config": "configs/quick.yaml via benchmarks/_pipelines.py",
     }
@@ -270,6 +312,23 @@ def main(argv: list[str] | None = None) -> int:
             "settings": settings,
         }
     )
+    if "reshape_costs" not in results["records"]:
+        cfg0 = pipeline_config(args.profile, args.seeds[0], sets=list(args.set))
+        maps = sorted(
+            {
+                tuple(s.input_shape)
+                for s in space_layer_specs(cfg0)
+                if s.kind == "fusion_reshape" and len(s.input_shape) == 3
+            }
+        )
+        rec = reshape_costs(maps, cfg0.fusion.C, cfg0.fusion.L, args.reshape_repeats)
+        results["records"]["reshape_costs"] = rec
+        for r in rec["shapes"]:
+            print(
+                f"  reshape {r['shape']}: fixed pool {r['fixed_pool_ms']:.4f} ms, slices "
+                f"{r['slices_ms']:.4f} ms",
+                flush=True,
+            )
     for seed in args.seeds:
         key = f"s{seed}"
         if key in results["records"]:
@@ -293,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     results["summary"] = summarise(results["records"])
     results["targets"] = targets_of(results["summary"])
     atomic_write_json(out, results, schema_version=SCHEMA)
+    for r in results["records"]["reshape_costs"]["shapes"]:
+        print(f"reshape {r['shape']}: fixed pool / slices {r['fixed_over_slices']}")
     print("depths|op | test | val | vs fair late fusion (pts) | latency ratio")
     for name, row in results["summary"]["rows"].items():
         print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -109,7 +110,7 @@ def test_smoke_end_to_end(fp: ModuleType, tmp_path: Path) -> None:
     pruned cost grows as the point moves up), a rerun reuses the saved seed."""
     out = tmp_path / "smoke.json"
     argv = ["--seeds", "0", "--depths", "0,0", "2,2", "--ops", "Sum", "--epochs", "1"]
-    argv += ["--out", str(out)]
+    argv += ["--reshape-repeats", "20", "--out", str(out)]
     argv += [x for s in [*SMOKE, f"run_dir={tmp_path / 'runs'}"] for x in ("--set", s)]
     assert fp.main(argv) == 0
     r = json.loads(out.read_text())
@@ -118,6 +119,9 @@ def test_smoke_end_to_end(fp: ModuleType, tmp_path: Path) -> None:
     assert models[1]["pruned_latency_ms"] > models[0]["pruned_latency_ms"] >= 0.0
     assert models[1]["latency_ms"] < models[0]["latency_ms"]
     assert set(r["summary"]["rows"]) == {"0,0|Sum", "2,2|Sum"}
+    shapes = r["records"]["reshape_costs"]["shapes"]
+    assert [s["shape"] for s in shapes] == [[16, 10, 10], [16, 14, 14], [24, 5, 5], [24, 7, 7]]
+    assert all(math.isfinite(s["fixed_pool_ms"] + s["slices_ms"]) for s in shapes)
     assert r["machine"] and r["command"].startswith("python benchmarks/fusion_points.py")
     before = r["records"]
     assert fp.main(argv) == 0
