@@ -76,6 +76,32 @@ def test_front_vs_bm_nas_max_takes_the_val_best_member(fs: ModuleType) -> None:
     assert summary["val_best_vs_bm_nas_max_points"] == pytest.approx(-0.5)
     assert summary["val_best_vs_bm_nas_max_points_per_seed"] == pytest.approx([-1.0, 0.0])
     assert summary["latency_over_bm_nas_max"] == pytest.approx(0.6)
+    assert summary["controls"] == {}  # a control some seed lacks is not summarised
+
+
+def test_interaction_control_meets_only_with_its_latency(fs: ModuleType) -> None:
+    """The late-fusion frontier's val-best member is judged as the front's is: points and the
+    latency condition together make ``control_also_meets``."""
+
+    def rec(ctrl_pts: float, ctrl_lat: float) -> dict[str, Any]:
+        c = {"val_best_vs_bm_nas_max_points": ctrl_pts, "latency_over_bm_nas_max": ctrl_lat}
+        return {
+            "val_best_vs_bm_nas_max_points": 1.0,
+            "latency_over_bm_nas_max": 0.5,
+            "controls": {fs.LATE_FRONTIER: c},
+        }
+
+    for ctrl, meets in (((-2.0, 0.5), False), ((0.5, 0.9), False), ((0.0, 0.6), True)):
+        summary = fs.summarise_interaction([rec(*ctrl), rec(*ctrl)])
+        c = summary["controls"][fs.LATE_FRONTIER]
+        assert c["val_best_vs_bm_nas_max_points"] == pytest.approx(ctrl[0])
+        t = fs.targets_of({"interaction": summary})
+        points = t["interaction_val_best_vs_bm_nas_max_points"]
+        assert points["met"] is True
+        assert points["control_also_meets"] is meets
+        assert points["_controls"] == {fs.LATE_FRONTIER: pytest.approx(ctrl[0])}
+        lat = t["interaction_latency_over_bm_nas_max"]
+        assert lat["control_also_meets"] is (ctrl[1] <= 0.67)
 
 
 @pytest.mark.parametrize(
@@ -94,6 +120,8 @@ def test_interaction_targets(
         "target": 0.67,
         "op": "<=",
         "met": ratio_met,
+        "control_also_meets": False,  # no control measured
+        "_controls": {},
     }
 
 
@@ -261,7 +289,12 @@ def test_interaction_part_on_its_profile(fs: ModuleType, fake: Calls, tmp_path: 
     assert fs.main([*args, "--out", str(out)]) == 0
     assert fake.n["interaction"] == [0, 1]
     saved = json.loads(out.read_text())
-    assert saved["interaction"]["settings"] == {"population": 16, "generations": 4, "test_seeds": 1}
+    assert saved["interaction"]["settings"] == {
+        "population": 16,
+        "generations": 4,
+        "test_seeds": 1,
+        "controls": [fs.LATE_FRONTIER],
+    }
     t = saved["targets"]
     assert t["interaction_val_best_vs_bm_nas_max_points"]["met"] is True
     assert t["interaction_latency_over_bm_nas_max"]["value"] == pytest.approx(0.5)
