@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from _bench_config import BASE_CONFIG, PRETRAIN_EPOCHS, ROOT  # benchmarks/_bench_config.py
+from _bench_config import BASE_CONFIG, PROTOCOL_SETS, ROOT  # benchmarks/_bench_config.py
 from harmonic_nas.config import ExperimentConfig, load_config
 from harmonic_nas.data.av_digits import PROFILES
 from harmonic_nas.search.evaluator import HarmonicProblem
@@ -49,7 +49,7 @@ def pipeline_config(
         "seed": seed,
         "dataset": {"name": "av-digits", "options": {"profile": profile}},
     }
-    return load_config(path, overrides, sets=[f"pretrain.epochs={PRETRAIN_EPOCHS}", *(sets or [])])
+    return load_config(path, overrides, sets=[*PROTOCOL_SETS, *(sets or [])])
 
 
 def open_pipeline(cfg: ExperimentConfig) -> tuple[HarmonicProblem, dict[str, float]]:

@@ -422,6 +422,12 @@ def to_candidates(raw: dict[str, list[dict[str, Any]]]) -> dict[str, list[Any]]:
     return out
 
 
+def is_late(cand: Any) -> bool:
+    """Whether a saved candidate is late fusion chosen by the ``fusion_mode`` gene (its key's
+    last part; the late-fusion frontier's own candidates are keyed by their backbones only)."""
+    return str(cand.genome["key"]).rsplit("|", 1)[-1] == "late"
+
+
 def measure_seed(
     rec: dict[str, Any], raw: dict[str, list[dict[str, Any]]], n_boot: int
 ) -> dict[str, Any]:
@@ -448,11 +454,21 @@ def measure_seed(
     }
     union = fm.union_front(strategies, energy=energy)
     legacy = rec["legacy_box"]
+    fronts = {k: fm.front_points(v, energy=energy) for k, v in strategies.items()}
     return {
         "box": box.to_json(),
         "n_boot": n_boot,
         "hv": dict(boot.point),
-        "front_size": {k: len(fm.front_points(v, energy=energy)) for k, v in strategies.items()},
+        "front_size": {k: len(v) for k, v in fronts.items()},
+        "late_fusion_choices": {
+            k: {
+                "candidates": len(v),
+                "late": sum(is_late(c) for c in v),
+                "front": len(fronts[k]),
+                "front_late": sum(is_late(c) for c in fronts[k]),
+            }
+            for k, v in strategies.items()
+        },
         "igd_plus": {k: fm.igd_plus(v, union, box) for k, v in strategies.items()},
         "legacy_normalised_hv": {
             k: fm.legacy_normalised_hv(v, legacy["ideal"], legacy["reference"], energy=energy)
@@ -493,6 +509,13 @@ def summarise(seed_metrics: list[dict[str, Any]]) -> dict[str, Any]:
             "difference_per_seed": [c["difference"] for c in per],
             "difference_ci": None if di is None else [di.low, di.high],
             "control_hv_zero_seeds": sum(bool(c["control_hv_zero"]) for c in per),
+        }
+    # with search.fusion_modes: how often each strategy chose late fusion, among its candidates
+    # and its front's members (per seed; a seed saved before this count existed has none)
+    if all("late_fusion_choices" in m for m in seed_metrics):
+        out["late_fusion_choices"] = {
+            k: [m["late_fusion_choices"][k] for m in seed_metrics]
+            for k in common_keys(m["late_fusion_choices"] for m in seed_metrics)
         }
     for what in ("hv", "igd_plus", "legacy_normalised_hv", "front_size"):
         names = common_keys(m[what] for m in seed_metrics)

@@ -287,3 +287,26 @@ def test_without_an_energy_ceiling_the_box_stays_two_dimensional(bench: ModuleTy
     assert m["box"]["energy_ceiling"] is None
     assert m["hv"]["nsga2"] == pytest.approx(0.325)
     assert m["hv"]["late_fusion_frontier"] == pytest.approx(0.25)
+
+
+def test_late_fusion_choices_are_counted_per_strategy(bench: ModuleType) -> None:
+    """search_quality's seed metrics (shared): how often the fusion-mode gene chose late fusion,
+    among a strategy's candidates and its front; a key that only ends in 'late' elsewhere, or the
+    frontier's backbone-only keys, is not a choice."""
+    cands = seed_candidates()
+    cands["nsga2"][0]["genome"] = "image=a|audio=b|late"  # A, on the front
+    cands["nsga2"][1]["genome"] = "image=a|audio=b|c1n1-network+late"  # B, on the front
+    cands["nsga2"].append(cand("nsga2", 3, 0.80, 6.0, 12.0, genome="image=c|audio=d|late"))
+    m = bench.measure_seed(seed_record(0), cands, 20)
+    choices = m["late_fusion_choices"]
+    assert choices["nsga2"] == {"candidates": 3, "late": 2, "front": 2, "front_late": 1}
+    assert choices["late_fusion_frontier"] == {
+        "candidates": 1,
+        "late": 0,
+        "front": 1,
+        "front_late": 0,
+    }
+    summary = bench.summarise([m, m])
+    assert summary["late_fusion_choices"]["nsga2"] == [choices["nsga2"]] * 2
+    older = {k: v for k, v in m.items() if k != "late_fusion_choices"}  # saved before the count
+    assert "late_fusion_choices" not in bench.summarise([m, older])
