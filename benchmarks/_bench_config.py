@@ -13,6 +13,7 @@ ships is measured with ``--set 'search.fusion_modes=[late,network+late]'``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +36,17 @@ def load_bench_config(
 
 def repo_relative(path: Path) -> str:
     """``path`` relative to the repository when inside it (no machine paths in saved results)."""
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    # the path as given first: a run directory under a symlinked ``runs/`` stays ``runs/...``
+    for candidate in (Path(os.path.abspath(path)), path.resolve()):
+        if candidate.is_relative_to(ROOT):
+            return str(candidate.relative_to(ROOT))
+    return str(path.resolve())
 
 
 def bench_identity() -> dict[str, Any]:
     """The machine a benchmark ran on (CPU, cores, caches, runtime versions; no hostname), with
     the Python, torch, ONNX Runtime and Optuna versions and the load average at the start (the
     machine may be shared): what every benchmark JSON records."""
-    import os
     import platform
 
     import onnxruntime
@@ -59,4 +62,14 @@ def bench_identity() -> dict[str, Any]:
         "onnxruntime": onnxruntime.__version__,
         "optuna": optuna.__version__,
         "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def sidecar_fields(main: Path) -> dict[str, Any]:
+    """What a benchmark's sidecar file (every candidate or subnet of ``main``) records beside its
+    data: no targets of its own (they are in ``main``), a note saying so, and the machine."""
+    return {
+        "targets": {},
+        "note": f"sidecar of {main.name}; its targets are in {main.name}",
+        "machine": bench_identity(),
     }

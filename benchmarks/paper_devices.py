@@ -65,7 +65,7 @@ from typing import Any
 import optuna
 import torch
 
-from _bench_config import bench_identity  # benchmarks/_bench_config.py
+from _bench_config import bench_identity, sidecar_fields  # benchmarks/_bench_config.py
 from _bench_config import repo_relative as _rel
 from _pipelines import BENCH_PROFILES, open_pipeline, pipeline_config  # benchmarks/_pipelines.py
 from _targets import print_targets, target  # benchmarks/_targets.py
@@ -661,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         rec["wall_s"] = time.perf_counter() - t0
         results["seeds"][str(seed)] = rec
         cands["seeds"][str(seed)] = seed_cands
-        atomic_write_json(cpath, cands, schema_version=SCHEMA)
+        atomic_write_json(cpath, {**cands, **sidecar_fields(args.out)}, schema_version=SCHEMA)
         finish(results, cands["seeds"], args.boot)
         atomic_write_json(args.out, results, schema_version=SCHEMA)
         print(f"seed {seed}: done in {rec['wall_s'] / 60:.1f} min", flush=True)

@@ -73,7 +73,7 @@ from typing import Any
 import optuna
 import torch
 
-from _bench_config import bench_identity  # benchmarks/_bench_config.py
+from _bench_config import bench_identity, sidecar_fields  # benchmarks/_bench_config.py
 from _bench_config import repo_relative as _rel
 from _pipelines import BENCH_PROFILES, open_pipeline, pipeline_config  # benchmarks/_pipelines.py
 from harmonic_nas.config import ExperimentConfig
@@ -717,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
             rec["wall_s"] += old.get("wall_s", 0.0)
         results["seeds"][str(seed)] = rec
         cands["seeds"][str(seed)] = seed_cands
-        atomic_write_json(cpath, cands, schema_version=SCHEMA)
+        atomic_write_json(cpath, {**cands, **sidecar_fields(args.out)}, schema_version=SCHEMA)
         finish(results, cands["seeds"], args.boot)
         atomic_write_json(args.out, results, schema_version=SCHEMA)
         print(f"seed {seed}: done in {rec['wall_s'] / 60:.1f} min", flush=True)

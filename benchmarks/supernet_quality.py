@@ -192,7 +192,7 @@ def _tau(a: list[float], b: list[float]) -> float:
 
 def run_instrument(args: argparse.Namespace) -> int:
     """The instrument's supernet quality on a profile's shared pipeline (see the docstring)."""
-    from _bench_config import bench_identity
+    from _bench_config import bench_identity, sidecar_fields
     from _pipelines import open_pipeline, pipeline_config
     from harmonic_nas.utils.io import read_json
 
@@ -237,7 +237,7 @@ def run_instrument(args: argparse.Namespace) -> int:
                 row[f"standalone_{run}"] = evaluate_subnet(alone, va.inputs[m], va.labels)
                 row[f"standalone_{run}_cpu_s"] = time.process_time() - t0
             done["subnets"][key] = row
-            atomic_write_json(side, done, schema_version=1)
+            atomic_write_json(side, {**done, **sidecar_fields(args.out)}, schema_version=1)
             print(
                 f"{m} subnet {i}: inherited {row['inherited']:.4f} alone "
                 f"{row['standalone_a']:.4f} / {row['standalone_b']:.4f}",

@@ -1,4 +1,5 @@
-"""benchmarks/_pipelines.py: the benchmarks' protocol on top of configs/quick.yaml."""
+"""benchmarks/_pipelines.py and _bench_config.py: the benchmarks' protocol on top of
+configs/quick.yaml, and what their saved files record."""
 
 from __future__ import annotations
 
@@ -50,3 +51,29 @@ def test_the_protocol_keeps_saved_results_reproducible(pipelines: ModuleType) ->
     assert modes.search.fusion_modes == ("late", "network+late")
     assert modes.name.startswith("bench-hard-s1-") and modes.name != cfg.name
     assert modes.pretrain == cfg.pretrain  # the same supernets' recipe
+
+
+def test_paths_in_results_stay_repository_relative_through_a_symlink(
+    pipelines: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run directory under a symlinked ``runs/`` is saved as ``runs/...``, not as the machine
+    path the link points to; a path outside the repository stays absolute."""
+    config = sys.modules["_bench_config"]
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    (elsewhere / "bench-hard-s0").mkdir(parents=True)
+    repo.mkdir()
+    (repo / "runs").symlink_to(elsewhere, target_is_directory=True)
+    monkeypatch.setattr(config, "ROOT", repo.resolve())
+    assert config.repo_relative(repo / "runs" / "bench-hard-s0") == "runs/bench-hard-s0"
+    assert config.repo_relative(elsewhere / "bench-hard-s0") == str(
+        (elsewhere / "bench-hard-s0").resolve()
+    )
+
+
+def test_a_sidecar_names_its_result_and_records_the_machine(pipelines: ModuleType) -> None:
+    fields = sys.modules["_bench_config"].sidecar_fields(Path("results") / "search_quality.json")
+    assert fields["targets"] == {}
+    assert (
+        fields["note"] == "sidecar of search_quality.json; its targets are in search_quality.json"
+    )
+    assert {"torch", "onnxruntime", "python"} <= set(fields["machine"])
